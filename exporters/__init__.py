@@ -1,0 +1,1 @@
+"""Checkpoint -> artifact exporters (ONNX, TorchScript). Not built yet: no command exposes them."""

@@ -1,0 +1,5 @@
+"""Allow ``python -m profiler``."""
+
+from profiler.cli import app
+
+app()

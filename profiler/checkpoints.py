@@ -1,0 +1,293 @@
+"""Embedded demo checkpoints: small LED and BigBird-Pegasus models built locally, no hub needed.
+
+A checkpoint here is an ordinary Hugging Face directory (config, safetensors weights, generation
+config, tokenizer) so every later stage treats it exactly like a user's fine-tuned model. Weights are
+random but seeded, and the tokenizer is trained on text from :mod:`profiler.textgen`, so the same
+arguments always write byte-identical files.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers.trainers import BpeTrainer
+
+from profiler.textgen import corpus
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+
+# torch and transformers take seconds to import; they are imported where a model is built so
+# that `profiler --help` and the other commands start at once.
+
+Arch = Literal["led", "bigbird-pegasus"]
+Size = Literal["tiny", "small"]
+ARCHS: tuple[Arch, ...] = get_args(Arch)
+SIZES: tuple[Size, ...] = get_args(Size)
+
+#: Longest input, in tokens, that every demo checkpoint accepts (the study's largest length).
+MAX_INPUT_TOKENS = 4096
+#: Longest decoder sequence: covers ``forward`` mode targets and long generations.
+MAX_TARGET_TOKENS = 1024
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be built as asked (bad arguments or an unusable output directory)."""
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Dimensions of one size; shared by both architectures so they compare like for like."""
+
+    d_model: int
+    layers: int
+    heads: int
+    ffn_dim: int
+    vocab_size: int
+    corpus_paragraphs: int
+    #: LED: one-sided sliding window is ``attention_window / 2`` tokens.
+    attention_window: int
+    #: BigBird: block-sparse attention needs more than ``(5 + 2 * random_blocks) * block_size`` tokens.
+    block_size: int
+    random_blocks: int
+
+
+MODEL_SIZES: dict[Size, ModelSize] = {
+    # Builds in seconds: for tests.
+    "tiny": ModelSize(
+        d_model=32,
+        layers=1,
+        heads=2,
+        ffn_dim=64,
+        vocab_size=1000,
+        corpus_paragraphs=1500,
+        attention_window=32,
+        block_size=16,
+        random_blocks=2,
+    ),
+    # One 4096-token encoder pass in tens of milliseconds on a 2-core CPU: for the demo and benchmarks.
+    "small": ModelSize(
+        d_model=128,
+        layers=2,
+        heads=2,
+        ffn_dim=512,
+        vocab_size=8000,
+        corpus_paragraphs=12000,
+        attention_window=128,
+        block_size=64,
+        random_blocks=3,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Special tokens of one architecture's tokenizer, in vocabulary order (ids 0, 1, ...)."""
+
+    tokens: tuple[str, ...]
+    pad: str
+    eos: str
+    unk: str
+    bos: str | None
+    mask: str
+    #: Template that wraps one sequence, as the original tokenizer does.
+    template: str
+
+
+SPECIAL_TOKENS: dict[Arch, SpecialTokens] = {
+    # BART / LED: byte-level BPE, ``<s> text </s>``, pad id 1.
+    "led": SpecialTokens(
+        tokens=("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
+        pad="<pad>",
+        eos="</s>",
+        unk="<unk>",
+        bos="<s>",
+        mask="<mask>",
+        template="<s> $A </s>",
+    ),
+    # Pegasus: sentencepiece-style pieces, ``text </s>``, pad id 0 (also the decoder start).
+    "bigbird-pegasus": SpecialTokens(
+        tokens=("<pad>", "</s>", "<unk>", "<mask_1>"),
+        pad="<pad>",
+        eos="</s>",
+        unk="<unk>",
+        bos=None,
+        mask="<mask_1>",
+        template="$A </s>",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BuiltCheckpoint:
+    """What :func:`build_checkpoint` wrote."""
+
+    path: Path
+    arch: Arch
+    size: Size
+    parameters: int
+    vocab_size: int
+    seconds: float
+
+
+def train_tokenizer(arch: Arch, size: Size, seed: int = 0) -> PreTrainedTokenizerFast:
+    """Train the architecture's style of tokenizer on generated text.
+
+    LED gets BART's byte-level BPE; BigBird-Pegasus gets sentencepiece-style pieces (``▁`` word
+    marker, whitespace collapsed) as Pegasus does, trained here as BPE.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    spec, special = MODEL_SIZES[size], SPECIAL_TOKENS[arch]
+    if arch == "led":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        tokenizer = Tokenizer(models.BPE(unk_token=special.unk))
+        tokenizer.normalizer = normalizers.Sequence(
+            [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+        )
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        alphabet = []
+    trainer = BpeTrainer(
+        vocab_size=spec.vocab_size,
+        special_tokens=list(special.tokens),
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus(f"tokenizer:{seed}", spec.corpus_paragraphs), trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=special.template,
+        special_tokens=[(tok, tokenizer.token_to_id(tok)) for tok in (special.bos, special.eos) if tok],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        model_max_length=MAX_INPUT_TOKENS,
+        # Seq2seq models take no token_type_ids; leaving them in breaks generate().
+        model_input_names=["input_ids", "attention_mask"],
+        pad_token=special.pad,
+        eos_token=special.eos,
+        unk_token=special.unk,
+        bos_token=special.bos,
+        mask_token=special.mask,
+    )
+
+
+def model_config(arch: Arch, size: Size, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
+    """The transformers config for one architecture and size, wired to the tokenizer's ids."""
+    from transformers import BigBirdPegasusConfig, LEDConfig
+
+    spec = MODEL_SIZES[size]
+    common = {
+        "vocab_size": len(tokenizer),
+        "d_model": spec.d_model,
+        "encoder_layers": spec.layers,
+        "decoder_layers": spec.layers,
+        "encoder_attention_heads": spec.heads,
+        "decoder_attention_heads": spec.heads,
+        "encoder_ffn_dim": spec.ffn_dim,
+        "decoder_ffn_dim": spec.ffn_dim,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if arch == "led":
+        return LEDConfig(
+            **common,
+            bos_token_id=tokenizer.bos_token_id,
+            decoder_start_token_id=tokenizer.eos_token_id,
+            attention_window=spec.attention_window,
+            max_encoder_position_embeddings=MAX_INPUT_TOKENS,
+            max_decoder_position_embeddings=MAX_TARGET_TOKENS,
+        )
+    return BigBirdPegasusConfig(
+        **common,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        attention_type="block_sparse",
+        block_size=spec.block_size,
+        num_random_blocks=spec.random_blocks,
+        max_position_embeddings=MAX_INPUT_TOKENS,
+    )
+
+
+def _make_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
+    """Randomly initialised weights, reproducible from ``seed``, leaving the global RNG alone."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, GenerationConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model: PreTrainedModel = AutoModelForSeq2SeqLM.from_config(config).eval()
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        num_beams=1,
+        do_sample=False,
+    )
+    return model
+
+
+def _check_output_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CheckpointError(f"{out_dir} exists and is a file; choose a directory path with -o.")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise CheckpointError(
+            f"{out_dir} is not empty; choose an empty or new directory, or pass --overwrite."
+        )
+
+
+def parse_arch(arch: str) -> Arch:
+    """Validate an architecture name from the command line or a config."""
+    for known in ARCHS:
+        if arch == known:
+            return known
+    raise CheckpointError(f"unknown arch {arch!r}; choose one of: {', '.join(ARCHS)}.")
+
+
+def parse_size(size: str) -> Size:
+    """Validate a size name from the command line or a config."""
+    for known in SIZES:
+        if size == known:
+            return known
+    raise CheckpointError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}.")
+
+
+def build_checkpoint(
+    arch: str, size: str, out_dir: Path, seed: int = 0, overwrite: bool = False
+) -> BuiltCheckpoint:
+    """Write a complete Hugging Face checkpoint directory for ``arch`` at ``size``.
+
+    Args:
+        arch: ``led`` or ``bigbird-pegasus``.
+        size: ``tiny`` (tests) or ``small`` (demo and benchmarks).
+        out_dir: directory to create; must be new or empty unless ``overwrite``.
+        seed: seeds both the weights and the tokenizer's training text.
+        overwrite: replace files in a non-empty directory.
+
+    Raises:
+        CheckpointError: unknown arch or size, or an unusable output directory.
+    """
+    valid_arch, valid_size = parse_arch(arch), parse_size(size)
+    _check_output_dir(out_dir, overwrite)
+    started = time.perf_counter()
+    tokenizer = train_tokenizer(valid_arch, valid_size, seed)
+    model = _make_model(model_config(valid_arch, valid_size, tokenizer), seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return BuiltCheckpoint(
+        path=out_dir,
+        arch=valid_arch,
+        size=valid_size,
+        parameters=model.num_parameters(),
+        vocab_size=len(tokenizer),
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from profiler.checkpoints import (
+    ARCHS,
+    MAX_INPUT_TOKENS,
+    CheckpointError,
+    build_checkpoint,
+)
+
+EXPECTED_FILES = {
+    "config.json",
+    "model.safetensors",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+}
+
+
+def _random_ids(vocab_size: int, length: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(10, vocab_size, (1, length), generator=generator)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_checkpoint_loads_offline_and_generates(arch: str, tiny_checkpoints: dict[str, Path]) -> None:
+    path = tiny_checkpoints[arch]
+    assert {p.name for p in path.iterdir()} >= EXPECTED_FILES
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()
+    assert model.config.model_type == {"led": "led", "bigbird-pegasus": "bigbird_pegasus"}[arch]
+    assert len(tokenizer) == model.config.vocab_size
+    text = "Where is the committee located?\n\nThe committee reviewed the annual budget."
+    encoded = tokenizer(text, return_tensors="pt")
+    assert tokenizer.decode(encoded["input_ids"][0], skip_special_tokens=True) == (
+        text if arch == "led" else " ".join(text.split())
+    )
+    with torch.inference_mode():
+        output = model.generate(**encoded, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+    assert output.shape == (1, 9)  # decoder start token + 8 new tokens
+    assert output[0, 0].item() == model.config.decoder_start_token_id
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_same_arguments_write_byte_identical_files(arch: str, tmp_path: Path) -> None:
+    first = build_checkpoint(arch, "tiny", tmp_path / "a")
+    second = build_checkpoint(arch, "tiny", tmp_path / "b")
+    names = sorted(p.name for p in first.path.iterdir())
+    assert names == sorted(p.name for p in second.path.iterdir())
+    for name in names:
+        assert (first.path / name).read_bytes() == (second.path / name).read_bytes(), name
+    other_seed = build_checkpoint(arch, "tiny", tmp_path / "c", seed=1)
+    assert (other_seed.path / "model.safetensors").read_bytes() != (
+        first.path / "model.safetensors"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_small_checkpoint_encodes_the_longest_input(arch: str, small_checkpoints: dict[str, Path]) -> None:
+    model = AutoModelForSeq2SeqLM.from_pretrained(small_checkpoints[arch]).eval()
+    params = model.num_parameters()
+    assert 1_000_000 < params < 10_000_000
+    input_ids = _random_ids(model.config.vocab_size, MAX_INPUT_TOKENS)
+    with torch.inference_mode():
+        hidden = model.get_encoder()(input_ids=input_ids).last_hidden_state
+    assert hidden.shape == (1, MAX_INPUT_TOKENS, model.config.d_model)
+    assert torch.isfinite(hidden).all()
+
+
+def test_led_attention_is_local(tiny_checkpoints: dict[str, Path]) -> None:
+    """A token far outside the sliding window cannot change the first position's output."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints["led"]).eval()
+    assert model.config.encoder_layers == 1
+    window = model.config.attention_window[0]
+    input_ids = _random_ids(model.config.vocab_size, MAX_INPUT_TOKENS)
+    changed_far, changed_near = input_ids.clone(), input_ids.clone()
+    changed_far[0, 2000] = (changed_far[0, 2000] + 1) % model.config.vocab_size
+    changed_near[0, window // 4] = (changed_near[0, window // 4] + 1) % model.config.vocab_size
+    encoder = model.get_encoder()
+    with torch.inference_mode():
+        base = encoder(input_ids=input_ids).last_hidden_state[0, 0]
+        far = encoder(input_ids=changed_far).last_hidden_state[0, 0]
+        near = encoder(input_ids=changed_near).last_hidden_state[0, 0]
+    assert torch.equal(base, far)
+    assert not torch.equal(base, near)
+
+
+@pytest.mark.parametrize("length", [1024, 2048, 3072, 4096])
+def test_bigbird_block_sparse_attention_is_active(length: int, tiny_checkpoints: dict[str, Path]) -> None:
+    """transformers silently falls back to full attention on short inputs; ours must not."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints["bigbird-pegasus"]).eval()
+    encoder = model.get_encoder()
+    input_ids = _random_ids(model.config.vocab_size, length)
+    with torch.inference_mode():
+        sparse = encoder(input_ids=input_ids).last_hidden_state
+        assert encoder.attention_type == "block_sparse"
+        encoder.set_attention_type("original_full")
+        full = encoder(input_ids=input_ids).last_hidden_state
+    assert not torch.allclose(sparse, full, atol=1e-4)
+
+
+def test_non_empty_output_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(CheckpointError, match=r"not empty.*--overwrite"):
+        build_checkpoint("led", "tiny", tmp_path)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+    built = build_checkpoint("led", "tiny", tmp_path, overwrite=True)
+    assert json.loads((built.path / "config.json").read_text())["model_type"] == "led"
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(CheckpointError, match="is a file"):
+        build_checkpoint("led", "tiny", target)
+
+
+@pytest.mark.parametrize(("arch", "size"), [("t5", "tiny"), ("led", "huge")])
+def test_unknown_arch_or_size_names_the_choices(arch: str, size: str, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="choose one of"):
+        build_checkpoint(arch, size, tmp_path / "x")
+    assert not (tmp_path / "x").exists()

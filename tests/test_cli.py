@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from transformers import AutoTokenizer
+from typer.testing import CliRunner
+
+from profiler.cli import app
+from profiler.workload import load_jsonl, token_count
+
+
+def invoke(args: list[str]) -> Result:
+    """Run the CLI in-process as the installed ``profiler`` command would."""
+    return CliRunner().invoke(app, args, prog_name="profiler")
+
+
+SUBCOMMANDS = [
+    [],
+    ["checkpoints"],
+    ["checkpoints", "build"],
+    ["workload"],
+    ["workload", "check"],
+    ["workload", "synth"],
+    ["workload", "sample"],
+    ["demo"],
+]
+
+
+def test_console_script_is_installed() -> None:
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        [str(bin_dir / "profiler"), "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("checkpoints", "workload", "demo"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "profiler")
+def test_every_command_has_help(args: list[str]) -> None:
+    result = invoke([*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: profiler" in result.output
+
+
+def test_checkpoints_build_prints_parameters_and_directory(tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    result = invoke(["checkpoints", "build", "--arch", "led", "--size", "tiny", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert "parameters" in result.output
+    assert str(out.resolve()) in result.output.replace("\n", "")
+    assert config["model_type"] == "led"
+
+
+def test_checkpoints_build_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = invoke(["checkpoints", "build", "--arch", "led", "--size", "tiny", "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_checkpoints_build_rejects_an_unknown_arch(tmp_path: Path) -> None:
+    result = invoke(["checkpoints", "build", "--arch", "t5", "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "led" in result.output
+    assert "bigbird-pegasus" in result.output
+
+
+def test_workload_synth_then_check(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    out = tmp_path / "synth.jsonl"
+    checkpoint = tiny_checkpoints["bigbird-pegasus"]
+    result = invoke(
+        [
+            "workload",
+            "synth",
+            "--tokenizer",
+            str(checkpoint),
+            "--lengths",
+            "100,1024",
+            "--count",
+            "2",
+            "--style",
+            "qa",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    records = load_jsonl(out)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    assert [token_count(tokenizer, r.input) for r in records] == [100, 100, 1024, 1024]
+    checked = invoke(["workload", "check", str(out), "--tokenizer", str(checkpoint)])
+    assert checked.exit_code == 0, checked.output
+    assert "4 rows, 4 examples" in checked.output
+    assert "min 100" in checked.output
+    assert "max 1024" in checked.output
+
+
+@pytest.mark.parametrize("lengths", ["1024,abc", "0", ","])
+def test_workload_synth_rejects_bad_lengths(
+    lengths: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    result = invoke(
+        [
+            "workload",
+            "synth",
+            "--tokenizer",
+            str(tiny_checkpoints["led"]),
+            "--lengths",
+            lengths,
+            "-o",
+            str(tmp_path / "x.jsonl"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "1024,2048" in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_workload_check_names_the_bad_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "pid": "1_0", "input": "doc", "output": "x"}\n{"id": "2"}\n')
+    result = invoke(["workload", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.jsonl:2" in result.output.replace("\n", "")
+    assert "missing field" in result.output
+
+
+def test_workload_sample_writes_the_shipped_set(tmp_path: Path) -> None:
+    out = tmp_path / "sample.jsonl"
+    result = invoke(["workload", "sample", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(load_jsonl(out)) == 8
+
+
+def test_demo_runs_to_the_end(tmp_path: Path) -> None:
+    result = invoke(["demo", "--workdir", str(tmp_path), "--lengths", "1024", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    for arch in ("led", "bigbird-pegasus"):
+        assert (tmp_path / f"{arch}-small" / "model.safetensors").is_file()
+        assert f"{arch}" in result.output
+    assert "1024" in result.output
+    assert "Not built yet" in result.output
