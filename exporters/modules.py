@@ -1,0 +1,284 @@
+"""Export-friendly wrappers around a transformers LED or BigBird-Pegasus model.
+
+They reuse the model's own submodules and weights and reorder none of its arithmetic, but avoid
+what exporters cannot capture: the attention is :mod:`exporters.attention`'s static-shape version,
+masks are built in O(n), and the decoder takes its position and its past key/values as explicit
+tensors so one graph serves every step. Three graphs make a generator:
+
+- :class:`EncoderGraph` (one per bucket): ``input_ids, attention_mask -> last_hidden_state``;
+- :class:`DecoderInitGraph`: the first step; also projects the encoder output into each layer's
+  cross-attention keys and values, once per request;
+- :class:`DecoderStepGraph`: every later step, with the self-attention past growing by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from exporters.attention import (
+    bigbird_key_blocks,
+    block_sparse_attention,
+    full_attention,
+    sliding_window_attention,
+)
+
+#: transformers ``model_type`` values this module knows how to rewrite.
+SUPPORTED_MODEL_TYPES = ("led", "bigbird_pegasus")
+
+
+def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, length, width = tensor.shape
+    return tensor.reshape(batch, length, heads, width // heads).transpose(1, 2)
+
+
+def _merge_heads(tensor: torch.Tensor) -> torch.Tensor:
+    batch, heads, length, dim = tensor.shape
+    return tensor.transpose(1, 2).reshape(batch, length, heads * dim)
+
+
+def base_model(model: Any) -> Any:
+    """The encoder-decoder inside a ``*ForConditionalGeneration`` model."""
+    return model.led if model.config.model_type == "led" else model.model
+
+
+def bucket_granularity(config: Any) -> int:
+    """Bucket lengths must be multiples of this: LED's window, BigBird's block."""
+    if config.model_type == "led":
+        windows = set(config.attention_window) if isinstance(config.attention_window, list) else None
+        return max(windows) if windows else int(config.attention_window)
+    return int(config.block_size)
+
+
+def max_input_length(config: Any) -> int:
+    """Longest encoder input the model's position table allows."""
+    if config.model_type == "led":
+        return int(config.max_encoder_position_embeddings)
+    return int(config.max_position_embeddings)
+
+
+class EncoderGraph(nn.Module):
+    """The encoder at one fixed input length (a bucket)."""
+
+    def __init__(self, model: Any, length: int) -> None:
+        super().__init__()
+        self.encoder = base_model(model).encoder
+        self.config = model.config
+        self.length = length
+        self.is_led = model.config.model_type == "led"
+        if not self.is_led:
+            self._prepare_bigbird(length)
+
+    def _prepare_bigbird(self, length: int) -> None:
+        config = self.config
+        block, rand = config.block_size, config.num_random_blocks
+        self.sparse = config.attention_type == "block_sparse" and length > (5 + 2 * rand) * block
+        if not self.sparse:
+            return
+        for index, layer in enumerate(self.encoder.layers):
+            index_blocks, slot_used = bigbird_key_blocks(
+                length // block, torch.as_tensor(_bigbird_random_blocks(layer.self_attn.self, length))
+            )
+            self.register_buffer(f"key_index_{index}", index_blocks, persistent=False)
+            self.register_buffer(f"slot_used_{index}", slot_used, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        encoder = self.encoder
+        valid = attention_mask.bool()
+        positions = encoder.embed_positions.weight[: self.length]
+        hidden = encoder.embed_tokens(input_ids) + positions
+        if self.is_led:
+            hidden = encoder.layernorm_embedding(hidden)
+        for index, layer in enumerate(encoder.layers):
+            if self.is_led:
+                hidden = layer.self_attn_layer_norm(hidden + self._led_attention(layer, hidden, valid))
+                hidden = layer.final_layer_norm(hidden + layer.fc2(layer.activation_fn(layer.fc1(hidden))))
+            else:
+                normed = layer.self_attn_layer_norm(hidden)
+                hidden = hidden + self._bigbird_attention(layer, index, normed, valid)
+                normed = layer.final_layer_norm(hidden)
+                hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(normed)))
+        if not self.is_led:
+            hidden = encoder.layernorm_embedding(hidden)
+        return hidden
+
+    def _led_attention(self, layer: Any, hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        attn = layer.self_attn.longformer_self_attn
+        heads = attn.num_heads
+        query = _split_heads(attn.query(hidden), heads) / (attn.head_dim**0.5)
+        key = _split_heads(attn.key(hidden), heads)
+        value = _split_heads(attn.value(hidden), heads)
+        context = sliding_window_attention(query, key, value, valid, attn.one_sided_attn_window_size)
+        return layer.self_attn.output(_merge_heads(context))
+
+    def _bigbird_attention(
+        self, layer: Any, index: int, hidden: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        attn = layer.self_attn.self
+        heads = self.config.encoder_attention_heads
+        query = _split_heads(attn.query(hidden), heads)
+        key = _split_heads(attn.key(hidden), heads)
+        value = _split_heads(attn.value(hidden), heads)
+        if self.sparse:
+            context = block_sparse_attention(
+                query,
+                key,
+                value,
+                valid,
+                self.config.block_size,
+                getattr(self, f"key_index_{index}"),
+                getattr(self, f"slot_used_{index}"),
+            )
+        else:
+            context = full_attention(query * query.shape[-1] ** -0.5, key, value, valid)
+        return layer.self_attn.output(_merge_heads(context))
+
+
+def _bigbird_random_blocks(attn: Any, length: int) -> np.ndarray:
+    """The random key blocks transformers would use at ``length`` (eval mode: deterministic)."""
+    if attn.training:
+        raise ValueError("put the model in eval mode before exporting")
+    block, rand, heads = attn.block_size, attn.num_random_blocks, attn.num_attention_heads
+    np.random.seed(attn.seed)
+    if length in (1024, 3072, 4096):  # transformers' "old plans used in paper"
+        per_head = [
+            attn._bigbird_block_rand_mask(
+                attn.max_seqlen, attn.max_seqlen, block, block, rand, last_idx=1024
+            )[: length // block - 2]
+            for _ in range(heads)
+        ]
+    else:
+        plan_from_length, plan_num_rand_blocks = attn._get_rand_attn_plan(length, block, rand)
+        per_head = attn._bigbird_block_rand_mask_with_head(
+            from_seq_length=length,
+            to_seq_length=length,
+            from_block_size=block,
+            to_block_size=block,
+            num_heads=heads,
+            plan_from_length=plan_from_length,
+            plan_num_rand_blocks=plan_num_rand_blocks,
+        )
+    return np.stack(per_head, axis=0)
+
+
+class _DecoderBase(nn.Module):
+    """Shared decoder arithmetic: one new token per sequence, explicit caches."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.decoder = base_model(model).decoder
+        self.lm_head = model.lm_head
+        self.register_buffer("final_logits_bias", model.final_logits_bias.clone(), persistent=False)
+        self.is_led = model.config.model_type == "led"
+        self.heads = model.config.decoder_attention_heads
+
+    def embed(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        decoder = self.decoder
+        hidden = decoder.embed_tokens(input_ids) + decoder.embed_positions.weight.index_select(0, position)
+        return decoder.layernorm_embedding(hidden) if self.is_led else hidden
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if not self.is_led:
+            hidden = self.decoder.layernorm_embedding(hidden)
+        return (self.lm_head(hidden) + self.final_logits_bias)[:, -1]
+
+    def layer(
+        self,
+        layer: Any,
+        hidden: torch.Tensor,
+        self_kv: tuple[torch.Tensor, torch.Tensor],
+        cross_kv: tuple[torch.Tensor, torch.Tensor],
+        encoder_valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """One decoder layer for one new position, given the full self-attention keys/values."""
+
+        def self_attention(h: torch.Tensor) -> torch.Tensor:
+            query = _split_heads(layer.self_attn.q_proj(h) * layer.self_attn.scaling, self.heads)
+            scores = torch.matmul(query, self_kv[0].transpose(-1, -2))
+            context = torch.matmul(torch.softmax(scores, dim=-1), self_kv[1])
+            return layer.self_attn.out_proj(_merge_heads(context))
+
+        def cross_attention(h: torch.Tensor) -> torch.Tensor:
+            attn = layer.encoder_attn
+            query = _split_heads(attn.q_proj(h) * attn.scaling, self.heads)
+            context = full_attention(query, cross_kv[0], cross_kv[1], encoder_valid)
+            return attn.out_proj(_merge_heads(context))
+
+        def feed_forward(h: torch.Tensor) -> torch.Tensor:
+            return layer.fc2(layer.activation_fn(layer.fc1(h)))
+
+        if self.is_led:  # post-norm (BART)
+            hidden = layer.self_attn_layer_norm(hidden + self_attention(hidden))
+            hidden = layer.encoder_attn_layer_norm(hidden + cross_attention(hidden))
+            return layer.final_layer_norm(hidden + feed_forward(hidden))
+        hidden = hidden + self_attention(layer.self_attn_layer_norm(hidden))  # pre-norm (Pegasus)
+        hidden = hidden + cross_attention(layer.encoder_attn_layer_norm(hidden))
+        return hidden + feed_forward(layer.final_layer_norm(hidden))
+
+    def project_self(self, layer: Any, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This position's self-attention key and value, from the layer's (normed) input."""
+        normed = hidden if self.is_led else layer.self_attn_layer_norm(hidden)
+        attn = layer.self_attn
+        return _split_heads(attn.k_proj(normed), self.heads), _split_heads(attn.v_proj(normed), self.heads)
+
+
+class DecoderInitGraph(_DecoderBase):
+    """First decoder step: ``(input_ids [b,1], encoder_hidden, encoder_mask) -> logits, caches``.
+
+    Outputs: ``logits [b, vocab]``, then per layer ``self_key, self_value`` (length 1), then per
+    layer ``cross_key, cross_value`` (encoder length).
+    """
+
+    def forward(
+        self, input_ids: torch.Tensor, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        encoder_valid = encoder_mask.bool()
+        hidden = self.embed(input_ids, torch.zeros(1, dtype=torch.long))
+        self_caches: list[torch.Tensor] = []
+        cross_caches: list[torch.Tensor] = []
+        for layer in self.decoder.layers:
+            attn = layer.encoder_attn
+            cross = (
+                _split_heads(attn.k_proj(encoder_hidden), self.heads),
+                _split_heads(attn.v_proj(encoder_hidden), self.heads),
+            )
+            self_kv = self.project_self(layer, hidden)
+            hidden = self.layer(layer, hidden, self_kv, cross, encoder_valid)
+            self_caches.extend(self_kv)
+            cross_caches.extend(cross)
+        return (self.logits(hidden), *self_caches, *cross_caches)
+
+
+class DecoderStepGraph(_DecoderBase):
+    """A later step: ``(input_ids [b,1], position [1], encoder_mask, *past, *cross) -> logits, past'``.
+
+    ``past`` is per layer ``self_key, self_value`` of length ``position``; the outputs are the
+    logits and the same caches one longer. Cross caches come from :class:`DecoderInitGraph`.
+    """
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        position: torch.Tensor,
+        encoder_mask: torch.Tensor,
+        *caches: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        layers = len(self.decoder.layers)
+        past, cross = caches[: 2 * layers], caches[2 * layers :]
+        encoder_valid = encoder_mask.bool()
+        hidden = self.embed(input_ids, position)
+        presents: list[torch.Tensor] = []
+        for index, layer in enumerate(self.decoder.layers):
+            key, value = self.project_self(layer, hidden)
+            self_kv = (
+                torch.cat([past[2 * index], key], dim=2),
+                torch.cat([past[2 * index + 1], value], dim=2),
+            )
+            hidden = self.layer(
+                layer, hidden, self_kv, (cross[2 * index], cross[2 * index + 1]), encoder_valid
+            )
+            presents.extend(self_kv)
+        return (self.logits(hidden), *presents)
