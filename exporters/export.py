@@ -1,0 +1,308 @@
+"""``profiler export``: checkpoint -> artifact directory (graphs, tokenizer, manifest), verified.
+
+The artifact is built in a temporary sibling directory and renamed into place only after every
+graph is written and parity holds, so a failed or interrupted export leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from exporters.modules import (
+    SUPPORTED_MODEL_TYPES,
+    DecoderInitGraph,
+    DecoderStepGraph,
+    EncoderGraph,
+    bucket_granularity,
+    max_input_length,
+)
+from profiler.artifact import FORMATS, ArtifactError, DecoderSpec, Format, Manifest
+
+DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
+ONNX_OPSET = 17
+
+
+class ExportError(ValueError):
+    """The export cannot be done as asked; the message says what to fix."""
+
+
+def checkpoint_sha256(directory: Path) -> str:
+    """Content hash of every file in a checkpoint directory (names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_model_type(checkpoint: Path) -> str:
+    """The checkpoint's ``model_type``, with errors that say what was wrong."""
+    if not checkpoint.is_dir():
+        raise ExportError(f"{checkpoint}: no such directory; pass a Hugging Face checkpoint directory.")
+    config_path = checkpoint / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ExportError(f"{checkpoint}: no config.json; this is not a Hugging Face checkpoint.") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{config_path}: unreadable ({exc}).") from exc
+    model_type = str(config.get("model_type", ""))
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ExportError(
+            f"{checkpoint}: model type {model_type or 'unknown'!r} is not supported; "
+            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}."
+        )
+    return model_type
+
+
+def validate_shapes(config: Any, lengths: Sequence[int], batch_sizes: Sequence[int]) -> None:
+    """Reject buckets the model cannot take and batch sizes below one."""
+    if not lengths:
+        raise ExportError("give at least one bucket length, e.g. --lengths 1024,2048.")
+    if any(size < 1 for size in batch_sizes) or not batch_sizes:
+        raise ExportError(f"batch sizes must be 1 or more, got {list(batch_sizes)}.")
+    limit, step = max_input_length(config), bucket_granularity(config)
+    for length in lengths:
+        if length > limit:
+            raise ExportError(
+                f"length {length} is above the model's maximum of {limit} positions; "
+                f"use lengths up to {limit}."
+            )
+        if length < 1 or length % step:
+            raise ExportError(
+                f"length {length} is not a positive multiple of {step} (the model's "
+                f"{'attention window' if config.model_type == 'led' else 'block size'}); "
+                f"use e.g. {step * max(1, round(length / step))}."
+            )
+
+
+def _prepare_output(out: Path, overwrite: bool) -> Path:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is a file; choose a directory path with -o.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out} is not empty; choose a new directory or pass --overwrite.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Swap the finished artifact into place; the old one is removed only afterwards."""
+    retired = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        out.rename(retired)
+    staging.rename(out)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _example_inputs(config: Any, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(length)
+    input_ids = torch.randint(3, config.vocab_size, (batch, length), generator=generator)
+    return input_ids, torch.ones_like(input_ids)
+
+
+def _decoder_examples(model: Any, batch: int, length: int) -> tuple[tuple[torch.Tensor, ...], ...]:
+    """Example inputs for the two decoder graphs (encoder length ``length``)."""
+    config = model.config
+    input_ids, mask = _example_inputs(config, batch, length)
+    start = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long)
+    with torch.inference_mode():
+        hidden = EncoderGraph(model, length)(input_ids, mask)
+        outputs = DecoderInitGraph(model)(start, hidden, mask)
+    caches = tuple(tensor.clone() for tensor in outputs[1:])
+    init_args = (start, hidden.clone(), mask)
+    step_args = (start, torch.tensor([1], dtype=torch.long), mask, *caches)
+    return init_args, step_args
+
+
+def _cache_names(layers: int) -> tuple[list[str], list[str], list[str]]:
+    past = [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    present = [f"present_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    cross = [f"cross_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+    return past, present, cross
+
+
+def _export_onnx(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
+    layers = model.config.decoder_layers
+    past, present, cross = _cache_names(layers)
+    encoders = {}
+    for length in lengths:
+        name = f"encoder_{length}.onnx"
+        torch.onnx.export(
+            EncoderGraph(model, length).eval(),
+            _example_inputs(model.config, batch, length),
+            str(staging / name),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+        encoders[str(length)] = name
+    init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    encoder_axes = {0: "batch", 1: "encoder_length"}
+    cache_axes = {0: "batch", 2: "past_length"}
+    torch.onnx.export(
+        DecoderInitGraph(model).eval(),
+        init_args,
+        str(staging / "decoder_init.onnx"),
+        input_names=["input_ids", "encoder_hidden", "encoder_mask"],
+        output_names=["logits", *present, *cross],
+        dynamic_axes={
+            "input_ids": {0: "batch"},
+            "encoder_hidden": encoder_axes,
+            "encoder_mask": encoder_axes,
+            "logits": {0: "batch"},
+            **{name: {0: "batch"} for name in present},
+            **{name: {0: "batch", 2: "encoder_length"} for name in cross},
+        },
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+    torch.onnx.export(
+        DecoderStepGraph(model).eval(),
+        step_args,
+        str(staging / "decoder_step.onnx"),
+        input_names=["input_ids", "position", "encoder_mask", *past, *cross],
+        output_names=["logits", *present],
+        dynamic_axes={
+            "input_ids": {0: "batch"},
+            "encoder_mask": encoder_axes,
+            "logits": {0: "batch"},
+            **dict.fromkeys(past, cache_axes),
+            **{name: {0: "batch", 2: "total_length"} for name in present},
+            **{name: {0: "batch", 2: "encoder_length"} for name in cross},
+        },
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+    return {"encoders": encoders, "decoder_init": "decoder_init.onnx", "decoder_step": "decoder_step.onnx"}
+
+
+def _export_torchscript(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
+    def save(module: torch.nn.Module, args: tuple[torch.Tensor, ...], name: str) -> str:
+        with torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.trace(module.eval(), args, check_trace=False)
+            torch.jit.save(torch.jit.freeze(traced), str(staging / name))
+        return name
+
+    encoders = {
+        str(length): save(
+            EncoderGraph(model, length), _example_inputs(model.config, batch, length), f"encoder_{length}.pt"
+        )
+        for length in lengths
+    }
+    init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    return {
+        "encoders": encoders,
+        "decoder_init": save(DecoderInitGraph(model), init_args, "decoder_init.pt"),
+        "decoder_step": save(DecoderStepGraph(model), step_args, "decoder_step.pt"),
+    }
+
+
+def _versions(fmt: str) -> dict[str, str]:
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime
+
+        versions |= {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+        versions["opset"] = str(ONNX_OPSET)
+    return versions
+
+
+def _decoder_spec(config: Any) -> DecoderSpec:
+    return DecoderSpec(
+        layers=config.decoder_layers,
+        heads=config.decoder_attention_heads,
+        head_dim=config.d_model // config.decoder_attention_heads,
+        vocab_size=config.vocab_size,
+        decoder_start_token_id=config.decoder_start_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        max_target_positions=(
+            config.max_decoder_position_embeddings
+            if config.model_type == "led"
+            else config.max_position_embeddings
+        ),
+    )
+
+
+def export(
+    checkpoint: Path,
+    fmt: str,
+    out: Path,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    batch_sizes: Sequence[int] = (1,),
+    overwrite: bool = False,
+    skip_parity: bool = False,
+    new_tokens: int = 32,
+) -> Manifest:
+    """Export ``checkpoint`` to ``out`` in ``fmt`` with one encoder per bucket, then verify it.
+
+    Raises:
+        ExportError: bad arguments, an unsupported checkpoint, or failed parity (the message
+            holds the table); nothing is left at ``out`` in that case.
+    """
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+    format_: Format = "onnx" if fmt == "onnx" else "torchscript"
+    read_model_type(checkpoint)
+    started = time.perf_counter()
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, local_files_only=True).eval()
+    lengths = sorted(set(lengths))
+    batch_sizes = sorted(set(batch_sizes))
+    validate_shapes(model.config, lengths, batch_sizes)
+    staging = _prepare_output(out, overwrite)
+    try:
+        export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
+        graphs = export_graphs(model, lengths, max(batch_sizes), staging)
+        AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(staging)
+        manifest = Manifest(
+            format=format_,
+            model_type=model.config.model_type,
+            source_path=str(checkpoint.resolve()),
+            source_sha256=checkpoint_sha256(checkpoint),
+            buckets=lengths,
+            batch_sizes=batch_sizes,
+            decoder=_decoder_spec(model.config),
+            versions=_versions(format_),
+            parity_skipped=skip_parity,
+            **graphs,
+        )
+        if not skip_parity:
+            from exporters.parity import check_parity, failed_parity_message
+
+            manifest.parity = check_parity(model, staging, manifest, new_tokens)
+            if not all(row.passed for row in manifest.parity):
+                raise ExportError(failed_parity_message(manifest.parity, manifest.parity_tolerance))
+        manifest.export_seconds = round(time.perf_counter() - started, 3)
+        manifest.file_sizes = {
+            path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()
+        }
+        manifest.write(staging)
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+__all__ = ["DEFAULT_LENGTHS", "ArtifactError", "ExportError", "export"]

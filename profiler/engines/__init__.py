@@ -1,0 +1,1 @@
+"""Engines: run an exported artifact (or an eager checkpoint) behind one interface."""
