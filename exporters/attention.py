@@ -10,6 +10,8 @@ All tensors are laid out ``[batch, heads, seq, head_dim]``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: transformers' BigBird adds this to masked scores (not -inf); kept so results match exactly.
@@ -68,41 +70,51 @@ def full_attention(
 
 
 def bigbird_key_blocks(blocks: int, random_blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Key-block index and slot mask for query blocks ``1 .. blocks-2`` of BigBird's ITC layout.
+    """Distinct key blocks, and how often each is attended, for query blocks ``1 .. blocks-2``.
 
-    Each such query block attends to: the first block, its left, own and right neighbours, the last
-    block, and its random blocks. The second block's left neighbour is the first block, and the
-    second-to-last block's right neighbour is the last block; transformers attends to those once,
-    so the duplicate slot is masked out.
+    In transformers each such query block attends to the first block, its left, own and right
+    neighbours, the last block, and its random blocks (the second and second-to-last blocks skip
+    the neighbour that is already global). A block listed twice is attended twice: its weight in
+    the softmax doubles. Here each distinct block is gathered once and carries the log of its
+    multiplicity as a score bias, which is the same softmax with less work. In eval mode every
+    random block is block 0, so each row needs 5 blocks instead of ``5 + r``.
 
     Args:
         blocks: number of blocks in the sequence (>= 5).
         random_blocks: ``[heads, blocks - 2, r]`` random key blocks per query block, as
-            transformers draws them for this length (all zeros in eval mode).
+            transformers draws them for this length.
 
     Returns:
-        index ``[heads, blocks - 2, 5 + r]`` (``[1, ...]`` when all heads agree) and slot mask
-        ``[blocks - 2, 5 + r]`` (false = unused).
+        index ``[heads, blocks - 2, u]`` and score bias ``[heads, blocks - 2, u]`` (log multiplicity,
+        or the mask penalty for padding slots); the head dimension is 1 when all heads agree.
     """
-    heads, rows, extra = random_blocks.shape
-    query_blocks = torch.arange(1, blocks - 1)
-    fixed = torch.stack(
-        [
-            torch.zeros_like(query_blocks),
-            query_blocks - 1,
-            query_blocks,
-            query_blocks + 1,
-            torch.full_like(query_blocks, blocks - 1),
-        ],
-        dim=1,
-    )
-    index = torch.cat([fixed[None].expand(heads, rows, 5), random_blocks.long()], dim=2)
-    if bool((index == index[:1]).all()):
-        index = index[:1]
-    slot_used = torch.ones(rows, 5 + extra, dtype=torch.bool)
-    slot_used[0, 1] = False  # second block: left neighbour is the first block
-    slot_used[-1, 3] = False  # second-to-last block: right neighbour is the last block
-    return index, slot_used
+    heads, rows, _ = random_blocks.shape
+    lists: list[list[dict[int, int]]] = []
+    for head in range(heads):
+        per_row = []
+        for row in range(rows):
+            query_block = row + 1
+            listed = [0, query_block - 1, query_block, query_block + 1, blocks - 1]
+            if query_block == 1:
+                listed.pop(1)  # left neighbour is the first block
+            elif query_block == blocks - 2:
+                listed.pop(3)  # right neighbour is the last block
+            counts: dict[int, int] = {}
+            for block in [*listed, *random_blocks[head, row].tolist()]:
+                counts[block] = counts.get(block, 0) + 1
+            per_row.append(counts)
+        lists.append(per_row)
+    width = max(len(counts) for per_row in lists for counts in per_row)
+    index = torch.zeros(heads, rows, width, dtype=torch.long)
+    bias = torch.full((heads, rows, width), BIGBIRD_MASK_PENALTY)
+    for head, per_row in enumerate(lists):
+        for row, counts in enumerate(per_row):
+            for slot, (block, count) in enumerate(sorted(counts.items())):
+                index[head, row, slot] = block
+                bias[head, row, slot] = math.log(count)
+    if bool((index == index[:1]).all()) and bool((bias == bias[:1]).all()):
+        return index[:1], bias[:1]
+    return index, bias
 
 
 def block_sparse_attention(
@@ -112,28 +124,28 @@ def block_sparse_attention(
     key_valid: torch.Tensor,
     block_size: int,
     key_index: torch.Tensor,
-    slot_used: torch.Tensor,
+    slot_bias: torch.Tensor,
 ) -> torch.Tensor:
     """BigBird block-sparse attention (global first/last blocks, sliding, random), as transformers.
 
     Args:
-        query: ``[b, h, n, d]``, unscaled (scaled after the product, as transformers does).
+        query: ``[b, h, n, d]``, unscaled.
         key, value: ``[b, h, n, d]``.
         key_valid: ``[b, n]`` bool.
         block_size: tokens per block; ``n`` is a multiple of it.
-        key_index, slot_used: from :func:`bigbird_key_blocks` for ``n // block_size`` blocks.
+        key_index, slot_bias: from :func:`bigbird_key_blocks` for ``n // block_size`` blocks.
     """
     batch, heads, length, dim = query.shape
     blocks = length // block_size
-    scale = dim**-0.5
+    query = query * dim**-0.5
     valid = key_valid.to(query.dtype)
     penalty = (1.0 - valid) * BIGBIRD_MASK_PENALTY  # [b, n]
 
-    # First and last query blocks attend to every key.
-    ends = torch.stack([query[:, :, :block_size], query[:, :, -block_size:]], dim=2)  # [b,h,2,bs,d]
-    end_scores = torch.matmul(ends, key[:, :, None].transpose(-1, -2)) * scale
-    end_scores = end_scores + penalty[:, None, None, None, :]
-    end_context = torch.matmul(torch.softmax(end_scores, dim=-1), value[:, :, None])
+    # First and last query blocks attend to every key (kept 4-D so ONNX Runtime fuses the
+    # transpose into the matmul instead of materialising it).
+    ends = torch.cat([query[:, :, :block_size], query[:, :, -block_size:]], dim=2)  # [b,h,2bs,d]
+    end_scores = torch.matmul(ends, key.transpose(-1, -2)) + penalty[:, None, None, :]
+    end_context = torch.matmul(torch.softmax(end_scores, dim=-1), value)  # [b,h,2bs,d]
 
     # Every other query block attends to its gathered key blocks.
     slots = key_index.shape[-1]
@@ -142,16 +154,18 @@ def block_sparse_attention(
     gathered_key = gathered_key.reshape(batch, heads, blocks - 2, slots * block_size, dim)
     gathered_value = gathered_value.reshape(batch, heads, blocks - 2, slots * block_size, dim)
     middle = query[:, :, block_size:-block_size].reshape(batch, heads, blocks - 2, block_size, dim)
-    scores = torch.matmul(middle, gathered_key.transpose(-1, -2)) * scale
+    scores = torch.matmul(middle, gathered_key.transpose(-1, -2))
 
     slot_penalty = _gather_blocks(penalty.reshape(batch, 1, blocks, block_size), key_index)
-    unused = (~slot_used).to(query.dtype)[:, :, None] * BIGBIRD_MASK_PENALTY  # [blocks-2, slots, 1]
-    slot_penalty = slot_penalty.reshape(batch, -1, blocks - 2, slots, block_size) + unused
+    slot_penalty = (
+        slot_penalty.reshape(batch, -1, blocks - 2, slots, block_size) + slot_bias[None, :, :, :, None]
+    )
     slot_penalty = slot_penalty.reshape(batch, -1, blocks - 2, 1, slots * block_size)
     context = torch.matmul(torch.softmax(scores + slot_penalty, dim=-1), gathered_value)
 
-    out = torch.cat([end_context[:, :, :1], context, end_context[:, :, 1:]], dim=2)
-    return out.reshape(batch, heads, length, dim) * valid[:, None, :, None]
+    context = context.reshape(batch, heads, length - 2 * block_size, dim)
+    out = torch.cat([end_context[:, :, :block_size], context, end_context[:, :, block_size:]], dim=2)
+    return out * valid[:, None, :, None]
 
 
 def _gather_blocks(blocked: torch.Tensor, key_index: torch.Tensor) -> torch.Tensor:

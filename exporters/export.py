@@ -11,11 +11,13 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.jit._trace import TracerWarning
 
 from exporters.modules import (
     SUPPORTED_MODEL_TYPES,
@@ -273,7 +275,13 @@ def export(
     staging = _prepare_output(out, overwrite)
     try:
         export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
-        graphs = export_graphs(model, lengths, max(batch_sizes), staging)
+        with warnings.catch_warnings():
+            # Expected while tracing static-shape graphs: branches on constant buffer shapes, and
+            # the exporters' notes on deprecated entry points and unfoldable slices.
+            warnings.simplefilter("ignore", TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")
+            graphs = export_graphs(model, lengths, max(batch_sizes), staging)
         AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(staging)
         manifest = Manifest(
             format=format_,

@@ -79,11 +79,11 @@ class EncoderGraph(nn.Module):
         if not self.sparse:
             return
         for index, layer in enumerate(self.encoder.layers):
-            index_blocks, slot_used = bigbird_key_blocks(
+            index_blocks, slot_bias = bigbird_key_blocks(
                 length // block, torch.as_tensor(_bigbird_random_blocks(layer.self_attn.self, length))
             )
             self.register_buffer(f"key_index_{index}", index_blocks, persistent=False)
-            self.register_buffer(f"slot_used_{index}", slot_used, persistent=False)
+            self.register_buffer(f"slot_bias_{index}", slot_bias, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         encoder = self.encoder
@@ -130,7 +130,7 @@ class EncoderGraph(nn.Module):
                 valid,
                 self.config.block_size,
                 getattr(self, f"key_index_{index}"),
-                getattr(self, f"slot_used_{index}"),
+                getattr(self, f"slot_bias_{index}"),
             )
         else:
             context = full_attention(query * query.shape[-1] ** -0.5, key, value, valid)

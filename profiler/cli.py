@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 
 from profiler import __version__
+from profiler.artifact import Format
 from profiler.checkpoints import MAX_INPUT_TOKENS, Arch, CheckpointError, Size, build_checkpoint
 from profiler.workload import (
     STYLES,
@@ -58,24 +60,25 @@ app.add_typer(workload_app, name="workload")
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn an error the user can fix into a one-line message and exit status 2."""
+def user_errors(*extra: type[Exception]) -> Iterator[None]:
+    """Turn an error the user can fix into a message and exit status 2."""
+    handled: tuple[type[Exception], ...] = (CheckpointError, WorkloadError, *extra)
     try:
         yield
-    except (CheckpointError, WorkloadError) as exc:
+    except handled as exc:
         errors.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
 
 
-def parse_lengths(text: str) -> list[int]:
-    """Parse ``1024,2048`` into token lengths, with a message that says what was wrong."""
+def parse_lengths(text: str, what: str = "token counts") -> list[int]:
+    """Parse ``1024,2048`` into positive integers, with a message that says what was wrong."""
     try:
-        lengths = [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r}: give comma-separated integers, e.g. 1024,2048") from exc
-    if not lengths or any(length < 1 for length in lengths):
-        raise typer.BadParameter(f"{text!r}: give one or more positive token counts, e.g. 1024,2048")
-    return lengths
+    if not values or any(value < 1 for value in values):
+        raise typer.BadParameter(f"{text!r}: give one or more positive {what}, e.g. 1024,2048")
+    return values
 
 
 def _version(value: bool) -> None:
@@ -91,6 +94,8 @@ def main(
     ] = False,
 ) -> None:
     """Entry point; the subcommands do the work."""
+    # transformers' info-level notes (e.g. about loss types) are noise for a profiler's user.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @checkpoints_app.command("build")
@@ -179,6 +184,71 @@ def workload_sample(
     console.print(f"wrote {len(records)} records to {out}")
 
 
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Hugging Face checkpoint directory (LED or BigBird-Pegasus).")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write (new or empty).")],
+    format_: Annotated[Format, typer.Option("--format", help="Graph format.")] = "onnx",
+    lengths: Annotated[
+        str, typer.Option(help="Comma-separated bucket lengths in tokens: one encoder graph each.")
+    ] = "1024,2048,3072,4096",
+    batch_sizes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated batch sizes to verify; graphs are traced at the largest. "
+            "Include every batch size you will serve with."
+        ),
+    ] = "1",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing non-empty artifact directory.")
+    ] = False,
+    skip_parity: Annotated[
+        bool, typer.Option(help="Do not compare against eager PyTorch (recorded in the manifest).")
+    ] = False,
+) -> None:
+    """Export a checkpoint to ONNX or TorchScript graphs that serve it, verified against PyTorch.
+
+    **Buckets.** A request is padded to the smallest bucket that holds it, and each bucket gets an
+    encoder graph traced at exactly that length, so sliding-window (LED) and block-sparse
+    (BigBird-Pegasus) attention keep their shape-dependent layout; a graph traced at one length
+    and run at another is silently wrong. Lengths must be multiples of the model's attention
+    window (LED) or block size (BigBird) and within its position table. The decoder is two graphs
+    (first step, then steps with past key/values) that serve every bucket.
+
+    **Parity.** Before anything is written, every bucket and batch size is compared with eager
+    PyTorch: encoder outputs within 1e-3 max abs diff (fp32; also reported relative), and 32
+    greedy tokens identical. A failure prints which bucket and by how much and writes nothing.
+
+    The artifact directory holds manifest.json, the tokenizer files and the graphs.
+    """
+    from exporters.export import ExportError, export
+    from exporters.parity import parity_table
+
+    with user_errors(ExportError):
+        manifest = export(
+            checkpoint,
+            format_,
+            out,
+            lengths=parse_lengths(lengths),
+            batch_sizes=parse_lengths(batch_sizes, "batch sizes"),
+            overwrite=overwrite,
+            skip_parity=skip_parity,
+        )
+    if manifest.parity_skipped:
+        console.print("[yellow]parity skipped[/]: this artifact is unverified (recorded in its manifest).")
+    else:
+        console.print(parity_table(manifest.parity, manifest.parity_tolerance))
+    size_mb = sum(manifest.file_sizes.values()) / 1e6
+    buckets = ", ".join(map(str, manifest.buckets))
+    console.print(
+        f"exported {manifest.model_type} to {manifest.format}: buckets {buckets}; "
+        f"{len(manifest.file_sizes)} files, {size_mb:.1f} MB, in {manifest.export_seconds:.1f} s"
+    )
+    console.print(str(out.resolve()))
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo checkpoints are written.")] = Path(
@@ -187,14 +257,16 @@ def demo(
     lengths: Annotated[
         str, typer.Option(help="Comma-separated input lengths in tokens.")
     ] = "1024,2048,3072,4096",
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per measurement.")] = 5,
+    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per measurement (median).")] = 3,
 ) -> None:
     """Run the pipeline on the embedded demo checkpoints, as far as it is built today.
 
-    Builds the small LED and BigBird-Pegasus checkpoints, cuts the shipped sample to each input
-    length, and times eager PyTorch in-process. It says plainly which stages are not built yet.
+    Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
+    (verified against PyTorch at every bucket), cuts the shipped sample to each input length, and
+    times eager PyTorch against both exports in-process. It says plainly which stages are not
+    built yet.
     """
     from profiler.demo import run_demo
 
     with user_errors():
-        run_demo(workdir, parse_lengths(lengths), repeats=repeats, console=console)
+        run_demo(workdir, parse_lengths(lengths), rounds=rounds, console=console)

@@ -141,10 +141,11 @@ def test_workload_sample_writes_the_shipped_set(tmp_path: Path) -> None:
 
 
 def test_demo_runs_to_the_end(tmp_path: Path) -> None:
-    result = invoke(["demo", "--workdir", str(tmp_path), "--lengths", "1024", "--repeats", "1"])
+    result = invoke(["demo", "--workdir", str(tmp_path), "--lengths", "1024", "--rounds", "1"])
     assert result.exit_code == 0, result.output
     for arch in ("led", "bigbird-pegasus"):
         assert (tmp_path / f"{arch}-small" / "model.safetensors").is_file()
-        assert f"{arch}" in result.output
+        for fmt in ("onnx", "torchscript"):
+            assert (tmp_path / f"{arch}-{fmt}" / "manifest.json").is_file()
     assert "1024" in result.output
     assert "Not built yet" in result.output

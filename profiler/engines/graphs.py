@@ -6,12 +6,13 @@ drives, so the decoding loop is written once for every format.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from profiler.artifact import Manifest
+from profiler.artifact import ArtifactError, Manifest
 
 Caches = list[np.ndarray]
 
@@ -43,11 +44,27 @@ class Seq2SeqGraphs(Protocol):
         ...
 
 
+def bucket_of(manifest: Manifest, input_ids: np.ndarray) -> int:
+    """The bucket an input was padded to; each encoder graph is exact at its own length only."""
+    length = int(input_ids.shape[1])
+    if length not in manifest.buckets:
+        raise ArtifactError(
+            f"input of {length} tokens: pad it to one of the artifact's buckets "
+            f"({', '.join(map(str, manifest.buckets))}) first."
+        )
+    return length
+
+
 class OnnxGraphs:
     """ONNX Runtime sessions for every graph of an artifact."""
 
     def __init__(
-        self, directory: Path, manifest: Manifest, providers: list[str] | None = None, threads: int = 0
+        self,
+        directory: Path,
+        manifest: Manifest,
+        providers: list[str] | None = None,
+        threads: int = 0,
+        spin: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -55,6 +72,9 @@ class OnnxGraphs:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
+        # Idle ORT threads spin for a while by default, burning CPU (and joules) that the next
+        # piece of work on the machine would use; a profiler must not distort what it measures.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         chosen = providers or ["CPUExecutionProvider"]
 
         def session(name: str) -> ort.InferenceSession:
@@ -66,7 +86,7 @@ class OnnxGraphs:
         self.step_inputs = [node.name for node in self.step.get_inputs()]
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        session = self.encoders[input_ids.shape[1]]
+        session = self.encoders[bucket_of(self.manifest, input_ids)]
         hidden: np.ndarray = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
         return hidden
 
@@ -104,7 +124,11 @@ class TorchScriptGraphs:
         self.device = torch.device(device)
 
         def load(name: str) -> torch.jit.ScriptModule:
-            module: torch.jit.ScriptModule = torch.jit.load(str(directory / name), map_location=self.device)
+            with warnings.catch_warnings():  # TorchScript is deprecated upstream, still supported
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module: torch.jit.ScriptModule = torch.jit.load(
+                    str(directory / name), map_location=self.device
+                )
             return module.eval()
 
         self.encoders = {int(length): load(name) for length, name in manifest.encoders.items()}
@@ -116,7 +140,8 @@ class TorchScriptGraphs:
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
-            hidden = self.encoders[input_ids.shape[1]](self._tensor(input_ids), self._tensor(attention_mask))
+            encoder = self.encoders[bucket_of(self.manifest, input_ids)]
+            hidden = encoder(self._tensor(input_ids), self._tensor(attention_mask))
         return hidden.cpu().numpy()  # type: ignore[no-any-return]
 
     def decoder_init(

@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from typer.testing import CliRunner
+
+import exporters.modules
+from exporters.export import ExportError, checkpoint_sha256, export
+from exporters.parity import check_parity, eager_generate
+from profiler.artifact import FORMATS, SCHEMA_VERSION, ArtifactError, Manifest
+from profiler.checkpoints import ARCHS
+from profiler.cli import app
+from profiler.engines.graphs import load_graphs
+from profiler.engines.greedy import greedy_generate
+
+BUCKETS = [1024, 2048, 3072, 4096]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[str, Path]) -> dict[str, Path]:
+    """Every arch x format exported from the tiny checkpoints at the study's four buckets."""
+    root = tmp_path_factory.mktemp("artifacts")
+    out = {}
+    for arch in ARCHS:
+        for fmt in FORMATS:
+            path = root / f"{arch}-{fmt}"
+            export(tiny_checkpoints[arch], fmt, path, lengths=BUCKETS, batch_sizes=[1, 2], new_tokens=16)
+            out[f"{arch}-{fmt}"] = path
+    return out
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_export_passes_parity_at_every_bucket(
+    arch: str, fmt: str, artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path]
+) -> None:
+    directory = artifacts[f"{arch}-{fmt}"]
+    manifest = Manifest.read(directory)
+    assert manifest.schema_version == SCHEMA_VERSION
+    assert manifest.format == fmt
+    assert manifest.buckets == BUCKETS
+    assert manifest.source_sha256 == checkpoint_sha256(tiny_checkpoints[arch])
+    assert [(row.length, row.batch_size) for row in manifest.parity] == [
+        (length, batch) for length in BUCKETS for batch in (1, 2)
+    ]
+    for row in manifest.parity:
+        assert row.passed, row
+        assert row.tokens_match
+        assert row.max_abs_diff <= 1e-3
+    assert not manifest.parity_skipped
+    assert set(manifest.encoders) == {str(length) for length in BUCKETS}
+    for name, size in manifest.file_sizes.items():
+        assert (directory / name).stat().st_size == size
+    assert "torch" in manifest.versions
+    assert ("opset" in manifest.versions) == (fmt == "onnx")
+    assert AutoTokenizer.from_pretrained(directory)("a test").input_ids
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_loaded_artifact_generates_like_eager_on_real_text(
+    arch: str, fmt: str, artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path]
+) -> None:
+    directory = artifacts[f"{arch}-{fmt}"]
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    encoded = tokenizer(
+        ["Where is the committee located?\n\nThe committee reviewed the annual budget. " * 12],
+        padding="max_length",
+        max_length=1024,
+        truncation=True,
+        return_tensors="np",
+    )
+    ids, mask = encoded["input_ids"].astype(np.int64), encoded["attention_mask"].astype(np.int64)
+    assert 100 < mask.sum() < 1024  # padded inside the bucket
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints[arch]).eval()
+    produced = greedy_generate(load_graphs(directory), ids, mask, max_new_tokens=24, min_new_tokens=24)
+    assert produced.tolist() == eager_generate(model, ids, mask, 24).tolist()
+
+
+def test_an_input_off_the_buckets_is_refused(artifacts: dict[str, Path]) -> None:
+    graphs = load_graphs(artifacts["led-torchscript"])
+    ids = np.ones((1, 1500), dtype=np.int64)
+    with pytest.raises(ArtifactError, match="pad it to one of the artifact's buckets"):
+        graphs.encode(ids, ids)
+
+
+def test_a_corrupted_graph_fails_parity_at_its_bucket(
+    artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path]
+) -> None:
+    directory = artifacts["bigbird-pegasus-onnx"]
+    manifest = Manifest.read(directory)
+    graph_path = directory / manifest.encoder_file(2048)
+    graph = onnx.load(str(graph_path))
+    weight = next(init for init in graph.graph.initializer if numpy_helper.to_array(init).ndim == 2)
+    array = numpy_helper.to_array(weight) * 1.05
+    weight.CopyFrom(numpy_helper.from_array(array.astype(np.float32), weight.name))
+    onnx.save(graph, str(graph_path))
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints["bigbird-pegasus"]).eval()
+    rows = check_parity(model, directory, manifest, new_tokens=8)
+    failed = {row.length for row in rows if not row.passed}
+    assert failed == {2048}
+    assert max(row.max_abs_diff for row in rows if row.length == 2048) > 1e-3
+
+
+def test_a_broken_attention_fails_the_export_and_writes_nothing(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = exporters.modules.sliding_window_attention
+
+    def half_window(*args: object) -> object:
+        *tensors, one_sided = args
+        return original(*tensors, one_sided // 2)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exporters.modules, "sliding_window_attention", half_window)
+    out = tmp_path / "artifact"
+    with pytest.raises(ExportError, match=r"parity failed at bucket\(s\) 1024, 2048") as info:
+        export(tiny_checkpoints["led"], "onnx", out, lengths=[1024, 2048], new_tokens=8)
+    assert "max abs diff" in str(info.value)
+    assert "FAIL" in str(info.value)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no staging directory left behind
+
+
+def test_skip_parity_is_recorded(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    manifest = export(
+        tiny_checkpoints["led"], "torchscript", tmp_path / "a", lengths=[1024], skip_parity=True
+    )
+    assert manifest.parity_skipped
+    assert manifest.parity == []
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["parity_skipped"] is True
+
+
+def _config_dir(tmp_path: Path, model_type: str) -> Path:
+    directory = tmp_path / model_type
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({"model_type": model_type}))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no such directory"),
+        ("no-config", "no config.json"),
+        ("t5", "model type 't5' is not supported; supported: led, bigbird_pegasus"),
+        ("too-long", "above the model's maximum of 4096 positions"),
+        ("not-multiple", "not a positive multiple of 32"),
+        ("batch-zero", "batch sizes must be 1 or more"),
+        ("not-empty", "is not empty; choose a new directory or pass --overwrite"),
+    ],
+)
+def test_bad_inputs_give_one_clear_error_and_leave_nothing(
+    case: str, message: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    checkpoint, lengths, batch_sizes = tiny_checkpoints["led"], [1024], [1]
+    out = tmp_path / "out"
+    if case == "missing":
+        checkpoint = tmp_path / "nope"
+    elif case == "no-config":
+        checkpoint = tmp_path / "empty"
+        checkpoint.mkdir()
+    elif case == "t5":
+        checkpoint = _config_dir(tmp_path, "t5")
+    elif case == "too-long":
+        lengths = [8192]
+    elif case == "not-multiple":
+        lengths = [1000]
+    elif case == "batch-zero":
+        batch_sizes = [0]
+    elif case == "not-empty":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ExportError, match=message):
+        export(checkpoint, "onnx", out, lengths=lengths, batch_sizes=batch_sizes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if case == "not-empty":
+        assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_overwrite_replaces_an_artifact(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    out = tmp_path / "artifact"
+    export(tiny_checkpoints["led"], "torchscript", out, lengths=[1024], skip_parity=True)
+    export(tiny_checkpoints["led"], "onnx", out, lengths=[2048], skip_parity=True, overwrite=True)
+    manifest = Manifest.read(out)
+    assert (manifest.format, manifest.buckets) == ("onnx", [2048])
+    assert not list(out.glob("*.pt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_cli_export_prints_the_parity_table(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    out = tmp_path / "art"
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(tiny_checkpoints["bigbird-pegasus"]),
+            "--format",
+            "torchscript",
+            "--lengths",
+            "1024",
+            "--batch-sizes",
+            "1,2",
+            "-o",
+            str(out),
+        ],
+        prog_name="profiler",
+    )
+    assert result.exit_code == 0, result.output
+    assert "max abs diff" in result.output
+    assert result.output.count(" ok") == 2
+    assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lengths", "8192"], "above the model's maximum"),
+        (["--batch-sizes", "0"], "positive batch sizes"),
+        (["--format", "tflite"], "tflite"),
+    ],
+)
+def test_cli_export_errors_exit_non_zero(
+    args: list[str], message: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    result = CliRunner().invoke(
+        app, ["export", str(tiny_checkpoints["led"]), "-o", str(tmp_path / "x"), *args], prog_name="profiler"
+    )
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "x").exists()
