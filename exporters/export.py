@@ -27,6 +27,7 @@ from exporters.modules import (
     bucket_granularity,
     max_input_length,
 )
+from exporters.optimum_route import export_with_optimum, optimum_supports
 from profiler.artifact import FORMATS, ArtifactError, DecoderSpec, Format, Manifest
 
 DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
@@ -60,10 +61,11 @@ def read_model_type(checkpoint: Path) -> str:
     except (OSError, json.JSONDecodeError) as exc:
         raise ExportError(f"{config_path}: unreadable ({exc}).") from exc
     model_type = str(config.get("model_type", ""))
-    if model_type not in SUPPORTED_MODEL_TYPES:
+    if model_type not in SUPPORTED_MODEL_TYPES and not optimum_supports(model_type):
         raise ExportError(
-            f"{checkpoint}: model type {model_type or 'unknown'!r} is not supported; "
-            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}."
+            f"{checkpoint}: model type {model_type or 'unknown'!r} is not supported; supported: "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} (ONNX and TorchScript), and for ONNX the seq2seq "
+            "models optimum-onnx exports (e.g. bart, t5, pegasus, marian)."
         )
     return model_type
 
@@ -76,7 +78,7 @@ def validate_shapes(config: Any, lengths: Sequence[int], batch_sizes: Sequence[i
         raise ExportError(f"batch sizes must be 1 or more, got {list(batch_sizes)}.")
     limit, step = max_input_length(config), bucket_granularity(config)
     for length in lengths:
-        if length > limit:
+        if limit is not None and length > limit:
             raise ExportError(
                 f"length {length} is above the model's maximum of {limit} positions; "
                 f"use lengths up to {limit}."
@@ -215,7 +217,7 @@ def _export_torchscript(model: Any, lengths: Sequence[int], batch: int, staging:
     }
 
 
-def _versions(fmt: str) -> dict[str, str]:
+def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
     import transformers
 
     versions = {"torch": torch.__version__, "transformers": transformers.__version__}
@@ -223,24 +225,27 @@ def _versions(fmt: str) -> dict[str, str]:
         import onnx
         import onnxruntime
 
-        versions |= {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-        versions["opset"] = str(ONNX_OPSET)
+        graph = onnx.load(str(decoder_graph), load_external_data=False)
+        opset = next(entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx"))
+        versions |= {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__, "opset": str(opset)}
     return versions
 
 
 def _decoder_spec(config: Any) -> DecoderSpec:
+    """Decoder shapes and ids; T5-style configs name them differently."""
+    heads = getattr(config, "decoder_attention_heads", None) or config.num_heads
     return DecoderSpec(
-        layers=config.decoder_layers,
-        heads=config.decoder_attention_heads,
-        head_dim=config.d_model // config.decoder_attention_heads,
+        layers=getattr(config, "decoder_layers", None) or config.num_decoder_layers,
+        heads=heads,
+        head_dim=getattr(config, "d_kv", None) or config.d_model // heads,
         vocab_size=config.vocab_size,
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
-        max_target_positions=(
-            config.max_decoder_position_embeddings
-            if config.model_type == "led"
-            else config.max_position_embeddings
+        max_target_positions=int(
+            getattr(config, "max_decoder_position_embeddings", None)
+            or getattr(config, "max_position_embeddings", None)
+            or 0
         ),
     )
 
@@ -266,7 +271,12 @@ def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     format_: Format = "onnx" if fmt == "onnx" else "torchscript"
-    read_model_type(checkpoint)
+    rewritten = read_model_type(checkpoint) in SUPPORTED_MODEL_TYPES
+    if not rewritten and format_ == "torchscript":
+        raise ExportError(
+            f"TorchScript export supports {', '.join(SUPPORTED_MODEL_TYPES)}; "
+            "export other seq2seq models with --format onnx (through optimum-onnx)."
+        )
     started = time.perf_counter()
     model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, local_files_only=True).eval()
     lengths = sorted(set(lengths))
@@ -281,7 +291,10 @@ def export(
             warnings.simplefilter("ignore", TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message="Constant folding")
-            graphs = export_graphs(model, lengths, max(batch_sizes), staging)
+            if rewritten:
+                graphs = export_graphs(model, lengths, max(batch_sizes), staging)
+            else:
+                graphs = export_with_optimum(checkpoint, lengths, staging)
         AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(staging)
         manifest = Manifest(
             format=format_,
@@ -291,7 +304,7 @@ def export(
             buckets=lengths,
             batch_sizes=batch_sizes,
             decoder=_decoder_spec(model.config),
-            versions=_versions(format_),
+            versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,
             **graphs,
         )

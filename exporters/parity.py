@@ -44,12 +44,11 @@ def eager_generate(model: Any, input_ids: np.ndarray, mask: np.ndarray, new_toke
         num_beams=1,
         do_sample=False,
     )
+    # Installed on the model rather than passed: transformers would otherwise merge in the
+    # checkpoint's own defaults (e.g. BART's forced EOS), and parity compares plain greedy.
+    model.generation_config = generation
     with torch.inference_mode():
-        output = model.generate(
-            input_ids=torch.from_numpy(input_ids),
-            attention_mask=torch.from_numpy(mask),
-            generation_config=generation,
-        )
+        output = model.generate(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
     return output.numpy()  # type: ignore[no-any-return]
 
 

@@ -64,6 +64,8 @@ class Manifest:
     decoder_step: str
     decoder: DecoderSpec
     versions: dict[str, str]
+    #: Input/output naming of the graphs: "profiler" (exporters.modules) or "optimum".
+    graph_io: str = "profiler"
     parity: list[BucketParity] = field(default_factory=list)
     parity_skipped: bool = False
     parity_tolerance: float = 1e-3
@@ -124,5 +126,5 @@ class Manifest:
         return manifest
 
     def graph_files(self) -> list[str]:
-        """Every graph file the manifest names."""
-        return [*self.encoders.values(), self.decoder_init, self.decoder_step]
+        """Every graph file the manifest names, once each."""
+        return sorted({*self.encoders.values(), self.decoder_init, self.decoder_step})

@@ -148,7 +148,7 @@ def _config_dir(tmp_path: Path, model_type: str) -> Path:
     [
         ("missing", "no such directory"),
         ("no-config", "no config.json"),
-        ("t5", "model type 't5' is not supported; supported: led, bigbird_pegasus"),
+        ("bert", "model type 'bert' is not supported; supported: led, bigbird_pegasus"),
         ("too-long", "above the model's maximum of 4096 positions"),
         ("not-multiple", "not a positive multiple of 32"),
         ("batch-zero", "batch sizes must be 1 or more"),
@@ -165,8 +165,8 @@ def test_bad_inputs_give_one_clear_error_and_leave_nothing(
     elif case == "no-config":
         checkpoint = tmp_path / "empty"
         checkpoint.mkdir()
-    elif case == "t5":
-        checkpoint = _config_dir(tmp_path, "t5")
+    elif case == "bert":
+        checkpoint = _config_dir(tmp_path, "bert")
     elif case == "too-long":
         lengths = [8192]
     elif case == "not-multiple":
@@ -235,3 +235,50 @@ def test_cli_export_errors_exit_non_zero(
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "x").exists()
+
+
+def _tiny_bart(tmp_path: Path, tokenizer_dir: Path) -> Path:
+    """A BART checkpoint on disk: a model type that goes through optimum-onnx."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        init_std=0.3,
+    )
+    torch.manual_seed(0)
+    path = tmp_path / "bart"
+    BartForConditionalGeneration(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    checkpoint = _tiny_bart(tmp_path, tiny_checkpoints["led"])
+    manifest = export(
+        checkpoint, "onnx", tmp_path / "art", lengths=[512, 2048], batch_sizes=[1, 2], new_tokens=12
+    )
+    assert manifest.graph_io == "optimum"
+    assert set(manifest.encoders.values()) == {"encoder_model.onnx"}  # one dynamic encoder
+    assert all(row.passed for row in manifest.parity)
+    assert len(manifest.parity) == 4
+    graphs = load_graphs(tmp_path / "art")
+    ids, mask = np.full((1, 512), 7, dtype=np.int64), np.ones((1, 512), dtype=np.int64)
+    assert greedy_generate(graphs, ids, mask, max_new_tokens=5, min_new_tokens=5).shape == (1, 6)
+    with pytest.raises(ExportError, match="above the model's maximum of 2048"):
+        export(checkpoint, "onnx", tmp_path / "too-long", lengths=[4096])
+    with pytest.raises(ExportError, match="TorchScript export supports led, bigbird_pegasus"):
+        export(checkpoint, "torchscript", tmp_path / "ts")

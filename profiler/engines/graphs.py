@@ -7,6 +7,7 @@ drives, so the decoding loop is written once for every format.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -55,6 +56,42 @@ def bucket_of(manifest: Manifest, input_ids: np.ndarray) -> int:
     return length
 
 
+@dataclass(frozen=True)
+class GraphIO:
+    """Input and output names of the decoder graphs under one naming convention."""
+
+    encoder_hidden: str
+    encoder_mask: str
+    position: str | None
+    self_cache: list[str]  # per layer key, value (inputs of the step graph)
+    cross_cache: list[str]
+    presents: list[str]  # per layer key, value (outputs)
+    cross_presents: list[str]  # outputs of the first step
+
+    @classmethod
+    def of(cls, convention: str, layers: int) -> GraphIO:
+        pairs = [(i, kind) for i in range(layers) for kind in ("key", "value")]
+        if convention == "optimum":
+            return cls(
+                "encoder_hidden_states",
+                "encoder_attention_mask",
+                None,
+                [f"past_key_values.{i}.decoder.{kind}" for i, kind in pairs],
+                [f"past_key_values.{i}.encoder.{kind}" for i, kind in pairs],
+                [f"present.{i}.decoder.{kind}" for i, kind in pairs],
+                [f"present.{i}.encoder.{kind}" for i, kind in pairs],
+            )
+        return cls(
+            "encoder_hidden",
+            "encoder_mask",
+            "position",
+            [f"past_{kind}_{i}" for i, kind in pairs],
+            [f"cross_{kind}_{i}" for i, kind in pairs],
+            [f"present_{kind}_{i}" for i, kind in pairs],
+            [f"cross_{kind}_{i}" for i, kind in pairs],
+        )
+
+
 class OnnxGraphs:
     """ONNX Runtime sessions for every graph of an artifact."""
 
@@ -69,6 +106,7 @@ class OnnxGraphs:
         import onnxruntime as ort
 
         self.manifest = manifest
+        self.io = GraphIO.of(manifest.graph_io, manifest.decoder.layers)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -76,14 +114,16 @@ class OnnxGraphs:
         # piece of work on the machine would use; a profiler must not distort what it measures.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         chosen = providers or ["CPUExecutionProvider"]
+        sessions: dict[str, ort.InferenceSession] = {}
 
         def session(name: str) -> ort.InferenceSession:
-            return ort.InferenceSession(str(directory / name), options, providers=chosen)
+            if name not in sessions:  # one dynamic encoder may serve every bucket
+                sessions[name] = ort.InferenceSession(str(directory / name), options, providers=chosen)
+            return sessions[name]
 
         self.encoders = {int(length): session(name) for length, name in manifest.encoders.items()}
         self.init = session(manifest.decoder_init)
         self.step = session(manifest.decoder_step)
-        self.step_inputs = [node.name for node in self.step.get_inputs()]
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         session = self.encoders[bucket_of(self.manifest, input_ids)]
@@ -93,12 +133,12 @@ class OnnxGraphs:
     def decoder_init(
         self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray
     ) -> tuple[np.ndarray, Caches, Caches]:
-        outputs = self.init.run(
-            None,
-            {"input_ids": input_ids, "encoder_hidden": encoder_hidden, "encoder_mask": attention_mask},
-        )
-        layers = self.manifest.decoder.layers
-        return outputs[0], outputs[1 : 1 + 2 * layers], outputs[1 + 2 * layers :]
+        io = self.io
+        names = ["logits", *io.presents, *io.cross_presents]
+        feeds = {"input_ids": input_ids, io.encoder_hidden: encoder_hidden, io.encoder_mask: attention_mask}
+        outputs = self.init.run(names, feeds)
+        layers = len(io.presents)
+        return _last_position(outputs[0]), outputs[1 : 1 + layers], outputs[1 + layers :]
 
     def decoder_step(
         self,
@@ -108,9 +148,22 @@ class OnnxGraphs:
         past: Caches,
         cross: Caches,
     ) -> tuple[np.ndarray, Caches]:
-        values = [input_ids, np.array([position], dtype=np.int64), attention_mask, *past, *cross]
-        outputs = self.step.run(None, dict(zip(self.step_inputs, values, strict=True)))
-        return outputs[0], outputs[1:]
+        io = self.io
+        feeds = {
+            "input_ids": input_ids,
+            io.encoder_mask: attention_mask,
+            **dict(zip(io.self_cache, past, strict=True)),
+            **dict(zip(io.cross_cache, cross, strict=True)),
+        }
+        if io.position is not None:
+            feeds[io.position] = np.array([position], dtype=np.int64)
+        outputs = self.step.run(["logits", *io.presents], feeds)
+        return _last_position(outputs[0]), outputs[1:]
+
+
+def _last_position(logits: np.ndarray) -> np.ndarray:
+    """``[b, vocab]`` logits of the newest position (optimum's graphs return ``[b, 1, vocab]``)."""
+    return logits[:, -1] if logits.ndim == 3 else logits
 
 
 class TorchScriptGraphs:

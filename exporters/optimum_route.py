@@ -1,0 +1,61 @@
+"""Other seq2seq models (BART, T5, Pegasus, ...) go through optimum-onnx's exporter.
+
+Their attention does not depend on the sequence length's layout, so optimum's single dynamic
+encoder serves every bucket, which parity then checks bucket by bucket. optimum's graphs follow
+its own input/output names; the manifest records ``graph_io = "optimum"`` and the ONNX runner
+maps them (see :mod:`profiler.engines.graphs`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+#: The optimum task whose three graphs match the profiler's encoder / init / step contract.
+TASK = "text2text-generation-with-past"
+ENCODER, DECODER_INIT, DECODER_STEP = (
+    "encoder_model.onnx",
+    "decoder_model.onnx",
+    "decoder_with_past_model.onnx",
+)
+
+
+def optimum_supports(model_type: str) -> bool:
+    """Whether optimum-onnx can export ``model_type`` for seq2seq generation."""
+    import optimum.exporters.onnx.model_configs  # noqa: F401  (registers the ONNX configs)
+    from optimum.exporters.tasks import TasksManager
+
+    try:
+        tasks = TasksManager.get_supported_tasks_for_model_type(
+            model_type.replace("_", "-"), "onnx", library_name="transformers"
+        )
+    except KeyError:
+        return False
+    return TASK in tasks
+
+
+def export_with_optimum(checkpoint: Path, lengths: list[int], staging: Path) -> dict[str, Any]:
+    """Run optimum's exporter (at its recommended opset) into ``staging``; return graph entries."""
+    from optimum.exporters.onnx import main_export
+
+    scratch = staging / "optimum"
+    main_export(
+        str(checkpoint),
+        scratch,
+        task=TASK,
+        no_post_process=True,  # keep the first-step and with-past decoders as separate graphs
+        do_validation=False,  # the profiler's own parity check runs on every bucket instead
+        local_files_only=True,
+    )
+    graph_names = (ENCODER, DECODER_INIT, DECODER_STEP)
+    for path in scratch.iterdir():  # graphs and any external-data files beside them
+        if path.name.startswith(tuple(name.removesuffix(".onnx") for name in graph_names)):
+            path.rename(staging / path.name)
+    shutil.rmtree(scratch)
+    return {
+        "encoders": {str(length): ENCODER for length in lengths},
+        "decoder_init": DECODER_INIT,
+        "decoder_step": DECODER_STEP,
+        "graph_io": "optimum",
+    }
