@@ -16,6 +16,8 @@ import torch
 
 #: transformers' BigBird adds this to masked scores (not -inf); kept so results match exactly.
 BIGBIRD_MASK_PENALTY = -10000.0
+#: Excludes a key from a softmax (exp underflows to exactly 0) yet stays finite when added twice.
+_LARGE_NEGATIVE = -1e9
 
 
 def sliding_window_attention(
@@ -48,16 +50,18 @@ def sliding_window_attention(
     keys, values = neighbourhood(key), neighbourhood(value)
     scores = torch.matmul(query.reshape(batch, heads, blocks, w, dim), keys.transpose(-1, -2))
 
+    # Additive masks, broadcast: a constant band [w, 3w] and the keys' padding [b, blocks, 1, 3w].
+    # Each is a large finite negative, so a fully masked (padded) query row stays finite.
     offsets = torch.arange(3 * w) - w  # key position relative to the block start
     rows = torch.arange(w)
     band = (offsets[None, :] - rows[:, None]).abs() <= w  # [w, 3w]
+    band_bias = (~band).to(scores.dtype) * _LARGE_NEGATIVE
     valid = torch.nn.functional.pad(key_valid.reshape(batch, blocks, w), (0, 0, 1, 1))
     valid = torch.cat([valid[:, :-2], valid[:, 1:-1], valid[:, 2:]], dim=2)  # [b, blocks, 3w]
-    allowed = band[None, None, :, :] & valid[:, :, None, :]  # [b, blocks, w, 3w]
-    scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1)
-    probs = probs * key_valid.reshape(batch, 1, blocks, w, 1).to(probs.dtype)  # padded queries -> 0
-    return torch.matmul(probs, values).reshape(batch, heads, length, dim)
+    key_bias = (~valid).to(scores.dtype)[:, None, :, None, :] * _LARGE_NEGATIVE
+    probs = torch.softmax(scores + band_bias + key_bias, dim=-1)
+    context = torch.matmul(probs, values).reshape(batch, heads, length, dim)
+    return context * key_valid[:, None, :, None].to(context.dtype)  # padded queries -> 0
 
 
 def full_attention(
