@@ -19,18 +19,11 @@ from typing import Any
 import torch
 from torch.jit._trace import TracerWarning
 
-from exporters.modules import (
-    SUPPORTED_MODEL_TYPES,
-    DecoderInitGraph,
-    DecoderStepGraph,
-    EncoderGraph,
-    bucket_granularity,
-    max_input_length,
-)
+from exporters.modules import SUPPORTED_MODEL_TYPES, DecoderInitGraph, DecoderStepGraph, EncoderGraph
 from exporters.optimum_route import export_with_optimum, optimum_supports
-from profiler.artifact import FORMATS, ArtifactError, DecoderSpec, Format, Manifest
+from profiler.artifact import FORMATS, ArtifactError, Format, Manifest
+from profiler.modelinfo import DEFAULT_LENGTHS, bucket_granularity, decoder_spec, max_input_length
 
-DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
 ONNX_OPSET = 17
 
 
@@ -231,25 +224,6 @@ def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
     return versions
 
 
-def _decoder_spec(config: Any) -> DecoderSpec:
-    """Decoder shapes and ids; T5-style configs name them differently."""
-    heads = getattr(config, "decoder_attention_heads", None) or config.num_heads
-    return DecoderSpec(
-        layers=getattr(config, "decoder_layers", None) or config.num_decoder_layers,
-        heads=heads,
-        head_dim=getattr(config, "d_kv", None) or config.d_model // heads,
-        vocab_size=config.vocab_size,
-        decoder_start_token_id=config.decoder_start_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        max_target_positions=int(
-            getattr(config, "max_decoder_position_embeddings", None)
-            or getattr(config, "max_position_embeddings", None)
-            or 0
-        ),
-    )
-
-
 def export(
     checkpoint: Path,
     fmt: str,
@@ -303,7 +277,7 @@ def export(
             source_sha256=checkpoint_sha256(checkpoint),
             buckets=lengths,
             batch_sizes=batch_sizes,
-            decoder=_decoder_spec(model.config),
+            decoder=decoder_spec(model.config),
             versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,
             **graphs,

@@ -45,24 +45,6 @@ def base_model(model: Any) -> Any:
     return model.led if model.config.model_type == "led" else model.model
 
 
-def bucket_granularity(config: Any) -> int:
-    """Bucket lengths must be multiples of this: LED's window, BigBird's block, else 1."""
-    if config.model_type == "led":
-        windows = set(config.attention_window) if isinstance(config.attention_window, list) else None
-        return max(windows) if windows else int(config.attention_window)
-    if config.model_type == "bigbird_pegasus":
-        return int(config.block_size)
-    return 1
-
-
-def max_input_length(config: Any) -> int | None:
-    """Longest encoder input the model's position table allows (None: relative positions)."""
-    if config.model_type == "led":
-        return int(config.max_encoder_position_embeddings)
-    limit = getattr(config, "max_position_embeddings", None)
-    return int(limit) if limit else None
-
-
 class EncoderGraph(nn.Module):
     """The encoder at one fixed input length (a bucket)."""
 

@@ -59,10 +59,14 @@ app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(workload_app, name="workload")
 
 
+class UsageError(ValueError):
+    """A command-line input that cannot work, e.g. a port already in use."""
+
+
 @contextmanager
 def user_errors(*extra: type[Exception]) -> Iterator[None]:
     """Turn an error the user can fix into a message and exit status 2."""
-    handled: tuple[type[Exception], ...] = (CheckpointError, WorkloadError, *extra)
+    handled: tuple[type[Exception], ...] = (CheckpointError, WorkloadError, UsageError, *extra)
     try:
         yield
     except handled as exc:
@@ -79,6 +83,19 @@ def parse_lengths(text: str, what: str = "token counts") -> list[int]:
     if not values or any(value < 1 for value in values):
         raise typer.BadParameter(f"{text!r}: give one or more positive {what}, e.g. 1024,2048")
     return values
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before loading a model when the port is taken, naming what to do."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another --port."
+            ) from exc
 
 
 def _version(value: bool) -> None:
@@ -247,6 +264,55 @@ def export_command(
         f"{len(manifest.file_sizes)} files, {size_mb:.1f} MB, in {manifest.export_seconds:.1f} s"
     )
     console.print(str(out.resolve()))
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Path, typer.Argument(help="Artifact directory (profiler export) or raw checkpoint (eager).")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    device: Annotated[Literal["cpu", "cuda"], typer.Option(help="Where the model runs.")] = "cpu",
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Largest dynamic batch.")] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long a request waits for batch-mates.")
+    ] = 5.0,
+    max_queue: Annotated[int, typer.Option(min=1, help="Requests that may wait; beyond it, 503.")] = 256,
+    truncate: Annotated[
+        bool, typer.Option(help="Cut inputs over the largest bucket instead of 413.")
+    ] = False,
+    threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
+) -> None:
+    """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
+
+    Requests are padded to the smallest bucket that holds them (an input over the largest gets 413
+    unless --truncate) and batched per bucket up to --max-batch-size within --max-wait-ms. Every
+    bucket is warmed up before /readyz answers 200. Ctrl-C or SIGTERM stops accepting, finishes
+    what is in flight and exits 0. The OpenAPI schema is at /docs and /openapi.json.
+    """
+    from profiler.artifact import ArtifactError
+    from profiler.engines.engine import load_engine
+    from profiler.server.app import ServeSettings, create_app
+    from profiler.server.run import run_server
+    from profiler.workload import load_tokenizer
+
+    with user_errors(ArtifactError):
+        ensure_port_free(host, port)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        engine = load_engine(model, device=device, threads=threads)
+        tokenizer = load_tokenizer(model)
+    settings = ServeSettings(max_batch_size, max_wait_ms, max_queue, truncate, device=device)
+    console.print(
+        f"serving {engine.kind} engine from {model} on http://{host}:{port} "
+        f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
+    )
+    run_server(create_app(engine, tokenizer, settings), host, port)
 
 
 @app.command()

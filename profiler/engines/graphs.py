@@ -9,19 +9,21 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from profiler.artifact import ArtifactError, Manifest
+from profiler.artifact import ArtifactError, DecoderSpec, Manifest
 
-Caches = list[np.ndarray]
+#: Decoder caches are opaque to the loop: arrays for exported graphs, a transformers Cache for eager.
+Caches = Any
 
 
 class Seq2SeqGraphs(Protocol):
-    """Encoder per bucket plus the two decoder graphs of one artifact."""
+    """Encoder per bucket plus the two decoder steps: what the greedy loop drives."""
 
-    manifest: Manifest
+    decoder: DecoderSpec
+    buckets: list[int]
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """``[b, bucket]`` int64 ids and mask -> ``[b, bucket, d_model]`` float32."""
@@ -45,13 +47,13 @@ class Seq2SeqGraphs(Protocol):
         ...
 
 
-def bucket_of(manifest: Manifest, input_ids: np.ndarray) -> int:
+def bucket_of(buckets: list[int], input_ids: np.ndarray) -> int:
     """The bucket an input was padded to; each encoder graph is exact at its own length only."""
     length = int(input_ids.shape[1])
-    if length not in manifest.buckets:
+    if length not in buckets:
         raise ArtifactError(
             f"input of {length} tokens: pad it to one of the artifact's buckets "
-            f"({', '.join(map(str, manifest.buckets))}) first."
+            f"({', '.join(map(str, buckets))}) first."
         )
     return length
 
@@ -106,6 +108,8 @@ class OnnxGraphs:
         import onnxruntime as ort
 
         self.manifest = manifest
+        self.decoder = manifest.decoder
+        self.buckets = manifest.buckets
         self.io = GraphIO.of(manifest.graph_io, manifest.decoder.layers)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -126,7 +130,7 @@ class OnnxGraphs:
         self.step = session(manifest.decoder_step)
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        session = self.encoders[bucket_of(self.manifest, input_ids)]
+        session = self.encoders[bucket_of(self.buckets, input_ids)]
         hidden: np.ndarray = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
         return hidden
 
@@ -174,6 +178,8 @@ class TorchScriptGraphs:
 
         self.torch = torch
         self.manifest = manifest
+        self.decoder = manifest.decoder
+        self.buckets = manifest.buckets
         self.device = torch.device(device)
 
         def load(name: str) -> torch.jit.ScriptModule:
@@ -193,7 +199,7 @@ class TorchScriptGraphs:
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
-            encoder = self.encoders[bucket_of(self.manifest, input_ids)]
+            encoder = self.encoders[bucket_of(self.buckets, input_ids)]
             hidden = encoder(self._tensor(input_ids), self._tensor(attention_mask))
         return hidden.cpu().numpy()  # type: ignore[no-any-return]
 
@@ -205,7 +211,7 @@ class TorchScriptGraphs:
                 self._tensor(input_ids), self._tensor(encoder_hidden), self._tensor(attention_mask)
             )
         arrays = [tensor.cpu().numpy() for tensor in outputs]
-        layers = self.manifest.decoder.layers
+        layers = self.decoder.layers
         return arrays[0], arrays[1 : 1 + 2 * layers], arrays[1 + 2 * layers :]
 
     def decoder_step(

@@ -1,0 +1,63 @@
+"""Eager PyTorch behind the same three calls as exported graphs: the baseline engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from profiler.artifact import DecoderSpec
+
+
+class EagerGraphs:
+    """A transformers checkpoint run as it is, with its own KV cache, through the shared loop."""
+
+    def __init__(
+        self, directory: Path, buckets: list[int], decoder: DecoderSpec, device: str = "cpu"
+    ) -> None:
+        import torch
+        from transformers import AutoModelForSeq2SeqLM
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(directory, local_files_only=True).eval()
+        self.model.to(self.device)
+        self.encoder = self.model.get_encoder()
+        self.buckets = buckets
+        self.decoder = decoder
+
+    def _tensor(self, array: np.ndarray) -> Any:
+        return self.torch.from_numpy(array).to(self.device)
+
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            hidden = self.encoder(
+                input_ids=self._tensor(input_ids), attention_mask=self._tensor(attention_mask)
+            ).last_hidden_state
+        return hidden.cpu().numpy()  # type: ignore[no-any-return]
+
+    def decoder_init(
+        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray
+    ) -> tuple[np.ndarray, Any, Any]:
+        hidden = self._tensor(encoder_hidden)
+        logits, past = self._forward(input_ids, hidden, attention_mask, None)
+        return logits, past, hidden
+
+    def decoder_step(
+        self, input_ids: np.ndarray, position: int, attention_mask: np.ndarray, past: Any, cross: Any
+    ) -> tuple[np.ndarray, Any]:
+        return self._forward(input_ids, cross, attention_mask, past)
+
+    def _forward(
+        self, input_ids: np.ndarray, hidden: Any, attention_mask: np.ndarray, past: Any
+    ) -> tuple[np.ndarray, Any]:
+        with self.torch.inference_mode():
+            output = self.model(
+                encoder_outputs=(hidden,),
+                attention_mask=self._tensor(attention_mask),
+                decoder_input_ids=self._tensor(input_ids),
+                past_key_values=past,
+                use_cache=True,
+            )
+        return output.logits[:, -1].float().cpu().numpy(), output.past_key_values

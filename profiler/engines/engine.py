@@ -1,0 +1,175 @@
+"""One Engine for every format: load, warm up, run a padded batch, report stage timings.
+
+The engine owns bucketing (pad to the smallest bucket that holds the input), the request modes
+and timing; the format-specific work is the runner's (:mod:`profiler.engines.graphs`,
+:mod:`profiler.engines.eager`), and decoding is the shared loop (:mod:`profiler.engines.greedy`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest
+from profiler.engines.graphs import OnnxGraphs, Seq2SeqGraphs, TorchScriptGraphs
+from profiler.engines.greedy import decode_greedy
+
+Mode = Literal["generate", "forward", "encode"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+EngineKind = Literal["eager", "onnx", "torchscript"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request as the engine sees it: token ids (special tokens included) and what to do."""
+
+    input_ids: list[int]
+    mode: Mode = "generate"
+    max_new_tokens: int = 32
+    #: ``forward`` mode: decoder positions fed with the target (teacher forcing).
+    target_length: int = 64
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job produced, and the timings of the batch it ran in."""
+
+    output_ids: list[int]
+    bucket: int
+    batch_size: int
+    encode_ms: float
+    decode_ms: float
+    #: Set by the server's batcher: time between arrival in the queue and the batch starting.
+    queue_ms: float = 0.0
+
+
+class Engine:
+    """A loaded model (eager, ONNX Runtime or TorchScript) behind one interface.
+
+    Not thread-safe: one batch runs at a time (the server's batcher calls it from one thread).
+    """
+
+    def __init__(self, graphs: Seq2SeqGraphs, kind: EngineKind, source: Path, info: dict[str, Any]) -> None:
+        self.graphs = graphs
+        self.kind = kind
+        self.source = source
+        self.info = info
+        self.buckets = sorted(graphs.buckets)
+        self.decoder: DecoderSpec = graphs.decoder
+
+    @property
+    def max_length(self) -> int:
+        return self.buckets[-1]
+
+    def bucket_for(self, tokens: int) -> int | None:
+        """Smallest bucket that holds ``tokens``; None when over the largest."""
+        return next((bucket for bucket in self.buckets if bucket >= tokens), None)
+
+    def run(self, jobs: list[Job]) -> list[Outcome]:
+        """Run jobs of one mode together, padded to the bucket of the longest."""
+        longest = max(len(job.input_ids) for job in jobs)
+        bucket = self.bucket_for(longest)
+        if bucket is None:
+            raise ArtifactError(f"input of {longest} tokens is over the largest bucket ({self.max_length}).")
+        mode = jobs[0].mode
+        input_ids = np.full((len(jobs), bucket), self.decoder.pad_token_id, dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        for row, job in enumerate(jobs):
+            input_ids[row, : len(job.input_ids)] = job.input_ids
+            mask[row, : len(job.input_ids)] = 1
+        started = time.perf_counter()
+        hidden = self.graphs.encode(input_ids, mask)
+        encoded = time.perf_counter()
+        if mode == "encode":
+            outputs: list[list[int]] = [[] for _ in jobs]
+        else:
+            if mode == "forward":
+                targets = _teacher_targets(jobs, self.decoder.pad_token_id)
+                tokens = decode_greedy(self.graphs, hidden, mask, 0, forced=targets)
+            else:
+                limits = np.array([job.max_new_tokens for job in jobs])
+                tokens = decode_greedy(self.graphs, hidden, mask, limits)
+            outputs = [_trim(row[1:], self.decoder, job) for row, job in zip(tokens, jobs, strict=True)]
+        finished = time.perf_counter()
+        return [
+            Outcome(
+                output_ids=output,
+                bucket=bucket,
+                batch_size=len(jobs),
+                encode_ms=(encoded - started) * 1000,
+                decode_ms=(finished - encoded) * 1000,
+            )
+            for output in outputs
+        ]
+
+    def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
+        """Run every bucket once per batch size so first requests pay no one-off costs."""
+        for bucket in self.buckets:
+            for size in batch_sizes:
+                self.run([Job(input_ids=[self.decoder.pad_token_id + 1] * bucket, max_new_tokens=2)] * size)
+
+
+def _teacher_targets(jobs: list[Job], pad: int) -> np.ndarray:
+    """Targets for ``forward`` mode: each job's first tokens, as a stand-in for a reference."""
+    width = max(job.target_length for job in jobs)
+    targets = np.full((len(jobs), width), pad, dtype=np.int64)
+    for row, job in enumerate(jobs):
+        source = np.resize(np.asarray(job.input_ids, dtype=np.int64), job.target_length)
+        targets[row, : job.target_length] = source
+    return targets
+
+
+def _trim(row: np.ndarray, decoder: DecoderSpec, job: Job) -> list[int]:
+    """Generated ids up to and including ``eos``, or the job's own limit."""
+    limit = job.target_length if job.mode == "forward" else job.max_new_tokens
+    ids = row[:limit].tolist()
+    if job.mode == "generate" and decoder.eos_token_id in ids:
+        ids = ids[: ids.index(decoder.eos_token_id) + 1]
+    return [int(token) for token in ids]
+
+
+def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engine:
+    """An engine for an artifact directory (ONNX or TorchScript) or a raw checkpoint (eager).
+
+    Raises:
+        ArtifactError: the path is neither, or is unusable; the message says what to pass.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such directory; pass an artifact or checkpoint directory.")
+    if (path / MANIFEST_NAME).is_file():
+        manifest = Manifest.read(path)
+        info = json.loads(manifest.to_json())
+        if manifest.format == "onnx":
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
+            return Engine(OnnxGraphs(path, manifest, providers, threads), "onnx", path, info)
+        return Engine(TorchScriptGraphs(path, manifest, device), "torchscript", path, info)
+    if (path / "config.json").is_file():
+        return _eager_engine(path, device)
+    raise ArtifactError(
+        f"{path}: neither an artifact (no {MANIFEST_NAME}) nor a checkpoint (no config.json); "
+        "pass a directory written by `profiler export` or a Hugging Face checkpoint."
+    )
+
+
+def _eager_engine(path: Path, device: str) -> Engine:
+    from transformers import AutoConfig
+
+    from profiler.engines.eager import EagerGraphs
+    from profiler.modelinfo import decoder_spec, default_buckets
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable config.json ({exc}).") from exc
+    buckets = default_buckets(config)
+    if not buckets:
+        raise ArtifactError(f"{path}: the model takes none of the study's lengths; export it with --lengths.")
+    spec = decoder_spec(config)
+    info = {"format": "eager", "model_type": config.model_type, "buckets": buckets, "source_path": str(path)}
+    return Engine(EagerGraphs(path, buckets, spec, device), "eager", path, info)

@@ -1,0 +1,1 @@
+"""The HTTP server: FastAPI app, per-bucket dynamic batching, Prometheus metrics."""

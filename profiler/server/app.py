@@ -1,0 +1,307 @@
+"""The FastAPI app: `/v1/generate`, health, readiness, info and Prometheus metrics.
+
+Bodies are read and parsed here rather than by FastAPI so that every malformed input (bad UTF-8,
+bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 500.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
+
+from profiler.engines.engine import Engine, Job
+from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
+from profiler.server.metrics import ServerMetrics
+from profiler.server.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse, Timings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    max_batch_size: int = 8
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    truncate: bool = False
+    max_body_bytes: int = 1 << 20
+    device: str = "cpu"
+
+
+def error(
+    status: int, kind: str, message: str, details: list[Any] | None = None, **headers: str
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": kind, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers or None)
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Any, send: Any) -> None:
+        response = error(
+            413, "body_too_large", f"request body is over {self.limit} bytes; send a shorter input."
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class ApiError(Exception):
+    """A request that gets a 4xx/5xx JSON answer; raised anywhere in the request path."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        details: list[Any] | None = None,
+        retry_after: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.response = error(status, kind, message, details, **({"Retry-After": "1"} if retry_after else {}))
+
+
+class Service:
+    """The request path of one loaded engine: parse, tokenize, batch, answer."""
+
+    def __init__(self, engine: Engine, tokenizer: Any, settings: ServeSettings) -> None:
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.batcher: Batcher | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        """Warm up every bucket, then start batching (runs on a background thread)."""
+        self.engine.warm_up()
+        settings = self.settings
+        self.batcher = Batcher(
+            self.engine,
+            settings.max_batch_size,
+            settings.max_wait_ms,
+            settings.max_queue,
+            self.metrics.observe_batch,
+        )
+        self.metrics.track_queue(self.batcher.depth)
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        if self.batcher is not None:
+            self.batcher.close()
+
+    @staticmethod
+    def parse(body: bytes) -> GenerateRequest:
+        try:
+            parsed = orjson.loads(body)  # rejects invalid UTF-8 as well as invalid JSON
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "malformed_json", f"body is not UTF-8 JSON: {exc}") from exc
+        try:
+            return GenerateRequest.model_validate(parsed)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(map(str, item["loc"])) or "body", "problem": item["msg"]}
+                for item in exc.errors(include_url=False, include_input=False)
+            ]
+            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+            raise ApiError(422, "invalid_request", summary, details) from exc
+
+    def check_limits(self, query: GenerateRequest) -> None:
+        """Bounds that depend on the loaded model's decoder."""
+        limit = self.engine.decoder.max_target_positions - 1
+        if limit > 0 and query.mode == "generate" and query.max_new_tokens > limit:
+            raise ApiError(422, "invalid_request", f"max_new_tokens: at most {limit} for this model.")
+        if limit > 0 and query.mode == "forward" and query.target_length > limit:
+            raise ApiError(422, "invalid_request", f"target_length: at most {limit} for this model.")
+
+    def token_ids(self, query: GenerateRequest) -> tuple[list[int], bool]:
+        """The ids to run, and whether they were truncated to the largest bucket."""
+        if query.text is not None:
+            ids: list[int] = self.tokenizer(query.text, add_special_tokens=True, verbose=False)["input_ids"]
+        else:
+            ids = list(query.input_ids or [])
+            vocab = self.engine.decoder.vocab_size
+            bad = [token for token in ids if not 0 <= token < vocab]
+            if bad:
+                message = (
+                    f"input_ids has {len(bad)} id(s) outside the vocabulary [0, {vocab}), e.g. {bad[0]}."
+                )
+                raise ApiError(422, "invalid_request", message)
+        limit = self.engine.max_length
+        if len(ids) <= limit:
+            return ids, False
+        if not self.settings.truncate:
+            message = (
+                f"input is {len(ids)} tokens, over the largest bucket of {limit}; "
+                "send a shorter input or start the server with --truncate."
+            )
+            raise ApiError(413, "input_too_long", message)
+        return ids[: limit - 1] + ids[-1:], True  # keep the closing special token
+
+    async def generate(self, body: bytes, started: float) -> Response:
+        query = self.parse(body)
+        self.check_limits(query)
+        if not self.ready or self.batcher is None:
+            raise ApiError(503, "warming_up", "the model is still warming up; retry.", retry_after=True)
+        tokenize_started = time.perf_counter()
+        ids, truncated = self.token_ids(query)
+        tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
+        job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
+        try:
+            outcome = await self.batcher.submit(
+                job, self.engine.bucket_for(len(ids)) or self.engine.max_length
+            )
+        except QueueFull as exc:
+            message = f"the queue is full ({self.settings.max_queue} waiting); retry shortly."
+            raise ApiError(503, "queue_full", message, retry_after=True) from exc
+        except ShuttingDown as exc:
+            raise ApiError(503, "shutting_down", "the server is shutting down.") from exc
+        except Exception as exc:  # the engine failed this batch; the server lives on
+            raise ApiError(500, "engine_error", f"{type(exc).__name__}: {exc}") from exc
+        total_ms = (time.perf_counter() - started) * 1000
+        timings = Timings(
+            queue_ms=outcome.queue_ms,
+            tokenize_ms=tokenize_ms,
+            encode_ms=outcome.encode_ms,
+            decode_ms=outcome.decode_ms,
+            total_ms=total_ms,
+        )
+        decoded = self.tokenizer.decode(outcome.output_ids, skip_special_tokens=True)
+        payload = GenerateResponse(
+            text=decoded if query.mode == "generate" else "",
+            output_ids=outcome.output_ids,
+            input_tokens=len(ids),
+            truncated=truncated,
+            bucket=outcome.bucket,
+            batch_size=outcome.batch_size,
+            mode=query.mode,
+            timings=timings,
+        )
+        response = Response(orjson.dumps(payload.model_dump()), media_type="application/json")
+        response.headers["Server-Timing"] = ", ".join(
+            f"{name.removesuffix('_ms')};dur={value:.3f}" for name, value in timings.model_dump().items()
+        )
+        self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
+        return self.metrics.count(response, outcome.bucket)
+
+
+def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastAPI:
+    """The app for one loaded engine; warm-up runs in the background until ``/readyz`` is 200."""
+    service = Service(engine, tokenizer, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=service.start, name="warm-up", daemon=True).start()
+        yield
+        service.stop()
+
+    app = FastAPI(
+        title="long-context-profiler",
+        summary="Serves one exported (or eager) seq2seq model for latency, throughput and energy profiling.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return service.metrics.count(exc.response, None)
+
+    @app.get("/healthz", summary="The process is up.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="The model is loaded and every bucket warmed up.",
+        responses={503: ERROR_RESPONSES[503]},
+    )
+    async def readyz() -> dict[str, str]:
+        if not service.ready:
+            raise ApiError(503, "warming_up", "the model is still warming up.", retry_after=True)
+        return {"status": "ready"}
+
+    @app.get("/v1/info", summary="Manifest, engine, device, buckets and batching settings.")
+    async def info() -> dict[str, Any]:
+        return {
+            "engine": engine.kind,
+            "device": settings.device,
+            "source": str(engine.source),
+            "buckets": engine.buckets,
+            "truncate": settings.truncate,
+            "batching": {
+                "max_batch_size": settings.max_batch_size,
+                "max_wait_ms": settings.max_wait_ms,
+                "max_queue": settings.max_queue,
+            },
+            "max_body_bytes": settings.max_body_bytes,
+            "manifest": engine.info,
+        }
+
+    @app.get("/metrics", summary="Prometheus metrics.", response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        payload, content_type = service.metrics.render()
+        return Response(payload, media_type=content_type)
+
+    @app.post(
+        "/v1/generate",
+        summary="Run one query through the model.",
+        response_model=GenerateResponse,
+        responses=ERROR_RESPONSES,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def generate(request: Request) -> Response:
+        started = time.perf_counter()
+        return await service.generate(await request.body(), started)
+
+    return app

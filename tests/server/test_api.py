@@ -1,0 +1,149 @@
+"""Every endpoint and error of the HTTP API, against a live `profiler serve` on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server.conftest import LiveServer, start_server
+
+TEXT = "Where is the committee located?\n\nThe committee reviewed the annual budget in March."
+
+
+@pytest.fixture(scope="module")
+def server(served_models: dict[str, Path]) -> Iterator[LiveServer]:
+    live = start_server(served_models["led/onnx"], "--max-batch-size", "4", "--max-wait-ms", "50")
+    yield live
+    assert live.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with server.client() as http:
+        yield http
+
+
+def test_health_ready_info(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    info = client.get("/v1/info").json()
+    assert info["engine"] == "onnx"
+    assert info["buckets"] == [1024, 2048, 4096]
+    assert info["batching"] == {"max_batch_size": 4, "max_wait_ms": 50.0, "max_queue": 256}
+    assert info["manifest"]["format"] == "onnx"
+    assert info["manifest"]["parity"]
+
+
+def test_generate_returns_text_ids_bucket_and_timings(client: httpx.Client) -> None:
+    response = client.post("/v1/generate", json={"text": TEXT, "max_new_tokens": 6})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["bucket"] == 1024
+    assert 0 < body["input_tokens"] < 1024
+    assert 1 <= len(body["output_ids"]) <= 6
+    assert isinstance(body["text"], str)
+    timings = body["timings"]
+    assert set(timings) == {"queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms"}
+    assert timings["total_ms"] >= timings["encode_ms"] + timings["decode_ms"]
+    header = response.headers["server-timing"]
+    assert [part.split(";")[0] for part in header.split(", ")] == [
+        "queue",
+        "tokenize",
+        "encode",
+        "decode",
+        "total",
+    ]
+
+
+def test_input_ids_pick_the_smallest_bucket_that_holds_them(client: httpx.Client) -> None:
+    for length, bucket in [(10, 1024), (1024, 1024), (1025, 2048), (4096, 4096)]:
+        body = client.post("/v1/generate", json={"input_ids": [5] * length, "max_new_tokens": 2}).json()
+        assert (body["input_tokens"], body["bucket"]) == (length, bucket)
+
+
+def test_modes(client: httpx.Client) -> None:
+    forward = client.post("/v1/generate", json={"text": TEXT, "mode": "forward", "target_length": 12}).json()
+    assert len(forward["output_ids"]) == 12
+    encode = client.post("/v1/generate", json={"text": TEXT, "mode": "encode"}).json()
+    assert encode["output_ids"] == []
+    assert encode["timings"]["encode_ms"] > 0
+
+
+BAD_BODIES = [
+    (b'{"text": "abc"', 400, "malformed_json"),
+    (b'{"text": "\\ud800\xff"}', 400, "malformed_json"),
+    (b"\xff\xfe\x00", 400, "malformed_json"),
+    (b'["text"]', 422, "invalid_request"),
+    (b'{"text": 5}', 422, "text"),
+    (b'{"text": "a", "temperature": 0.7}', 422, "temperature"),
+    (b'{"text": ""}', 422, "text"),
+    (b'{"text": "   "}', 422, "empty"),
+    (b'{"text": "a", "input_ids": [5]}', 422, "exactly one"),
+    (b"{}", 422, "exactly one"),
+    (b'{"input_ids": []}', 422, "input_ids"),
+    (b'{"input_ids": [5, 99999999]}', 422, "outside the vocabulary"),
+    (b'{"input_ids": [-1]}', 422, "outside the vocabulary"),
+    (b'{"text": "a", "max_new_tokens": 0}', 422, "max_new_tokens"),
+    (b'{"text": "a", "max_new_tokens": 100000}', 422, "max_new_tokens"),
+    (b'{"text": "a", "max_new_tokens": "many"}', 422, "max_new_tokens"),
+    (b'{"text": "a", "mode": "train"}', 422, "mode"),
+    (b'{"text": "a", "mode": "forward", "target_length": 1024}', 422, "target_length"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), BAD_BODIES)
+def test_bad_requests_get_a_4xx_json_error(
+    client: httpx.Client, body: bytes, status: int, needle: str
+) -> None:
+    response = client.post("/v1/generate", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert needle in f"{error['type']} {error['message']}"
+
+
+def test_over_the_largest_bucket_is_413_naming_the_limit(client: httpx.Client) -> None:
+    response = client.post("/v1/generate", json={"input_ids": [5] * 4097})
+    assert response.status_code == 413
+    assert "largest bucket of 4096" in response.json()["error"]["message"]
+
+
+def test_a_body_over_the_size_limit_is_413(client: httpx.Client) -> None:
+    response = client.post("/v1/generate", json={"text": "x" * (2 << 20)})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "body_too_large"
+
+
+def test_the_server_survives_bad_input_and_counts_it(client: httpx.Client) -> None:
+    for body, _, _ in BAD_BODIES:
+        client.post("/v1/generate", content=body)
+    assert client.get("/healthz").status_code == 200
+    assert client.post("/v1/generate", json={"text": TEXT, "max_new_tokens": 2}).status_code == 200
+    metrics = client.get("/metrics").text
+    assert 'profiler_requests_total{bucket="none",status="422"}' in metrics
+    assert 'profiler_requests_total{bucket="1024",status="200"}' in metrics
+    assert "profiler_request_latency_seconds_bucket" in metrics
+    assert "profiler_queue_depth" in metrics
+    assert "profiler_batch_size_bucket" in metrics
+
+
+def test_requests_of_one_bucket_are_batched(client: httpx.Client) -> None:
+    def call(i: int) -> dict[str, object]:
+        return client.post("/v1/generate", json={"input_ids": [5 + i] * 300, "max_new_tokens": 4}).json()
+
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(call, range(4)))
+    assert max(int(str(body["batch_size"])) for body in bodies) > 1
+    assert all(body["bucket"] == 1024 for body in bodies)
+
+
+def test_openapi_describes_every_endpoint_and_error(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/healthz", "/readyz", "/v1/info", "/metrics", "/v1/generate"} <= set(schema["paths"])
+    generate = schema["paths"]["/v1/generate"]["post"]
+    assert {"200", "400", "413", "422", "500", "503"} <= set(generate["responses"])
+    body_schema = generate["requestBody"]["content"]["application/json"]["schema"]
+    assert {"text", "input_ids", "mode", "max_new_tokens"} <= set(body_schema["properties"])
