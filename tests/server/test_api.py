@@ -9,20 +9,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server.conftest import LiveServer, start_server
+from profiler.server.launch import ServerProcess
+from profiler.server.launch import start_server
 
 TEXT = "Where is the committee located?\n\nThe committee reviewed the annual budget in March."
 
 
 @pytest.fixture(scope="module")
-def server(served_models: dict[str, Path]) -> Iterator[LiveServer]:
+def server(served_models: dict[str, Path]) -> Iterator[ServerProcess]:
     live = start_server(served_models["led/onnx"], "--max-batch-size", "4", "--max-wait-ms", "50")
     yield live
     assert live.stop() == 0
 
 
 @pytest.fixture(scope="module")
-def client(server: LiveServer) -> Iterator[httpx.Client]:
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
     with server.client() as http:
         yield http
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from profiler.checkpoints import ARCHS
-from tests.server.conftest import LiveServer, free_port
+from profiler.server.launch import ServerProcess
+from profiler.server.launch import free_port
 
 TEXT = "The committee reviewed the annual budget of the northern district. " * 20
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_eager_onnx_and_torchscript_serve_the_same_tokens(
-    arch: str, served_models: dict[str, Path], server_factory: Callable[..., LiveServer]
+    arch: str, served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
     outputs = {}
     for engine in ("eager", "onnx", "torchscript"):
@@ -37,7 +38,7 @@ def test_eager_onnx_and_torchscript_serve_the_same_tokens(
 
 
 def test_truncate_cuts_long_inputs(
-    served_models: dict[str, Path], server_factory: Callable[..., LiveServer]
+    served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
     server = server_factory(served_models["bigbird-pegasus/onnx"], "--truncate")
     with server.client() as client:
@@ -46,7 +47,7 @@ def test_truncate_cuts_long_inputs(
 
 
 def test_a_full_queue_answers_503_with_retry_after(
-    served_models: dict[str, Path], server_factory: Callable[..., LiveServer]
+    served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
     server = server_factory(
         served_models["led/onnx"], "--max-batch-size", "1", "--max-wait-ms", "0", "--max-queue", "2"
@@ -75,7 +76,7 @@ def test_a_full_queue_answers_503_with_retry_after(
 
 
 def test_sigterm_finishes_in_flight_requests_and_exits_0(
-    served_models: dict[str, Path], server_factory: Callable[..., LiveServer]
+    served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
     server = server_factory(served_models["led/torchscript"])
     result: dict[str, int] = {}

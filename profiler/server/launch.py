@@ -1,0 +1,98 @@
+"""Start `profiler serve` in a child process, wait until it is ready, stop it gracefully.
+
+Used by the benchmarks, the sweep and the tests: the server always runs as a user would run it.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became ready; the message holds its log tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago on ``host``."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A running `profiler serve` child."""
+
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+    def client(self, timeout: float = 60) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 90) -> int:
+        """SIGTERM (the server drains and exits 0), then the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+
+def start_server(
+    model: Path,
+    *args: str,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    log: Path | None = None,
+    ready_timeout: float = 300,
+) -> ServerProcess:
+    """Start `profiler serve MODEL ARGS` and return once ``/readyz`` answers 200.
+
+    Raises:
+        ServerStartError: the process exited or was not ready in time (with its log tail).
+    """
+    port = port or free_port(host)
+    log = log or Path(f"/tmp/profiler-serve-{port}.log")
+    command = [
+        str(Path(sys.executable).parent / "profiler"),
+        "serve",
+        str(model),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *args,
+    ]
+    handle = log.open("w", encoding="utf-8")
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    handle.close()
+    server = ServerProcess(f"http://{host}:{port}", process, log)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerStartError(
+                f"the server exited with status {process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise ServerStartError(f"the server was not ready after {ready_timeout:.0f} s:\n{server.log_tail()}")
