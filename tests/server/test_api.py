@@ -9,8 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from profiler.server.launch import ServerProcess
-from profiler.server.launch import start_server
+from profiler.server.launch import ServerProcess, start_server
 
 TEXT = "Where is the committee located?\n\nThe committee reviewed the annual budget in March."
 

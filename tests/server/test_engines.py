@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from profiler.checkpoints import ARCHS
-from profiler.server.launch import ServerProcess
-from profiler.server.launch import free_port
+from profiler.server.launch import ServerProcess, free_port
 
 TEXT = "The committee reviewed the annual budget of the northern district. " * 20
 
