@@ -25,9 +25,11 @@ def _process_seconds(process: Any) -> float:
 
 
 def _own_seconds() -> float:
-    """The same for this process, from ``os.times`` (a syscall, no /proc parsing: ~1 us). Units: s."""
+    """The same for this process: its own time from the scheduler's nanosecond clock
+    (``time.process_time``, all threads), so short windows are not rounded to clock ticks, plus
+    its reaped children from ``os.times``. Syscalls only, no /proc parsing. Units: s."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    return time.process_time() + times.children_user + times.children_system
 
 
 class ProcessTreeCpu:

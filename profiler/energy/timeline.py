@@ -93,6 +93,7 @@ class PowerTimeline:
         clock: monotonic clock (injectable for tests).
         wall_clock: Unix time (injectable for tests).
         children_refresh_s: how often to rescan for new child processes (a scan reads all of /proc).
+        max_samples: keep only the newest this many (a long-running server); None keeps all.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class PowerTimeline:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         children_refresh_s: float = 5.0,
+        max_samples: int | None = None,
     ) -> None:
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz!r}.")
@@ -115,7 +117,7 @@ class PowerTimeline:
         self._last_cpu: tuple[float, float] | None = None
         indices = self._gpus.indices if self._gpus is not None else ()
         self._supported = {(i, m): True for i in indices for m in _GPU_METRICS}
-        self._samples: list[TimelineSample] = []
+        self._samples: deque[TimelineSample] = deque(maxlen=max_samples)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy_s = 0.0

@@ -44,8 +44,6 @@ class Outcome:
     batch_size: int
     encode_ms: float
     decode_ms: float
-    #: Set by the server's batcher: time between arrival in the queue and the batch starting.
-    queue_ms: float = 0.0
 
 
 class Engine:

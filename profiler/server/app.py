@@ -8,26 +8,45 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
-from profiler.engines.engine import Engine, Job
+from profiler.energy import WindowError
+from profiler.engines.engine import Engine, Job, Outcome
 from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
+from profiler.server.energy import RequestEnergy, ServerEnergy
 from profiler.server.metrics import ServerMetrics
-from profiler.server.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse, Timings
+from profiler.server.schemas import (
+    ERROR_RESPONSES,
+    EnergyShare,
+    GenerateRequest,
+    GenerateResponse,
+    IdleRequest,
+    Timings,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
     [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
 ]
+
+
+#: A window name as a path segment: letters, digits and ``_ . : @ -``, e.g. ``generate@2048``.
+WindowName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$", description="e.g. generate@2048")]
+#: A time on the server's monotonic clock (the one its windows and timeline use).
+Since = Annotated[float, Query(description="time.monotonic of the server")]
+#: Whether a closed window's result lists each request's joules.
+WithRequests = Annotated[bool, Query(description="Include each request's joules.")]
 
 
 @dataclass(frozen=True)
@@ -106,14 +125,15 @@ class ApiError(Exception):
 
 
 class Service:
-    """The request path of one loaded engine: parse, tokenize, batch, answer."""
+    """The request path of one loaded engine: parse, tokenize, batch, measure, answer."""
 
     def __init__(self, engine: Engine, tokenizer: Any, settings: ServeSettings) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.settings = settings
         self.metrics = ServerMetrics()
-        self.batcher: Batcher | None = None
+        self.energy = ServerEnergy()
+        self.batcher: Batcher[tuple[Outcome, RequestEnergy]] | None = None
         self.ready = False
 
     def start(self) -> None:
@@ -121,7 +141,7 @@ class Service:
         self.engine.warm_up()
         settings = self.settings
         self.batcher = Batcher(
-            self.engine,
+            self.run_batch,
             settings.max_batch_size,
             settings.max_wait_ms,
             settings.max_queue,
@@ -130,10 +150,15 @@ class Service:
         self.metrics.track_queue(self.batcher.depth)
         self.ready = True
 
+    def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, RequestEnergy]]:
+        """One engine batch inside its own energy window."""
+        return self.energy.run_batch(lambda: self.engine.run(jobs), request_ids)
+
     def stop(self) -> None:
         self.ready = False
         if self.batcher is not None:
             self.batcher.close()
+        self.energy.close()
 
     @staticmethod
     def parse(body: bytes) -> GenerateRequest:
@@ -192,10 +217,10 @@ class Service:
         ids, truncated = self.token_ids(query)
         tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
         job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
+        request_id = uuid.uuid4().hex
+        bucket = self.engine.bucket_for(len(ids)) or self.engine.max_length
         try:
-            outcome = await self.batcher.submit(
-                job, self.engine.bucket_for(len(ids)) or self.engine.max_length
-            )
+            served = await self.batcher.submit(job, bucket, request_id)
         except QueueFull as exc:
             message = f"the queue is full ({self.settings.max_queue} waiting); retry shortly."
             raise ApiError(503, "queue_full", message, retry_after=True) from exc
@@ -203,9 +228,10 @@ class Service:
             raise ApiError(503, "shutting_down", "the server is shutting down.") from exc
         except Exception as exc:  # the engine failed this batch; the server lives on
             raise ApiError(500, "engine_error", f"{type(exc).__name__}: {exc}") from exc
+        outcome, energy = served.result
         total_ms = (time.perf_counter() - started) * 1000
         timings = Timings(
-            queue_ms=outcome.queue_ms,
+            queue_ms=served.queue_ms,
             tokenize_ms=tokenize_ms,
             encode_ms=outcome.encode_ms,
             decode_ms=outcome.decode_ms,
@@ -213,6 +239,7 @@ class Service:
         )
         decoded = self.tokenizer.decode(outcome.output_ids, skip_special_tokens=True)
         payload = GenerateResponse(
+            request_id=request_id,
             text=decoded if query.mode == "generate" else "",
             output_ids=outcome.output_ids,
             input_tokens=len(ids),
@@ -221,13 +248,86 @@ class Service:
             batch_size=outcome.batch_size,
             mode=query.mode,
             timings=timings,
+            energy=EnergyShare(**energy.to_dict()),
         )
-        response = Response(orjson.dumps(payload.model_dump()), media_type="application/json")
+        response = Response(
+            orjson.dumps(payload.model_dump()),
+            media_type="application/json",
+            headers={"X-Request-ID": request_id},
+        )
         response.headers["Server-Timing"] = ", ".join(
             f"{name.removesuffix('_ms')};dur={value:.3f}" for name, value in timings.model_dump().items()
         )
         self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
         return self.metrics.count(response, outcome.bucket)
+
+
+def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
+    """Named energy windows, idle baseline and power timeline, for a load generator anywhere."""
+
+    @app.get("/v1/energy", summary="Energy source, domains, open windows, idle baseline.")
+    async def energy_info() -> dict[str, Any]:
+        return energy.describe()
+
+    @app.post(
+        "/v1/energy/windows/{name}",
+        status_code=201,
+        summary="Open a named energy window.",
+        responses={409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
+    )
+    async def open_window(name: WindowName) -> dict[str, Any]:
+        try:
+            return energy.begin(name)
+        except WindowError as exc:
+            raise ApiError(409, "window_open", str(exc)) from exc
+
+    @app.post(
+        "/v1/energy/windows/{name}/end",
+        summary="Close a window: its energy, queries, J/query.",
+        responses={404: ERROR_RESPONSES[404], 422: ERROR_RESPONSES[422]},
+    )
+    async def close_window(
+        name: WindowName,
+        requests: WithRequests = False,
+    ) -> dict[str, Any]:
+        try:
+            return await run_in_threadpool(energy.end, name, requests)
+        except WindowError as exc:
+            raise ApiError(404, "no_such_window", str(exc)) from exc
+
+    @app.get(
+        "/v1/energy/windows/{name}",
+        summary="A closed window's result, again.",
+        responses={404: ERROR_RESPONSES[404], 422: ERROR_RESPONSES[422]},
+    )
+    async def read_window(name: WindowName) -> dict[str, Any]:
+        result = energy.window(name)
+        if result is None:
+            raise ApiError(
+                404, "no_such_window", f"no closed energy window {name!r}; open and close it first."
+            )
+        return result
+
+    @app.post(
+        "/v1/energy/idle",
+        summary="Measure idle power now (send no load meanwhile).",
+        responses={422: ERROR_RESPONSES[422]},
+    )
+    async def idle(request: Request) -> dict[str, Any]:
+        try:
+            body = IdleRequest.model_validate(orjson.loads(await request.body() or b"{}"))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            raise ApiError(
+                422, "invalid_request", f'send {{"seconds": N}} with 0 < N <= 600 ({exc}).'
+            ) from exc
+        baseline = await run_in_threadpool(energy.measure_idle, body.seconds)
+        return baseline.to_dict()
+
+    @app.get("/v1/energy/timeline", summary="Power timeline samples after a monotonic time.")
+    async def timeline(
+        since: Since = 0.0,
+    ) -> dict[str, Any]:
+        return {"samples": energy.timeline_since(since)}
 
 
 def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastAPI:
@@ -287,6 +387,8 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
     async def prometheus() -> Response:
         payload, content_type = service.metrics.render()
         return Response(payload, media_type=content_type)
+
+    add_energy_routes(app, service.energy)
 
     @app.post(
         "/v1/generate",

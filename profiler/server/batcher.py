@@ -14,9 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from profiler.engines.engine import Engine, Job, Outcome
+from profiler.engines.engine import Job
+
+Result = TypeVar("Result")
+#: Runs one batch: jobs and their request ids in, one result per job out.
+RunBatch = Callable[[list[Job], list[str]], list[Result]]
 
 
 class QueueFull(Exception):
@@ -27,27 +32,36 @@ class ShuttingDown(Exception):
     """The server is draining and takes no new work."""
 
 
+@dataclass(frozen=True)
+class Served(Generic[Result]):
+    """A job's result and how long it waited in the queue."""
+
+    result: Result
+    queue_ms: float
+
+
 @dataclass
 class Pending:
     job: Job
+    request_id: str
     bucket: int
-    future: asyncio.Future[Outcome]
+    future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class Batcher:
+class Batcher(Generic[Result]):
     """Collects jobs into batches and runs them on one worker thread."""
 
     def __init__(
         self,
-        engine: Engine,
+        run_batch: RunBatch[Result],
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
@@ -65,10 +79,10 @@ class Batcher:
         """Jobs waiting plus jobs in the running batch."""
         return self.waiting + self.running
 
-    def submit(self, job: Job, bucket: int) -> asyncio.Future[Outcome]:
+    def submit(self, job: Job, bucket: int, request_id: str) -> asyncio.Future[Served[Result]]:
         """Queue ``job``; the returned future resolves on the caller's event loop."""
         loop = asyncio.get_running_loop()
-        pending = Pending(job, bucket, loop.create_future(), loop)
+        pending = Pending(job, request_id, bucket, loop.create_future(), loop)
         with self.condition:
             if not self.accepting:
                 raise ShuttingDown
@@ -116,14 +130,14 @@ class Batcher:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             try:
-                outcomes = self.engine.run([pending.job for pending in batch])
+                results = self.run_batch([p.job for p in batch], [p.request_id for p in batch])
             except Exception as exc:  # an engine error fails only its own batch
                 for pending in batch:
                     pending.loop.call_soon_threadsafe(_fail, pending.future, exc)
             else:
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    waited = replace(outcome, queue_ms=(started - pending.enqueued) * 1000)
-                    pending.loop.call_soon_threadsafe(_succeed, pending.future, waited)
+                for pending, result in zip(batch, results, strict=True):
+                    served = Served(result, (started - pending.enqueued) * 1000)
+                    pending.loop.call_soon_threadsafe(_succeed, pending.future, served)
             if self.on_batch is not None:
                 self.on_batch(batch[0].bucket, len(batch))
             with self.condition:
@@ -131,11 +145,11 @@ class Batcher:
                 self.condition.notify_all()
 
 
-def _succeed(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
+def _succeed(future: asyncio.Future[Any], served: Served[Any]) -> None:
     if not future.done():  # the client may have gone away
-        future.set_result(outcome)
+        future.set_result(served)
 
 
-def _fail(future: asyncio.Future[Outcome], exc: Exception) -> None:
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
     if not future.done():
         future.set_exception(exc)

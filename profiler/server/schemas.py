@@ -47,7 +47,18 @@ class Timings(BaseModel):
     total_ms: float
 
 
+class EnergyShare(BaseModel):
+    """This request's share of its batch's energy, by busy engine time."""
+
+    joules: float
+    batch_joules: float
+    source: str = Field(description="nvml-counter, nvml-power, rapl or estimate.")
+    estimate: bool = Field(description="True when the figure is an estimate from CPU time, not a reading.")
+    warnings: list[str]
+
+
 class GenerateResponse(BaseModel):
+    request_id: str
     text: str = Field(description="Decoded output (empty in encode mode).")
     output_ids: list[int]
     input_tokens: int = Field(description="Tokens in the input after any truncation.")
@@ -56,6 +67,7 @@ class GenerateResponse(BaseModel):
     batch_size: int = Field(description="Requests in the batch this one ran in.")
     mode: str
     timings: Timings
+    energy: EnergyShare
 
 
 class ErrorBody(BaseModel):
@@ -72,6 +84,8 @@ class ErrorResponse(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Body is not UTF-8 JSON."},
+    404: {"model": ErrorResponse, "description": "No such energy window."},
+    409: {"model": ErrorResponse, "description": "An energy window of that name is already open."},
     413: {"model": ErrorResponse, "description": "Body too large, or input over the largest bucket."},
     422: {
         "model": ErrorResponse,
@@ -80,3 +94,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     500: {"model": ErrorResponse, "description": "The engine failed on this request's batch."},
     503: {"model": ErrorResponse, "description": "Warming up, queue full or shutting down; see Retry-After."},
 }
+
+
+class IdleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(gt=0, le=600, description="How long to measure idle power; no load meanwhile.")

@@ -1,0 +1,188 @@
+"""Energy in the server process, beside the device: named windows, idle baseline, timeline,
+and per-request joules.
+
+A load generator on another host opens and closes named windows (one per stage) over HTTP; the
+server answers with the window's energy, the queries completed in it, gross and net joules per
+query, and each request's share. Every engine batch is also measured, and its energy is split
+over the batch's requests by their share of busy engine time, so each response carries its own
+joules (with the source, and a warning when the batch was too short for the counter).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import count
+from typing import Any
+
+from profiler.energy import (
+    EnergyMeter,
+    IdleBaseline,
+    Measurement,
+    PowerTimeline,
+    ShortWindowWarning,
+    attribute_energy,
+    measure_idle,
+    per_query_energy,
+)
+from profiler.energy.timeline import to_dicts
+from profiler.engines.engine import Outcome
+
+#: Completed requests remembered for window attribution (bounded: memory stays flat under load).
+KEEP_REQUESTS = 200_000
+#: Closed windows kept for GET (the oldest are forgotten first).
+KEEP_WINDOWS = 1_000
+#: One hour of timeline at 10 Hz.
+KEEP_SAMPLES = 36_000
+
+
+@dataclass(frozen=True)
+class RequestEnergy:
+    """One request's share of its batch's energy."""
+
+    joules: float
+    batch_joules: float
+    source: str
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "joules": self.joules,
+            "batch_joules": self.batch_joules,
+            "source": self.source,
+            "estimate": self.source == "estimate",
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class _Completed:
+    request_id: str
+    finished_s: float  # time.monotonic, the meter's clock
+    busy_s: float
+
+
+def busy_shares(outcomes: Sequence[Outcome], new_tokens: Sequence[int]) -> list[float]:
+    """Engine seconds per request of one batch: the encoder pass split evenly, decoding by tokens."""
+    first = outcomes[0]
+    encode_s, decode_s = first.encode_ms / 1000, first.decode_ms / 1000
+    total_tokens = sum(new_tokens)
+    return [
+        encode_s / len(outcomes)
+        + (decode_s * tokens / total_tokens if total_tokens else decode_s / len(outcomes))
+        for tokens in new_tokens
+    ]
+
+
+class ServerEnergy:
+    """The meter, the timeline and the bookkeeping for per-request and per-window energy."""
+
+    def __init__(self, meter: EnergyMeter | None = None, timeline_hz: float = 10.0) -> None:
+        self.meter = meter or EnergyMeter()
+        self.timeline = PowerTimeline(rate_hz=timeline_hz, max_samples=KEEP_SAMPLES).start()
+        self.idle: IdleBaseline | None = None
+        self.completed: deque[_Completed] = deque(maxlen=KEEP_REQUESTS)
+        self.closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.batch_ids = count()
+        self.lock = threading.Lock()
+        warnings.filterwarnings("ignore", category=ShortWindowWarning)  # the note travels in each result
+
+    def run_batch(
+        self, run: Callable[[], list[Outcome]], request_ids: Sequence[str]
+    ) -> list[tuple[Outcome, RequestEnergy]]:
+        """Run one engine batch inside its own energy window; split its joules over the requests."""
+        name = f"batch:{next(self.batch_ids)}"
+        self.meter.begin(name)
+        try:
+            outcomes = run()
+        finally:
+            measurement = self.meter.end(name)
+        shares = busy_shares(outcomes, [len(outcome.output_ids) for outcome in outcomes])
+        split = attribute_energy(measurement.total_j, list(zip(request_ids, shares, strict=True)))
+        finished = time.monotonic()
+        with self.lock:
+            self.completed.extend(
+                _Completed(request_id, finished, busy)
+                for request_id, busy in zip(request_ids, shares, strict=True)
+            )
+        notes = tuple(measurement.warnings)
+        return [
+            (
+                outcome,
+                RequestEnergy(split.energy_j[request_id], measurement.total_j, measurement.source, notes),
+            )
+            for outcome, request_id in zip(outcomes, request_ids, strict=True)
+        ]
+
+    def begin(self, name: str) -> dict[str, Any]:
+        self.meter.begin(name)
+        return {"name": name, "open": True, "source": self.meter.source}
+
+    def end(self, name: str, with_requests: bool = False) -> dict[str, Any]:
+        """Close window ``name``: its energy, the queries completed in it, per-query and per-request."""
+        measurement = self.meter.end(name)
+        result = self._summarise(measurement, with_requests)
+        with self.lock:
+            self.closed[name] = result
+            self.closed.move_to_end(name)
+            while len(self.closed) > KEEP_WINDOWS:
+                self.closed.popitem(last=False)
+        return result
+
+    def _summarise(self, measurement: Measurement, with_requests: bool) -> dict[str, Any]:
+        with self.lock:
+            served = [
+                item
+                for item in self.completed
+                if measurement.start_monotonic_s <= item.finished_s <= measurement.end_monotonic_s
+            ]
+        result: dict[str, Any] = {
+            "measurement": measurement.to_dict(),
+            "completed": len(served),
+            "per_query": None,
+            "idle": self.idle.to_dict() if self.idle else None,
+        }
+        if served:
+            result["per_query"] = per_query_energy(measurement, len(served), self.idle).to_dict()
+            if with_requests:
+                split = attribute_energy(
+                    measurement.total_j, [(item.request_id, item.busy_s) for item in served]
+                )
+                result["requests"] = split.to_dict()
+        return result
+
+    def window(self, name: str) -> dict[str, Any] | None:
+        """A closed window's result (None if unknown)."""
+        with self.lock:
+            return self.closed.get(name)
+
+    def measure_idle(self, seconds: float) -> IdleBaseline:
+        """Measure idle power now (call it with no load running) and keep it for net figures."""
+        self.idle = measure_idle(self.meter, seconds, name=f"idle:{next(self.batch_ids)}")
+        return self.idle
+
+    def timeline_since(self, since_monotonic_s: float) -> list[dict[str, Any]]:
+        return to_dicts(
+            [sample for sample in self.timeline.samples if sample.t_monotonic_s > since_monotonic_s]
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.meter.source,
+            "estimate": self.meter.source == "estimate",
+            "domains": list(self.meter.domains),
+            "method": self.meter.backend.describe(),
+            "open_windows": [
+                name for name in self.meter.open_windows if not name.startswith(("batch:", "idle:"))
+            ],
+            "idle": self.idle.to_dict() if self.idle else None,
+            "timeline_hz": 1 / self.timeline.period_s,
+            "clock": "time.monotonic of the server process",
+        }
+
+    def close(self) -> None:
+        self.timeline.close()
