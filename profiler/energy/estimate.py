@@ -55,7 +55,9 @@ class EstimateBackend(EnergyBackend):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config or EstimateConfig()
-        self._cpu_seconds = cpu_seconds or ProcessTreeCpu().seconds
+        # Rescanning /proc for new child processes costs ~1 ms; once a second is plenty, and keeps a
+        # read cheap enough to bracket every engine batch.
+        self._cpu_seconds = cpu_seconds or ProcessTreeCpu(children_refresh_s=1.0).seconds
         self._clock = clock
         self.domains = ("cpu",)
         self.update_period_s = CLOCK_TICK_S

@@ -200,7 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=ARCHS, action="append", help="default: both")
     parser.add_argument("--rounds", type=int, default=15, help="overhead: calls per path and bucket")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=16, help="max batch size served, and the offline batch")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=8,
+        help="max batch size served, and the offline batch (half the clients: "
+        "one batch runs while the next fills)",
+    )
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="batching: duration of each side")
     parser.add_argument(
