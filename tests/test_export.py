@@ -16,7 +16,7 @@ from exporters.parity import check_parity, eager_generate
 from profiler.artifact import FORMATS, SCHEMA_VERSION, ArtifactError, Manifest
 from profiler.checkpoints import ARCHS
 from profiler.cli import app
-from profiler.engines.graphs import load_graphs
+from profiler.engines.graphs import OnnxGraphs, load_graphs
 from profiler.engines.greedy import greedy_generate
 
 BUCKETS = [1024, 2048, 3072, 4096]
@@ -282,3 +282,20 @@ def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoint
         export(checkpoint, "onnx", tmp_path / "too-long", lengths=[4096])
     with pytest.raises(ExportError, match="TorchScript export supports led, bigbird_pegasus"):
         export(checkpoint, "torchscript", tmp_path / "ts")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_io_binding_keeps_caches_on_the_device_and_changes_nothing(
+    arch: str, artifacts: dict[str, Path]
+) -> None:
+    """The CUDA path binds inputs and outputs; on CPU the same code runs and must agree exactly."""
+    directory = artifacts[f"{arch}-onnx"]
+    manifest = Manifest.read(directory)
+    plain, bound = OnnxGraphs(directory, manifest), OnnxGraphs(directory, manifest, io_binding=True)
+    assert (plain.io_binding, bound.io_binding, bound.device_type) == (False, True, "cpu")
+    ids = np.arange(3, 3 + 2 * 1024, dtype=np.int64).reshape(2, 1024) % 900 + 3
+    mask = np.ones_like(ids)
+    mask[1, 900:] = 0
+    expected = greedy_generate(plain, ids, mask, max_new_tokens=12)
+    assert greedy_generate(bound, ids, mask, max_new_tokens=12).tolist() == expected.tolist()
+    assert not isinstance(bound.encode(ids, mask), np.ndarray)  # an OrtValue, left where it was computed

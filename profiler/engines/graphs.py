@@ -25,12 +25,13 @@ class Seq2SeqGraphs(Protocol):
     decoder: DecoderSpec
     buckets: list[int]
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """``[b, bucket]`` int64 ids and mask -> ``[b, bucket, d_model]`` float32."""
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
+        """``[b, bucket]`` int64 ids and mask -> ``[b, bucket, d_model]`` float32 (numpy, or a
+        device array that :meth:`decoder_init` accepts)."""
         ...
 
     def decoder_init(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray
+        self, input_ids: np.ndarray, encoder_hidden: Any, attention_mask: np.ndarray
     ) -> tuple[np.ndarray, Caches, Caches]:
         """First step -> (logits ``[b, vocab]``, self caches, cross caches)."""
         ...
@@ -95,7 +96,11 @@ class GraphIO:
 
 
 class OnnxGraphs:
-    """ONNX Runtime sessions for every graph of an artifact."""
+    """ONNX Runtime sessions for every graph of an artifact.
+
+    With ``io_binding`` (the default on CUDA) the encoder output and the decoder caches stay on
+    the device between calls as ``OrtValue``s; only the logits come back to the host each step.
+    """
 
     def __init__(
         self,
@@ -104,6 +109,7 @@ class OnnxGraphs:
         providers: list[str] | None = None,
         threads: int = 0,
         spin: bool = False,
+        io_binding: bool | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -128,21 +134,46 @@ class OnnxGraphs:
         self.encoders = {int(length): session(name) for length, name in manifest.encoders.items()}
         self.init = session(manifest.decoder_init)
         self.step = session(manifest.decoder_step)
+        on_cuda = "CUDAExecutionProvider" in self.init.get_providers()
+        self.device_type = "cuda" if on_cuda else "cpu"
+        self.io_binding = on_cuda if io_binding is None else io_binding
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _run(
+        self, session: Any, feeds: dict[str, Any], host: list[str], device: list[str]
+    ) -> tuple[list[np.ndarray], list[Any]]:
+        """Outputs ``host`` as numpy and ``device`` as device arrays (numpy without IO binding)."""
+        if not self.io_binding:
+            outputs = session.run([*host, *device], feeds)
+            return outputs[: len(host)], outputs[len(host) :]
+        binding = session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        for name in host:
+            binding.bind_output(name, "cpu")
+        for name in device:
+            binding.bind_output(name, self.device_type)
+        session.run_with_iobinding(binding)
+        values = binding.get_outputs()
+        return [value.numpy() for value in values[: len(host)]], list(values[len(host) :])
+
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
         session = self.encoders[bucket_of(self.buckets, input_ids)]
-        hidden: np.ndarray = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+        _, (hidden,) = self._run(
+            session, {"input_ids": input_ids, "attention_mask": attention_mask}, [], ["last_hidden_state"]
+        )
         return hidden
 
     def decoder_init(
-        self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray
+        self, input_ids: np.ndarray, encoder_hidden: Any, attention_mask: np.ndarray
     ) -> tuple[np.ndarray, Caches, Caches]:
         io = self.io
-        names = ["logits", *io.presents, *io.cross_presents]
         feeds = {"input_ids": input_ids, io.encoder_hidden: encoder_hidden, io.encoder_mask: attention_mask}
-        outputs = self.init.run(names, feeds)
+        (logits,), caches = self._run(self.init, feeds, ["logits"], [*io.presents, *io.cross_presents])
         layers = len(io.presents)
-        return _last_position(outputs[0]), outputs[1 : 1 + layers], outputs[1 + layers :]
+        return _last_position(logits), caches[:layers], caches[layers:]
 
     def decoder_step(
         self,
@@ -161,8 +192,8 @@ class OnnxGraphs:
         }
         if io.position is not None:
             feeds[io.position] = np.array([position], dtype=np.int64)
-        outputs = self.step.run(["logits", *io.presents], feeds)
-        return _last_position(outputs[0]), outputs[1:]
+        (logits,), presents = self._run(self.step, feeds, ["logits"], list(io.presents))
+        return _last_position(logits), presents
 
 
 def _last_position(logits: np.ndarray) -> np.ndarray:

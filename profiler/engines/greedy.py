@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from profiler.engines.graphs import Seq2SeqGraphs
@@ -9,7 +11,7 @@ from profiler.engines.graphs import Seq2SeqGraphs
 
 def decode_greedy(
     graphs: Seq2SeqGraphs,
-    encoder_hidden: np.ndarray,
+    encoder_hidden: Any,
     attention_mask: np.ndarray,
     max_new_tokens: int | np.ndarray,
     min_new_tokens: int = 0,
@@ -19,7 +21,7 @@ def decode_greedy(
 
     Args:
         graphs: the runner (exported graphs or eager PyTorch).
-        encoder_hidden: the encoder's output for the batch.
+        encoder_hidden: the encoder's output for the batch (numpy or the runner's device array).
         attention_mask: the encoder's mask ``[b, n]``.
         max_new_tokens: one limit for the batch, or one per row.
         min_new_tokens: ``eos`` is blocked until this many tokens are produced.
