@@ -316,6 +316,46 @@ def serve(
 
 
 @app.command()
+def sweep(
+    config: Annotated[Path | None, typer.Argument(help="Sweep config (TOML); see docs/sweeps.md.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="A run directory to finish: cells already recorded are skipped.")
+    ] = None,
+) -> None:
+    """Run the matrix: models x formats x input lengths x load levels x repeats.
+
+    For each model and format: export if needed, start `profiler serve`, wait for /readyz, measure
+    the idle baseline, run locust headless at each load level (one stage per input length), record
+    one result per cell in reports/<run-id>/results.jsonl, stop the server. Killed at any moment,
+    `profiler sweep --resume reports/<run-id>` finishes it without losing recorded cells. Ctrl-C
+    stops cleanly and keeps what was measured.
+    """
+    from profiler.sweep.config import ConfigError, load_config
+    from profiler.sweep.runner import Sweep, SweepError, new_run_dir, resume_config
+
+    if (config is None) == (resume is None):
+        errors.print("[bold red]error:[/] give a config file, or --resume with a run directory (not both).")
+        raise typer.Exit(2)
+    with user_errors(ConfigError, SweepError):
+        if resume is not None:
+            settings, run_dir = resume_config(resume), resume
+        elif config is not None:
+            settings = load_config(config)
+            run_dir = new_run_dir(settings, config)
+        runner = Sweep(settings, run_dir, console)
+        console.print(f"run directory: {run_dir}")
+        try:
+            recorded = runner.run()
+        except KeyboardInterrupt:
+            runner.interrupt()
+            console.print(
+                f"stopped; what was recorded is in {run_dir}. Resume: profiler sweep --resume {run_dir}"
+            )
+            raise typer.Exit(130) from None
+    console.print(f"{recorded} cell(s) recorded in {run_dir / 'results.jsonl'}")
+
+
+@app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo checkpoints are written.")] = Path(
         "build/demo"

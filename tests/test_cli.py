@@ -28,6 +28,9 @@ SUBCOMMANDS = [
     ["workload", "synth"],
     ["workload", "sample"],
     ["demo"],
+    ["export"],
+    ["serve"],
+    ["sweep"],
 ]
 
 

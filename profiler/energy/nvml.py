@@ -104,6 +104,20 @@ class NvmlDevices:
         value = _call(pynvml.nvmlDeviceGetName, self._handles[index])
         return value.decode() if isinstance(value, bytes) else str(value)
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Name, total memory and driver of each open GPU, for the run's fingerprint."""
+        driver = _call(pynvml.nvmlSystemGetDriverVersion)
+        driver = driver.decode() if isinstance(driver, bytes) else str(driver)
+        return [
+            {
+                "index": index,
+                "name": self.name(index),
+                "memory_total_bytes": int(_call(pynvml.nvmlDeviceGetMemoryInfo, self._handles[index]).total),
+                "driver": driver,
+            }
+            for index in self.indices
+        ]
+
     def total_energy_mj(self, index: int) -> int:
         """Energy used since the driver loaded. Units: mJ. Volta and newer only."""
         return int(_call(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handles[index]))

@@ -1,0 +1,343 @@
+"""`profiler sweep`: for each model and format, export if needed, serve, measure the idle
+baseline, run locust headless at each load level, record one result per cell, stop the server.
+
+Cells already in ``results.jsonl`` are skipped, so ``--resume`` after a crash (even ``kill -9``)
+loses nothing that was recorded; a locust run that was cut short is simply run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from profiler.artifact import MANIFEST_NAME, Manifest
+from profiler.results import FINGERPRINT_NAME, ResultStore, fingerprint
+from profiler.server.launch import ServerProcess, ServerStartError, start_server
+from profiler.sweep.config import ConfigError, ModelSpec, SweepConfig, load_config, parse_config
+
+CONFIG_NAME = "config.toml"
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "scrolls.py"
+#: Users that carry an open-loop (Poisson) rate; each sends on its own schedule.
+OPEN_LOOP_USERS = 16
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot go on; the message says why (with a server's log tail where relevant)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One locust run: a model in one format at one load level and repeat (one cell per length)."""
+
+    model: ModelSpec
+    format: str
+    arrival: str
+    level: float
+    repeat: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}|{self.format}|{self.arrival}:{self.level:g}|repeat {self.repeat}"
+
+    def cell(self, length: int) -> str:
+        """The key of one result record."""
+        return f"{self.label}|{length}"
+
+
+def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
+    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+    run_id = config.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir = config.output_dir / run_id
+    if (run_dir / CONFIG_NAME).exists():
+        raise ConfigError(
+            f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another run_id."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, run_dir / CONFIG_NAME)
+    return run_dir
+
+
+def resume_config(run_dir: Path) -> SweepConfig:
+    """The config a run was started with (its copy in the run directory)."""
+    path = run_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no {CONFIG_NAME}; pass a directory made by `profiler sweep`.")
+    config = load_config(path)
+    raw = dict(config.raw)
+    return parse_config({**raw, "run_id": run_dir.name, "output_dir": str(run_dir.parent)}, path.parent)
+
+
+class Sweep:
+    """Runs the matrix of one config into one run directory."""
+
+    def __init__(self, config: SweepConfig, run_dir: Path, console: Console) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.console = console
+        self.store = ResultStore(run_dir)
+        self.locust: subprocess.Popen[str] | None = None
+
+    def plan(self, done: set[str]) -> list[Run]:
+        load = self.config.load
+        return [
+            Run(model, fmt, arrival, level, repeat)
+            for model in self.config.models
+            for fmt in model.formats
+            for arrival, level in load.levels()
+            for repeat in range(1, load.repeats + 1)
+            if any(Run(model, fmt, arrival, level, repeat).cell(n) not in done for n in load.input_lengths)
+        ]
+
+    def run(self) -> int:
+        """Run every pending cell; returns the number of cells recorded by this call."""
+        done = {record["cell"] for record in self.store.open()}
+        if not (self.run_dir / FINGERPRINT_NAME).exists():
+            (self.run_dir / FINGERPRINT_NAME).write_text(json.dumps(fingerprint(), indent=2) + "\n")
+        self._check_port()
+        runs = self.plan(done)
+        if not runs:
+            self.console.print(f"every cell of {self.run_dir} is already recorded.")
+            return 0
+        recorded = 0
+        load = self.config.load
+        run_seconds = len(load.input_lengths) * load.stage_seconds
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.console) as progress:
+            sweep_task = progress.add_task("sweep (locust runs)", total=len(runs))
+            cell_task = progress.add_task("cell", total=run_seconds)
+            for (model, fmt), group in _by_artifact(runs):
+                progress.update(cell_task, description=f"{model.name}/{fmt}: preparing", completed=0)
+                artifact = self._artifact(model, fmt)
+                server = self._start(artifact, model, fmt)
+                try:
+                    idle = self._idle(server)
+                    for run in group:
+                        label = f"{model.name}/{fmt} {run.arrival} {run.level:g} #{run.repeat}"
+                        progress.update(cell_task, description=label, completed=0)
+                        results = self._locust(server, artifact, run, progress, cell_task)
+                        for record in self._records(run, server, results, idle):
+                            if record["cell"] not in done:
+                                self.store.append(record)
+                                recorded += 1
+                        progress.advance(sweep_task)
+                finally:
+                    server.stop()
+        return recorded
+
+    def interrupt(self) -> None:
+        """Stop the locust child now (Ctrl-C): what is recorded stays recorded."""
+        if self.locust is not None and self.locust.poll() is None:
+            self.locust.send_signal(signal.SIGTERM)
+
+    def _check_port(self) -> None:
+        port = self.config.server.get("port")
+        if port is None:
+            return
+        from profiler.cli import UsageError, ensure_port_free
+
+        try:
+            ensure_port_free("127.0.0.1", int(port))
+        except UsageError as exc:
+            raise SweepError(str(exc)) from exc
+
+    def _artifact(self, model: ModelSpec, fmt: str) -> Path:
+        """The directory to serve: the checkpoint itself for eager, else an export (reused if valid)."""
+        if fmt == "eager" or (model.checkpoint / MANIFEST_NAME).is_file():
+            return model.checkpoint
+        from exporters.export import checkpoint_sha256, export
+
+        out = self.run_dir / "artifacts" / f"{model.name}-{fmt}"
+        lengths = sorted(set(self.config.load.input_lengths))
+        batch = int(self.config.server.get("max_batch_size", 8))
+        if (out / MANIFEST_NAME).is_file():
+            manifest = Manifest.read(out)
+            if manifest.buckets == lengths and manifest.source_sha256 == checkpoint_sha256(model.checkpoint):
+                return out
+        self.console.print(
+            f"exporting {model.name} to {fmt} (buckets {lengths}, parity at batch 1 and {batch})"
+        )
+        export(model.checkpoint, fmt, out, lengths=lengths, batch_sizes=sorted({1, batch}), overwrite=True)
+        return out
+
+    def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
+        server = self.config.server
+        args = [f"--{key.replace('_', '-')}={value}" for key, value in server.items() if key != "port"]
+        try:
+            return start_server(
+                artifact, *args, port=server.get("port"), log=self.run_dir / f"server-{model.name}-{fmt}.log"
+            )
+        except ServerStartError as exc:
+            raise SweepError(f"the server for {model.name}/{fmt} did not start: {exc}") from exc
+
+    def _idle(self, server: ServerProcess) -> dict[str, Any] | None:
+        seconds = self.config.load.idle_seconds
+        if seconds <= 0:
+            return None
+        with server.client(timeout=seconds + 60) as client:
+            response = client.post("/v1/energy/idle", json={"seconds": seconds})
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+    def _locust_command(self, server: ServerProcess, artifact: Path, run: Run, results: Path) -> list[str]:
+        load, locust = self.config.load, self.config.locust
+        users = int(run.level) if run.arrival == "closed" else OPEN_LOOP_USERS
+        command = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--only-summary",
+            "--host",
+            server.url,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "--input-lengths",
+            ",".join(map(str, load.input_lengths)),
+            "--stage-seconds",
+            f"{load.stage_seconds:g}",
+            "--mode",
+            load.mode,
+            "--max-new-tokens",
+            str(load.max_new_tokens),
+            "--target-length",
+            str(load.target_length),
+            "--tokenizer",
+            str(artifact),
+            "--arrival",
+            run.arrival,
+            "--results",
+            str(results),
+            "--idle-seconds",
+            "0",
+        ]
+        if run.arrival == "poisson":
+            command += ["--rate", f"{run.level:g}"]
+        if locust.get("processes"):
+            command += ["--processes", str(locust["processes"])]
+        if locust.get("expect_workers"):
+            command += ["--master", "--expect-workers", str(locust["expect_workers"])]
+            if locust.get("master_bind_port"):
+                command += ["--master-bind-port", str(locust["master_bind_port"])]
+        return command
+
+    def _locust(
+        self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
+    ) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
+            results = Path(scratch) / "results.json"
+            log = self.run_dir / "locust.log"
+            with log.open("a", encoding="utf-8") as handle:
+                handle.write(f"\n=== {run.label} ===\n")
+                handle.flush()
+                self.locust = subprocess.Popen(
+                    self._locust_command(server, artifact, run, results),
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+                started = time.monotonic()
+                while self.locust.poll() is None:
+                    progress.update(
+                        task, completed=min(time.monotonic() - started, progress.tasks[task].total or 0)
+                    )
+                    time.sleep(0.5)
+            status = self.locust.returncode
+            self.locust = None
+            if not results.is_file():
+                tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+                raise SweepError(f"locust exited {status} without results for {run.label}:\n{tail}")
+            data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
+            return data
+
+    def _records(
+        self, run: Run, server: ServerProcess, results: dict[str, Any], idle: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        with server.client() as client:
+            info = client.get("/v1/info").json()
+            timeline = client.get("/v1/energy/timeline").json()["samples"]
+        peak_rss = _peak_rss_bytes(server.process.pid)
+        records = []
+        for stage in results["stages"]:
+            window = stage.get("window") or {}
+            measurement = window.get("measurement") or {}
+            start, end = (
+                measurement.get("start_monotonic_s", -math.inf),
+                measurement.get("end_monotonic_s", math.inf),
+            )
+            samples = [s for s in timeline if start <= s["t_monotonic_s"] <= end]
+            gpu_memory = [
+                g["memory_used_bytes"] for s in samples for g in s["gpus"] if g.get("memory_used_bytes")
+            ]
+            records.append(
+                {
+                    "schema": 1,
+                    "run_id": self.run_dir.name,
+                    "cell": run.cell(stage["length"]),
+                    "model": run.model.name,
+                    "checkpoint": str(run.model.checkpoint),
+                    "format": run.format,
+                    "engine": info["engine"],
+                    "device": info["device"],
+                    "bucket": stage["length"],
+                    "mode": results.get("mode"),
+                    "max_new_tokens": results.get("max_new_tokens"),
+                    "load": {
+                        "arrival": run.arrival,
+                        "concurrency": int(run.level) if run.arrival == "closed" else None,
+                        "rate": run.level if run.arrival == "poisson" else None,
+                    },
+                    "repeat": run.repeat,
+                    "stage": stage,
+                    "idle": idle,
+                    "timeline": samples,
+                    "peak_rss_bytes": peak_rss,
+                    "peak_gpu_memory_bytes": max(gpu_memory) if gpu_memory else None,
+                    "energy_source": stage.get("energy_source"),
+                    "recorded_wall_s": time.time(),
+                }
+            )
+        return records
+
+
+def _by_artifact(runs: list[Run]) -> list[tuple[tuple[ModelSpec, str], list[Run]]]:
+    groups: dict[tuple[str, str], tuple[tuple[ModelSpec, str], list[Run]]] = {}
+    for run in runs:
+        groups.setdefault((run.model.name, run.format), ((run.model, run.format), []))[1].append(run)
+    return list(groups.values())
+
+
+def _peak_rss_bytes(pid: int) -> int | None:
+    """The server's resident-memory high-water mark (VmHWM), over its life so far."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
