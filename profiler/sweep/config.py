@@ -190,9 +190,9 @@ def parse_config(raw: dict[str, Any], base: Path) -> SweepConfig:
     """Check a parsed TOML document; relative paths are taken from ``base`` (the config's folder)."""
     _unknown(raw, {"run_id", "output_dir", "models", "load", "server", "locust"}, "config")
     server = raw.get("server", {})
-    _unknown(server, {"max_batch_size", "max_wait_ms", "max_queue", "port", "threads"}, "server")
+    _unknown(server, {"max_batch_size", "max_wait_ms", "max_queue", "port", "threads", "host"}, "server")
     locust = raw.get("locust", {})
-    _unknown(locust, {"processes", "expect_workers", "master_bind_port"}, "locust")
+    _unknown(locust, {"processes", "expect_workers", "master_bind_port", "target_host"}, "locust")
     if "processes" in locust and "expect_workers" in locust:
         raise ConfigError(
             "locust: give processes (local workers) or expect_workers (remote workers), not both."

@@ -181,10 +181,18 @@ class Sweep:
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
         server = self.config.server
-        args = [f"--{key.replace('_', '-')}={value}" for key, value in server.items() if key != "port"]
+        args = [
+            f"--{key.replace('_', '-')}={value}"
+            for key, value in server.items()
+            if key not in ("port", "host")
+        ]
         try:
             return start_server(
-                artifact, *args, port=server.get("port"), log=self.run_dir / f"server-{model.name}-{fmt}.log"
+                artifact,
+                *args,
+                host=server.get("host", "127.0.0.1"),
+                port=server.get("port"),
+                log=self.run_dir / f"server-{model.name}-{fmt}.log",
             )
         except ServerStartError as exc:
             raise SweepError(f"the server for {model.name}/{fmt} did not start: {exc}") from exc
