@@ -1,0 +1,335 @@
+"""The master's side of a staged load test: stages, energy windows, gathering samples, the results.
+
+It runs wherever the load shape runs: in the master of a distributed test, or in the single local
+process. :meth:`Coordinator.tick` is the load shape's ``tick``; locust calls it about once a
+second. The run goes through these phases:
+
+``new``
+    Ask the server what it serves and how it measures energy; measure the idle baseline through
+    it (``--idle-seconds``), before any user exists. Then ask locust for the users.
+``ramp``
+    Users spawn but send nothing (no stage is active); wait until all are up.
+``stage``
+    For each input length: open the server's energy window named after the stage, then announce
+    the stage (its bodies, its arrival rate) to every load process. After ``--stage-seconds``,
+    announce its end: every process stops starting requests, waits for its in-flight ones, and
+    sends its last samples with ``final``. Once every process has (or the drain timeout passed),
+    close the window, so it holds exactly the stage's requests, and start the next stage.
+``done``
+    Build the results, write the file, print the table; ``tick`` returns None and locust stops.
+
+Nothing here imports locust or gevent: the cluster is reached through :class:`Cluster`, and time
+through injected clocks, so tests drive a whole run with fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.console import Console
+
+from profiler.loadgen.config import LoadConfig
+from profiler.loadgen.control import ControlError, ServerControl
+from profiler.loadgen.payloads import StagePayload
+from profiler.loadgen.results import (
+    StageRun,
+    build_results,
+    default_results_path,
+    stage_result,
+    write_results,
+)
+from profiler.loadgen.samples import StageCollector
+from profiler.loadgen.table import print_results
+
+logger = logging.getLogger(__name__)
+
+#: Locust calls ``tick`` about once a second; a stage ending sooner than this ends inside the tick.
+TICK_S = 1.0
+#: How long to wait for users to spawn beyond users / spawn rate before starting anyway.
+RAMP_GRACE_S = 10.0
+#: How often the drain wait looks for the last samples.
+POLL_S = 0.05
+#: How long an interrupted run waits for the last samples before writing what it has.
+ABORT_WAIT_S = 3.0
+
+
+class Cluster(Protocol):
+    """What the coordinator needs from locust's runner."""
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Send a ``loadgen_stage`` message to every load-generating process."""
+
+    def nodes(self) -> set[str]:
+        """Ids of the load-generating processes that should answer (``local`` when alone)."""
+
+    def target(self) -> tuple[int, float]:
+        """Users and spawn rate asked for (``-u``, ``-r``, or the web UI's form)."""
+
+    def user_count(self) -> int:
+        """Users running now, across all processes."""
+
+    def host(self) -> str | None:
+        """The server's base URL (``--host``)."""
+
+
+class Coordinator:
+    """Runs the stages of one load test (and of each later run started from the web UI).
+
+    Args:
+        config: the validated flags.
+        payloads: bodies per input length (:func:`~profiler.loadgen.payloads.build_payloads`).
+        cluster: the runner, seen through :class:`Cluster`.
+        control_factory: makes the server's control client from its URL.
+        sleep / monotonic / wall: clocks (gevent-patched ``time`` functions under locust).
+        console: where the table goes.
+    """
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        payloads: Mapping[int, StagePayload],
+        cluster: Cluster,
+        control_factory: Callable[[str], ServerControl] = ServerControl,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.payloads = payloads
+        self.cluster = cluster
+        self.control_factory = control_factory
+        self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
+        self.console = console
+        self.results: dict[str, Any] | None = None
+        self.results_path: Path | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current run's progress (a new run starts); the last results are kept."""
+        self.phase = "new"
+        self.run_id = uuid.uuid4().hex  # tags this run's messages: a straggler of an earlier run is ignored
+        self.control: ServerControl | None = None
+        self.collectors: dict[int, StageCollector] = {}
+        self.runs: list[StageRun] = []
+        self.current: StageRun | None = None
+        self.window_open = False
+        self.end_announced = False
+        self.energy: dict[str, Any] | None = None
+        self.idle: dict[str, Any] | None = None
+        self.server: dict[str, Any] | None = None
+        self.started_wall_s = 0.0
+        self.stage_started_s = 0.0
+        self.ramp_deadline_s = 0.0
+        self.users, self.spawn_rate = 0, 0.0
+
+    # --- messages from the load processes ------------------------------------------------------
+
+    def receive(self, node: str, message: Mapping[str, Any]) -> None:
+        """A ``loadgen_samples`` message from ``node`` (dropped if it belongs to another run)."""
+        if message.get("run") != self.run_id:
+            logger.debug("dropping samples of an earlier run from %s", node)
+            return
+        stage = int(message["stage"])
+        self.collectors.setdefault(stage, StageCollector()).add(node, message)
+
+    # --- the shape's tick ----------------------------------------------------------------------
+
+    def tick(self) -> tuple[int, float] | None:
+        """Advance the run; (users, spawn rate) while it goes on, None once it is over."""
+        if self.phase == "new":
+            return self._prepare()
+        target = (self.users, self.spawn_rate)
+        if self.phase == "ramp":
+            if self.cluster.user_count() >= self.users or self.monotonic() >= self.ramp_deadline_s:
+                if self.cluster.user_count() < self.users:
+                    logger.warning(
+                        "only %d of %d users spawned; starting anyway.", self.cluster.user_count(), self.users
+                    )
+                self._start_stage(0)
+            return target
+        if self.phase == "stage" and self.current is not None:
+            remaining = self.stage_started_s + self.config.stage_seconds - self.monotonic()
+            if remaining > TICK_S:
+                return target
+            self.sleep(max(0.0, remaining))  # end on time, not at the next tick
+            index = self.current.index
+            self._end_stage(self.config.drain_timeout + 5.0)
+            if index + 1 < len(self.config.input_lengths):
+                self._start_stage(index + 1)
+                return target
+            self._finish(complete=True)
+        return None
+
+    def _prepare(self) -> tuple[int, float] | None:
+        self.users, self.spawn_rate = self.cluster.target()
+        self.started_wall_s = self.wall()
+        host = self.cluster.host()
+        if not host:
+            logger.error("no server to load: pass --host http://HOST:PORT (or set it in the web UI).")
+            self.phase = "done"
+            return None
+        self.control = self.control_factory(host)
+        self.server = self._try("read the server's info", self.control.info)
+        self.energy = self._try("read the server's energy source", self.control.energy)
+        self._warn_about_buckets()
+        if self.config.idle_seconds > 0:
+            logger.info("measuring idle power for %g s before any load.", self.config.idle_seconds)
+            control = self.control
+            self.idle = self._try(
+                "measure idle power", lambda: control.measure_idle(self.config.idle_seconds)
+            )
+        self.phase = "ramp"
+        self.ramp_deadline_s = self.monotonic() + self.users / max(self.spawn_rate, 1e-9) + RAMP_GRACE_S
+        return self.users, self.spawn_rate
+
+    def _try(self, what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            return call()
+        except ControlError as exc:
+            logger.error("could not %s: %s", what, exc)
+            return None
+
+    def _warn_about_buckets(self) -> None:
+        if not self.server or self.config.tokenizer is None:
+            return
+        largest = max(self.server.get("buckets") or [0])
+        over = [length for length in self.config.input_lengths if length > largest]
+        if over and not self.server.get("truncate"):
+            logger.warning(
+                "the server's largest bucket is %d tokens: stages at %s will fail with 413 "
+                "(serve a model exported with longer buckets, or start it with --truncate).",
+                largest,
+                ", ".join(map(str, over)),
+            )
+
+    def _start_stage(self, index: int) -> None:
+        length = self.config.input_lengths[index]
+        run = StageRun(index=index, name=self.config.stage_name(length), length=length)
+        run.offered_rps = self.config.rate
+        self.collectors[index] = StageCollector()
+        self.current, self.end_announced, self.window_open = run, False, False
+        if self.control is not None:
+            try:
+                self.control.open_window(run.name)
+                self.window_open = True
+            except ControlError as exc:
+                run.window_error = str(exc)
+                logger.error("no energy window for %s: %s", run.name, exc)
+        run.started_wall_s = self.wall()
+        self.stage_started_s = self.monotonic()
+        self.phase = "stage"
+        rate_per_user = self.config.rate / max(self.users, 1) if self.config.rate is not None else None
+        self.cluster.broadcast(
+            {
+                "event": "start",
+                "run": self.run_id,
+                "stage": index,
+                "name": run.name,
+                "length": length,
+                "bodies": list(self.payloads[length].bodies),
+                "rate_per_user": rate_per_user,
+                "seed": self.config.seed,
+            }
+        )
+        logger.info("stage %s started (%d users).", run.name, self.users)
+
+    def _end_stage(self, wait_s: float) -> None:
+        """Announce the end, wait for every process's last samples, close the window (idempotent)."""
+        run = self.current
+        if run is None:
+            return
+        if not self.end_announced:
+            run.load_s = self.monotonic() - self.stage_started_s
+            self.cluster.broadcast(
+                {
+                    "event": "end",
+                    "run": self.run_id,
+                    "stage": run.index,
+                    "drain_timeout": self.config.drain_timeout,
+                }
+            )
+            self.end_announced = True
+        collector = self.collectors.setdefault(run.index, StageCollector())
+        deadline = self.monotonic() + wait_s
+        expected = self.cluster.nodes()
+        while not collector.complete(expected) and self.monotonic() < deadline:
+            self.sleep(POLL_S)
+            expected &= self.cluster.nodes()  # a process that left will not answer
+        run.complete = collector.complete(expected)
+        if not run.complete:
+            missing = ", ".join(sorted(expected - collector.finals))
+            logger.warning(
+                "%s: no last samples from %s after %.0f s; their late requests are missing.",
+                run.name,
+                missing,
+                wait_s,
+            )
+        if self.window_open and self.control is not None:
+            self.window_open = False
+            try:
+                run.window = self.control.close_window(run.name)
+            except ControlError as exc:
+                run.window_error = str(exc)
+                logger.error("energy window %s: %s", run.name, exc)
+        run.ended_wall_s = self.wall()
+        run.duration_s = self.monotonic() - self.stage_started_s
+        run.nodes = dict(collector.nodes)
+        run.unsent = collector.unsent
+        self.runs.append(run)
+        self.current = None
+        logger.info("stage %s ended: %d requests.", run.name, len(collector.samples))
+
+    def abort(self) -> None:
+        """The run was stopped early (Ctrl-C, the web UI's stop, --run-time): write what there is."""
+        if self.phase == "stage" and self.current is not None:
+            run = self.current
+            self._end_stage(ABORT_WAIT_S)
+            run.complete = False  # cut short
+        if self.phase in ("stage", "ramp"):
+            if self.runs:
+                self._finish(complete=False)
+            else:
+                logger.warning("stopped before the first stage ended: no results to write.")
+                self.phase = "done"
+
+    def _finish(self, complete: bool) -> None:
+        self.phase = "done"
+        source = (self.energy or {}).get("source")
+        stages = [
+            stage_result(run, self.collectors.get(run.index, StageCollector()).samples, source)
+            for run in self.runs
+        ]
+        results = build_results(
+            self.config,
+            host=self.cluster.host() or "",
+            users=self.users,
+            spawn_rate=self.spawn_rate,
+            stages=stages,
+            energy=self.energy,
+            # Without --idle-seconds, the server's windows still subtract a baseline measured
+            # earlier (by another run) if it has one; the results say which it was.
+            idle=self.idle or (self.energy or {}).get("idle"),
+            idle_measured=self.idle is not None,
+            server=self.server,
+            workload=[self.payloads[length].describe() for length in self.config.input_lengths],
+            started_wall_s=self.started_wall_s,
+            ended_wall_s=self.wall(),
+            complete=complete,
+        )
+        path = self.config.results or default_results_path(self.started_wall_s)
+        try:
+            self.results_path = write_results(results, path)
+        except OSError as exc:
+            logger.error("could not write the results to %s: %s", path, exc)
+            self.results_path = None
+        self.results = results
+        print_results(results, str(self.results_path) if self.results_path else None, self.console)
+        if self.control is not None:
+            self.control.close()

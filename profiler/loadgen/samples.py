@@ -1,0 +1,168 @@
+"""Raw per-request samples: made from each answer, shipped from workers, gathered per stage.
+
+Locust rounds response times to about two significant digits in its own statistics, so every
+request is also kept here, unrounded, with what the server said about it (its stage timings, its
+bucket and batch, its share of energy). Workers send their samples to the master in messages of
+:func:`to_message` shape; :class:`StageCollector` gathers one stage's samples from every node and
+knows when each node has sent its last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from profiler.loadgen.schedule import Timing
+
+#: The server's stage timings every successful answer carries, in milliseconds.
+TIMING_KEYS = ("queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms")
+#: Longest failure reason kept (exception texts can hold whole bodies).
+MAX_REASON = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One request, as the load generator saw it and as the server described it.
+
+    Attributes:
+        stage: index of the stage the request was sent in.
+        ok: a 2xx answer with a well-formed body. A bucket other than the stage's length is
+            still a success; ``bucket`` records where it landed.
+        latency_ms: see :class:`~profiler.loadgen.schedule.Timing`; ``service_ms`` and ``lag_ms`` too.
+        sent_wall_s: when it was sent (``time.time``).
+        status: the HTTP status, or None when no answer came (refused, reset, timed out).
+        reason: why it failed (``HTTP 503 queue_full``, ``ConnectionRefusedError``); None if ok.
+        response_bytes: size of the answer's body.
+        timings: the server's ``timings`` (ms), on success.
+        energy_j / energy_source: the request's share of its batch's joules and where they came from.
+    """
+
+    stage: int
+    ok: bool
+    latency_ms: float
+    service_ms: float
+    lag_ms: float
+    sent_wall_s: float
+    status: int | None
+    reason: str | None = None
+    response_bytes: int = 0
+    bucket: int | None = None
+    batch_size: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    truncated: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    energy_j: float | None = None
+    energy_source: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """A plain dict (msgpack and JSON safe) for a worker's message to the master."""
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Sample:
+        """The inverse of :meth:`to_wire` (unknown keys from a newer worker are ignored)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+
+
+def error_reason(status: int, body: bytes) -> str:
+    """``HTTP 503 queue_full`` from the server's JSON error body, or the status alone."""
+    try:
+        kind = json.loads(body)["error"]["type"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {status}"
+    return f"HTTP {status} {kind}"
+
+
+def from_answer(stage: int, status: int, body: bytes, timing: Timing, sent_wall_s: float) -> Sample:
+    """A sample from an HTTP answer: success with the server's figures, or failure with a reason."""
+    base: dict[str, Any] = {
+        "stage": stage,
+        "latency_ms": timing.latency_ms,
+        "service_ms": timing.service_ms,
+        "lag_ms": timing.lag_ms,
+        "sent_wall_s": sent_wall_s,
+        "status": status,
+        "response_bytes": len(body),
+    }
+    if not 200 <= status < 300:
+        return Sample(ok=False, reason=error_reason(status, body), **base)
+    try:
+        answer = json.loads(body)
+        timings = {key: float(answer["timings"][key]) for key in TIMING_KEYS}
+        energy = answer.get("energy") or {}
+        return Sample(
+            ok=True,
+            bucket=int(answer["bucket"]),
+            batch_size=int(answer["batch_size"]),
+            input_tokens=int(answer["input_tokens"]),
+            output_tokens=len(answer.get("output_ids") or []),
+            truncated=bool(answer.get("truncated", False)),
+            timings=timings,
+            energy_j=float(energy["joules"]) if "joules" in energy else None,
+            energy_source=energy.get("source"),
+            **base,
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        return Sample(ok=False, reason=_clip(f"malformed answer: {type(exc).__name__}: {exc}"), **base)
+
+
+def from_error(stage: int, error: BaseException, timing: Timing, sent_wall_s: float) -> Sample:
+    """A sample for a request that got no HTTP answer (connection refused or reset, timeout)."""
+    text = str(error)
+    reason = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return Sample(
+        stage=stage,
+        ok=False,
+        latency_ms=timing.latency_ms,
+        service_ms=timing.service_ms,
+        lag_ms=timing.lag_ms,
+        sent_wall_s=sent_wall_s,
+        status=None,
+        reason=_clip(reason),
+    )
+
+
+def to_message(
+    stage: int, samples: Iterable[Sample], final: bool, unsent: int = 0, run: str = ""
+) -> dict[str, Any]:
+    """A worker's ``loadgen_samples`` message: some samples of one stage of run ``run``; ``final``
+    if the last, then with the open-loop arrivals that process never sent."""
+    return {
+        "run": run,
+        "stage": stage,
+        "final": final,
+        "unsent": unsent,
+        "samples": [sample.to_wire() for sample in samples],
+    }
+
+
+class StageCollector:
+    """One stage's samples from every node, and which nodes have sent their last."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.nodes: Counter[str] = Counter()
+        self.finals: set[str] = set()
+        self.unsent = 0
+
+    def add(self, node: str, message: Mapping[str, Any]) -> None:
+        """Take one ``loadgen_samples`` message from ``node``."""
+        batch = [Sample.from_wire(item) for item in message.get("samples", [])]
+        self.samples.extend(batch)
+        self.nodes[node] += len(batch)
+        self.unsent += int(message.get("unsent", 0))
+        if message.get("final"):
+            self.finals.add(node)
+
+    def complete(self, expected: Iterable[str]) -> bool:
+        """Whether every expected node has sent its final message for this stage."""
+        return set(expected) <= self.finals

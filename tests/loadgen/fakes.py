@@ -1,0 +1,133 @@
+"""Fakes for driving the coordinator without locust: a cluster of worker agents, a server, a clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from profiler.loadgen.agent import WorkerAgent
+from profiler.loadgen.control import ControlError
+from profiler.loadgen.coordinator import Coordinator
+from profiler.loadgen.samples import Sample, from_answer
+from profiler.loadgen.schedule import Timing
+
+ENERGY = {"source": "estimate", "estimate": True, "method": "estimate: CPU seconds x 10 W", "idle": None}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def ok_sample(stage: int, latency_ms: float, bucket: int = 1024) -> Sample:
+    body = {
+        "output_ids": [1, 2],
+        "input_tokens": bucket,
+        "bucket": bucket,
+        "batch_size": 1,
+        "truncated": False,
+        "timings": {"queue_ms": 1, "tokenize_ms": 0, "encode_ms": 5, "decode_ms": 4, "total_ms": 10},
+        "energy": {"joules": 0.25, "source": "estimate"},
+    }
+    return from_answer(stage, 200, json.dumps(body).encode(), Timing(latency_ms, latency_ms, 0.0), 0.0)
+
+
+class Server:
+    """A fake ServerControl: records the calls, answers like `profiler serve` on a CPU."""
+
+    def __init__(self, calls: list[str], fail_windows: bool = False) -> None:
+        self.calls = calls
+        self.fail_windows = fail_windows
+        self.closed = False
+
+    def info(self) -> dict[str, Any]:
+        self.calls.append("info")
+        return {"engine": "eager", "buckets": [1024, 2048, 3072, 4096], "truncate": False}
+
+    def energy(self) -> dict[str, Any]:
+        self.calls.append("energy")
+        return dict(ENERGY)
+
+    def measure_idle(self, seconds: float) -> dict[str, Any]:
+        self.calls.append(f"idle {seconds:g}")
+        return {"source": "estimate", "duration_s": seconds, "power_w": {"cpu": 1.0}, "total_w": 1.0}
+
+    def open_window(self, name: str) -> None:
+        self.calls.append(f"open {name}")
+        if self.fail_windows:
+            raise ControlError("POST /v1/energy/windows: HTTP 500")
+
+    def close_window(self, name: str) -> dict[str, Any]:
+        self.calls.append(f"close {name}")
+        return {
+            "measurement": {"name": name, "source": "estimate", "duration_s": 3.0, "total_j": 12.0},
+            "completed": 4,
+            "per_query": {"source": "estimate", "completed": 4, "gross_j": 3.0, "net_j": 2.25},
+            "idle": None,
+        }
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Cluster:
+    """Worker agents reached by broadcast; each start makes every worker answer some requests."""
+
+    def __init__(
+        self, nodes: list[str], per_stage: Callable[[str, int], list[Sample]], events: list[str]
+    ) -> None:
+        self.events = events
+        self.per_stage = per_stage
+        self.coordinator: Coordinator | None = None
+        self.users_running = 0
+        self.agents = {
+            node: WorkerAgent(lambda message, node=node: self._deliver(node, message), lambda fn: fn())
+            for node in nodes
+        }
+        self.silent: set[str] = set()  # workers whose last samples never arrive
+
+    def _deliver(self, node: str, message: dict[str, Any]) -> None:
+        if node in self.silent and message["final"]:
+            return
+        assert self.coordinator is not None
+        self.coordinator.receive(node, message)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        self.events.append(f"{message['event']} {message['stage']}")
+        for node, agent in self.agents.items():
+            agent.on_stage(message)
+            if message["event"] == "start":
+                for sample in self.per_stage(node, message["stage"]):
+                    agent.record(sample)
+
+    def nodes(self) -> set[str]:
+        return set(self.agents)
+
+    def target(self) -> tuple[int, float]:
+        self.users_running = 4
+        return 4, 2.0
+
+    def user_count(self) -> int:
+        return self.users_running
+
+    def host(self) -> str | None:
+        return "http://127.0.0.1:8000"
+
+
+def run_to_end(coordinator: Coordinator, limit: int = 1000) -> int:
+    """Tick as locust does (about once a second) until the shape says stop; returns the ticks."""
+    for ticks in range(1, limit):
+        if coordinator.tick() is None:
+            return ticks
+        coordinator.sleep(1.0)
+    raise AssertionError("the shape never ended")

@@ -1,0 +1,153 @@
+"""Real locust against a real server on loopback: `locust -f loadtests/scrolls.py` as documented.
+
+Each run is a few seconds (two stages of 3 s, or one of 2 s); the whole module stays near a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from profiler.server.launch import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUST = Path(sys.executable).parent / "locust"
+
+
+def locust(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run locust from the checkout's root, exactly as the docs say."""
+    command = [str(LOCUST), "-f", "loadtests/scrolls.py", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def common(server: ServerProcess, tokenizer: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        *("--headless", "--host", server.url, "--tokenizer", str(tokenizer), "--results", str(results)),
+        *("--max-new-tokens", "4", "--only-summary", *extra),
+    ]
+
+
+def locust_counts(prefix: Path) -> dict[str, int]:
+    """Requests per name from locust's own statistics (``--json-file PREFIX`` writes PREFIX.json)."""
+    stats = json.loads(prefix.with_name(prefix.name + ".json").read_text())
+    return {entry["name"]: entry["num_requests"] for entry in stats}
+
+
+def check_stage(stage: dict[str, Any], length: int) -> None:
+    assert stage["name"] == f"generate@{length}"
+    assert stage["length"] == length
+    ok = stage["requests"] - stage["failures"]
+    assert stage["failures"] == 0, stage["failure_reasons"]
+    assert ok > 0
+    assert len(stage["latency_ms"]) == ok
+    assert all(len(values) == ok for values in stage["server_timings_ms"].values())
+    assert len(stage["request_energy_j"]) == ok
+    assert stage["buckets"] == {str(length): ok}
+    assert stage["input_tokens"] == ok * length
+    assert stage["window"]["measurement"]["source"] == "estimate"
+    assert stage["window"]["completed"] == ok  # the window holds exactly the stage's requests
+    assert stage["energy_source"] == "estimate"
+    assert stage["gross_j_per_query"] > 0
+    summary = stage["summary"]
+    assert 0 < summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
+    assert stage["complete"]
+
+
+def test_headless_closed_loop(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    results = tmp_path / "run.json"
+    stats = tmp_path / "locust"
+    run = locust(
+        *common(server, tiny_checkpoints["led"], results),
+        *("-u", "2", "-r", "2", "--stage-seconds", "3", "--input-lengths", "1024,2048"),
+        *("--json-file", str(stats)),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(results.read_text())
+    assert (data["schema"], data["arrival"], data["users"], data["complete"]) == (1, "closed", 2, True)
+    assert data["energy"]["source"] == "estimate"
+    check_stage(data["stages"][0], 1024)
+    check_stage(data["stages"][1], 2048)
+    assert [stage["nodes"] for stage in data["stages"]] == [
+        {"local": stage["requests"]} for stage in data["stages"]
+    ]
+    # Every request locust counted is in the results, with its raw latency.
+    counts = locust_counts(stats)
+    assert {name: counts[name] for name in ("generate@1024", "generate@2048")} == {
+        stage["name"]: stage["requests"] for stage in data["stages"]
+    }
+    assert data["stages"][0]["duration_s"] == pytest.approx(3.0, abs=1.0)
+    assert "generate@2048" in run.stdout
+    assert "J (estimate)" in run.stdout
+    assert data["slo"]["passed"] is True
+
+
+def test_processes_gather_every_workers_samples_and_slo_miss_exits_3(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    results = tmp_path / "run.json"
+    stats = tmp_path / "locust"
+    run = locust(
+        *common(server, tiny_checkpoints["led"], results),
+        *("--processes", "2", "-u", "2", "-r", "2", "--stage-seconds", "3", "--input-lengths", "1024,2048"),
+        *("--p99-ms", "0.001", "--json-file", str(stats)),
+    )
+    assert run.returncode == 3, run.stderr[-3000:]
+    assert "SLO missed: generate@1024: p99" in run.stderr
+    data = json.loads(results.read_text())
+    counts = locust_counts(stats)
+    for stage, length in zip(data["stages"], (1024, 2048), strict=True):
+        check_stage(stage, length)
+        assert len(stage["nodes"]) == 2
+        assert all(count > 0 for count in stage["nodes"].values())
+        assert stage["requests"] == counts[stage["name"]]
+    assert data["slo"]["passed"] is False
+    assert [violation.split(":")[0] for violation in data["slo"]["violations"]] == [
+        "generate@1024",
+        "generate@2048",
+    ]
+
+
+def test_open_loop_with_idle_baseline(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    results = tmp_path / "run.json"
+    run = locust(
+        *common(server, tiny_checkpoints["led"], results),
+        *("-u", "2", "-r", "2", "--stage-seconds", "2", "--input-lengths", "1024"),
+        *("--arrival", "poisson", "--rate", "10", "--idle-seconds", "0.5"),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(results.read_text())
+    assert (data["arrival"], data["rate"], data["idle_measured"]) == ("poisson", 10.0, True)
+    assert data["idle"]["source"] == "estimate"
+    stage = data["stages"][0]
+    check_stage(stage, 1024)
+    assert stage["offered_rps"] == 10.0
+    assert 2 <= stage["requests"] <= 60
+    assert stage["net_j_per_query"] is not None
+    assert all(lag >= 0 for lag in stage["lag_ms"])
+    assert "offered/sent" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--arrival", "poisson"), "--arrival poisson needs --rate"),
+        (("--input-lengths", "1024,x"), "argument --input-lengths"),
+        (("--dataset", "/no/such/file.jsonl"), "no such file"),
+        (("--processes", "2", "--rate", "3"), "add --arrival poisson"),  # the forked workers stop too
+    ],
+)
+def test_bad_flags_stop_locust_with_a_message(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
+    run = locust(
+        "--headless", "--host", "http://127.0.0.1:9", "--tokenizer", str(tmp_path), *args, timeout=60
+    )
+    assert run.returncode == 2
+    assert message in run.stderr
