@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from profiler import __version__
 from profiler.artifact import Format
@@ -355,24 +357,102 @@ def sweep(
     console.print(f"{recorded} cell(s) recorded in {run_dir / 'results.jsonl'}")
 
 
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[Path, typer.Option(help="SCROLLS JSONL with references (a validation split).")],
+    target: Annotated[
+        str | None, typer.Argument(help="A server URL (http://...) or an artifact/checkpoint directory.")
+    ] = None,
+    task: Annotated[
+        Literal["gov_report", "summ_screen_fd", "qmsum", "qasper", "narrative_qa", "quality", "contract_nli"],
+        typer.Option(help="Which SCROLLS metric to score with."),
+    ] = "gov_report",
+    input_length: Annotated[int, typer.Option(min=2, help="Inputs are cut to this many tokens.")] = 1024,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Greedy tokens per answer.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="In-process batch size.")] = 4,
+    tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer for a remote target.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Score this {id: text} JSON file instead of running a model.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the predictions here (JSON).")] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="A sweep run directory: add the score to its report.")
+    ] = None,
+) -> None:
+    """Score a model on SCROLLS exactly as the official scorer does.
+
+    Each example is sent once (rows sharing an id are its references), cut to --input-length
+    tokens as the server truncates; summarization tasks get ROUGE-1/2/L and their geometric mean,
+    Qasper and NarrativeQA token F1, QuALITY and ContractNLI exact match. With --predictions, a
+    predictions file is checked (missing or extra ids, non-string values) and scored on its own.
+    """
+    from profiler.accuracy import AccuracyError, load_predictions
+    from profiler.artifact import ArtifactError
+    from profiler.evaluate import local_target, predict, record_accuracy, remote_target, score
+
+    with user_errors(AccuracyError, ArtifactError):
+        records = load_jsonl(dataset)
+        if predictions is not None:
+            result = score(task, load_predictions(predictions), records)
+        elif target is None:
+            raise UsageError("give a TARGET (server URL or model directory) or --predictions FILE.")
+        else:
+            evaluated = (
+                remote_target(target, max_new_tokens, tokenizer)
+                if target.startswith(("http://", "https://"))
+                else local_target(Path(target), max_new_tokens, batch_size)
+            )
+            with console.status(f"running {len({r.id for r in records})} examples through {target}"):
+                predicted = predict(evaluated, records, input_length)
+            if out is not None:
+                out.write_text(json.dumps(predicted, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            result = score(task, predicted, records)
+            if run is not None:
+                console.print(f"recorded in {record_accuracy(run, evaluated, input_length, result)}")
+    table = Table(title=f"SCROLLS {task}: {result.count} examples")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    table.add_row("[bold]score[/]", f"[bold]{result.score:.4f}[/]")
+    console.print(table)
+
+
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo checkpoints are written.")] = Path(
+    workdir: Annotated[Path, typer.Option(help="Where the demo checkpoints and config are written.")] = Path(
         "build/demo"
     ),
+    output_dir: Annotated[Path, typer.Option(help="Where the run directory lands.")] = Path("reports"),
     lengths: Annotated[
         str, typer.Option(help="Comma-separated input lengths in tokens.")
     ] = "1024,2048,3072,4096",
-    rounds: Annotated[int, typer.Option(min=1, help="Timed rounds per measurement (median).")] = 3,
+    stage_seconds: Annotated[float, typer.Option(min=1, help="Load per input length and level.")] = 4.0,
 ) -> None:
-    """Run the pipeline on the embedded demo checkpoints, as far as it is built today.
+    """Run the whole pipeline on the embedded demo checkpoints: build, export, serve, load, measure.
 
     Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
-    (verified against PyTorch at every bucket), cuts the shipped sample to each input length, and
-    times eager PyTorch against both exports in-process. It says plainly which stages are not
-    built yet.
+    (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
+    input length and two concurrency levels with locust against a live server, measuring energy in
+    the server. Results land in reports/demo-<time>/; a summary is printed at the end.
     """
-    from profiler.demo import run_demo
+    from datetime import UTC, datetime
 
-    with user_errors():
-        run_demo(workdir, parse_lengths(lengths), rounds=rounds, console=console)
+    from profiler.demo import summary_table, write_demo_config
+    from profiler.sweep.config import ConfigError, load_config
+    from profiler.sweep.runner import Sweep, SweepError, new_run_dir
+
+    run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    with user_errors(ConfigError, SweepError):
+        config_path = write_demo_config(
+            workdir, output_dir, run_id, tuple(parse_lengths(lengths)), stage_seconds, console
+        )
+        settings = load_config(config_path)
+        run_dir = new_run_dir(settings, config_path)
+        Sweep(settings, run_dir, console).run()
+    console.print(summary_table(run_dir))
+    console.print(
+        f"Results: {run_dir}/results.jsonl (raw latencies, server timings, energy windows with their "
+        "source, idle baseline, power timeline, peak memory) and environment.json.\n"
+        "[bold]Not built yet[/]: `profiler report` (plots, comparisons) and `profiler eval` (accuracy)."
+    )

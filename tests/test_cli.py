@@ -143,12 +143,31 @@ def test_workload_sample_writes_the_shipped_set(tmp_path: Path) -> None:
     assert len(load_jsonl(out)) == 8
 
 
-def test_demo_runs_to_the_end(tmp_path: Path) -> None:
-    result = invoke(["demo", "--workdir", str(tmp_path), "--lengths", "1024", "--rounds", "1"])
+@pytest.mark.slow
+def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    result = invoke(
+        [
+            "demo",
+            "--workdir",
+            str(tmp_path / "build"),
+            "--output-dir",
+            str(tmp_path / "reports"),
+            "--lengths",
+            "1024",
+            "--stage-seconds",
+            "1",
+        ]
+    )
     assert result.exit_code == 0, result.output
-    for arch in ("led", "bigbird-pegasus"):
-        assert (tmp_path / f"{arch}-small" / "model.safetensors").is_file()
-        for fmt in ("onnx", "torchscript"):
-            assert (tmp_path / f"{arch}-{fmt}" / "manifest.json").is_file()
-    assert "1024" in result.output
-    assert "Not built yet" in result.output
+    (run_dir,) = (tmp_path / "reports").iterdir()
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    cells = {(r["model"], r["format"], r["load"]["concurrency"]) for r in records}
+    assert cells == {
+        (f"{arch}-small", fmt, users)
+        for arch in ("led", "bigbird-pegasus")
+        for fmt in ("eager", "onnx", "torchscript")
+        for users in (1, 4)
+    }
+    assert all(r["stage"]["requests"] > 0 and r["stage"]["failures"] == 0 for r in records)
+    assert {r["energy_source"] for r in records} == {"estimate"}
+    assert "J/query" in result.output

@@ -6,7 +6,6 @@ bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -137,8 +136,7 @@ class Service:
         self.ready = False
 
     def start(self) -> None:
-        """Warm up every bucket, then start batching (runs on a background thread)."""
-        self.engine.warm_up()
+        """Start the batcher; it warms up every bucket on its own thread, then reports ready."""
         settings = self.settings
         self.batcher = Batcher(
             self.run_batch,
@@ -146,8 +144,12 @@ class Service:
             settings.max_wait_ms,
             settings.max_queue,
             self.metrics.observe_batch,
+            prepare=self.engine.warm_up,
+            on_ready=self._ready,
         )
         self.metrics.track_queue(self.batcher.depth)
+
+    def _ready(self) -> None:
         self.ready = True
 
     def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, RequestEnergy]]:
@@ -336,7 +338,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=service.start, name="warm-up", daemon=True).start()
+        service.start()
         yield
         service.stop()
 

@@ -60,12 +60,16 @@ class Batcher(Generic[Result]):
         max_wait_ms: float,
         max_queue: int,
         on_batch: Callable[[int, int], None] | None = None,
+        prepare: Callable[[], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         self.on_batch = on_batch
+        self.prepare = prepare
+        self.on_ready = on_ready
         self.queues: dict[tuple[int, str], deque[Pending]] = {}
         self.waiting = 0
         self.running = 0
@@ -127,6 +131,11 @@ class Batcher(Generic[Result]):
                 self.condition.wait(due - now)
 
     def _work(self) -> None:
+        # Warm up on this thread: the runtimes' thread pools and caches are per calling thread.
+        if self.prepare is not None:
+            self.prepare()
+        if self.on_ready is not None:
+            self.on_ready()
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             try:
