@@ -357,6 +357,28 @@ def sweep(
     console.print(f"{recorded} cell(s) recorded in {run_dir / 'results.jsonl'}")
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (reports/<run-id>) written by a sweep.")],
+    compare: Annotated[
+        Path | None, typer.Option(help="Another run directory to compare cell by cell.")
+    ] = None,
+) -> None:
+    """Report a run: tables per model, format and input length, scaling slopes, plots, CSV.
+
+    Prints p50/p90/p99 latency, throughput, gross and net J/query with the energy source (an
+    estimate always says so), average power, memory and failures, the best cell per column
+    highlighted; the log-log slope of latency and J/query against input length per series; the
+    seed study's table with accuracy where `profiler eval` recorded it. Writes report.md,
+    summary.csv and PNG plots into the run directory; with --compare, compare.md and compare.csv.
+    """
+    from profiler.report import ReportError, render_report
+
+    with user_errors(ReportError):
+        outputs = render_report(run_dir, compare, console)
+    console.print(f"wrote {len(outputs.files)} files into {run_dir}")
+
+
 @app.command("eval")
 def eval_command(
     dataset: Annotated[Path, typer.Option(help="SCROLLS JSONL with references (a validation split).")],
@@ -438,21 +460,21 @@ def demo(
     """
     from datetime import UTC, datetime
 
-    from profiler.demo import summary_table, write_demo_config
+    from profiler.demo import write_demo_config
+    from profiler.report import ReportError, render_report
     from profiler.sweep.config import ConfigError, load_config
     from profiler.sweep.runner import Sweep, SweepError, new_run_dir
 
     run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    with user_errors(ConfigError, SweepError):
+    with user_errors(ConfigError, SweepError, ReportError):
         config_path = write_demo_config(
             workdir, output_dir, run_id, tuple(parse_lengths(lengths)), stage_seconds, console
         )
         settings = load_config(config_path)
         run_dir = new_run_dir(settings, config_path)
         Sweep(settings, run_dir, console).run()
-    console.print(summary_table(run_dir))
+        render_report(run_dir, None, console)
     console.print(
-        f"Results: {run_dir}/results.jsonl (raw latencies, server timings, energy windows with their "
-        "source, idle baseline, power timeline, peak memory) and environment.json.\n"
-        "[bold]Not built yet[/]: `profiler report` (plots, comparisons) and `profiler eval` (accuracy)."
+        f"Raw results: {run_dir}/results.jsonl; report: {run_dir}/report.md and plots. Accuracy beside "
+        f"efficiency: profiler eval <artifact> --dataset <SCROLLS.jsonl> --task <task> --run {run_dir}"
     )

@@ -3,22 +3,16 @@
 Build the ``small`` LED and BigBird-Pegasus checkpoints, then sweep them as eager PyTorch, ONNX
 Runtime and TorchScript (exported and parity-checked at every bucket) at 1024, 2048, 3072 and
 4096 tokens and two concurrency levels, with locust against a live server and energy measured in
-the server; then print what was measured.
+the server; then report what was measured (``profiler report``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from profiler.checkpoints import ARCHS, build_checkpoint
-from profiler.results import read_records
-from profiler.stats import percentile
-
-DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
 
 DEMO_CONFIG = """\
 # Written by `profiler demo`: the embedded checkpoints in every format, at the study's lengths.
@@ -74,30 +68,3 @@ def write_demo_config(
         encoding="utf-8",
     )
     return config
-
-
-def summary_table(run_dir: Path) -> Table:
-    """One row per cell: latency from raw samples, throughput, energy per query with its source."""
-    table = Table(title=f"{run_dir.name}: measured through HTTP under locust load")
-    for column in ("model", "format", "tokens", "users", "requests", "p50 ms", "p99 ms", "req/s", "J/query"):
-        table.add_column(column, justify="left" if column in ("model", "format") else "right")
-    for record in read_records(run_dir / "results.jsonl"):
-        stage: dict[str, Any] = record["stage"]
-        latencies = stage["latency_ms"]
-        gross = stage.get("gross_j_per_query")
-        source = stage.get("energy_source") or "?"
-        energy = "-" if gross is None else f"{gross:.3g} ({'estimate' if source == 'estimate' else source})"
-        table.add_row(
-            record["model"],
-            record["format"],
-            str(record["bucket"]),
-            str(record["load"]["concurrency"] or f"{record['load']['rate']:g}/s"),
-            f"{stage['requests']} ({stage['failures']} failed)"
-            if stage["failures"]
-            else str(stage["requests"]),
-            f"{percentile(latencies, 50):.1f}" if latencies else "-",
-            f"{percentile(latencies, 99):.1f}" if latencies else "-",
-            f"{stage['throughput_rps']:.2f}",
-            energy,
-        )
-    return table

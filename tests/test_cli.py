@@ -31,6 +31,8 @@ SUBCOMMANDS = [
     ["export"],
     ["serve"],
     ["sweep"],
+    ["report"],
+    ["eval"],
 ]
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from profiler.modelinfo import DEFAULT_LENGTHS
+
 Mode = Literal["generate", "forward", "encode"]
 Arrival = Literal["closed", "poisson"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 ARRIVALS: tuple[Arrival, ...] = get_args(Arrival)
 
 #: The study's input lengths: one stage each unless ``--input-lengths`` says otherwise.
-DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
 #: Bounds the server's schema states for ``max_new_tokens`` and ``target_length``.
 MAX_DECODE_TOKENS = 1024
 #: A tokenizer directory holds at least one of these (Hugging Face's fast and slow formats).

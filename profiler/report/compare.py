@@ -1,0 +1,247 @@
+"""Two runs side by side: the same cells, ratios (other / this), and whether each difference is
+larger than the repeats' spread.
+
+Cells are matched on their full key (model, format, engine, device, mode, load level, input
+length); cells left over are then matched without engine and device when exactly one candidate is
+left on each side, so a CPU run and a GPU run of the same sweep line up.
+
+The verdict on a difference uses one value per repeat (a repeat's p50, say): each run's 95%
+confidence interval of the mean is computed with :func:`profiler.stats.mean_ci`, and the difference
+is ``outside CI`` when the two intervals do not overlap, ``within CI`` when they do. With a single
+repeat on either side there is no interval: ``n/a (1 repeat)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from profiler.report.aggregate import ESTIMATE, Cell, CellKey
+from profiler.report.tables import Column, Entry, Table, format_label, ms
+from profiler.stats import ConfidenceInterval, mean_ci
+
+OUTSIDE = "outside CI"
+WITHIN = "within CI"
+ONE_REPEAT = "n/a (1 repeat)"
+NOT_MEASURED = "n/a (not measured)"
+
+#: Compared metrics: name -> the cell's figure (the one its tables show).
+METRICS: dict[str, Callable[[Cell], float | None]] = {
+    "p50_ms": lambda c: c.latency.p50 if c.latency else None,
+    "p99_ms": lambda c: c.latency.p99 if c.latency else None,
+    "throughput_rps": lambda c: c.throughput_rps,
+    "gross_j_per_query": lambda c: c.gross_j_per_query,
+}
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """One metric of one cell in both runs."""
+
+    this: float | None
+    other: float | None
+    this_ci: ConfidenceInterval | None
+    other_ci: ConfidenceInterval | None
+    verdict: str
+
+    @property
+    def ratio(self) -> float | None:
+        """other / this; None where either is missing or this is zero."""
+        if self.this is None or self.other is None or self.this == 0:
+            return None
+        return self.other / self.this
+
+
+def verdict(
+    this: Sequence[float], other: Sequence[float]
+) -> tuple[str, ConfidenceInterval | None, ConfidenceInterval | None]:
+    """Whether two sets of per-repeat values differ by more than their 95% confidence intervals.
+
+    Returns:
+        The verdict (``outside CI``, ``within CI``, ``n/a (1 repeat)`` or ``n/a (not measured)``) and
+        both intervals (None where a run has fewer than two repeats).
+    """
+    this_ci = mean_ci(this) if len(this) >= 2 else None
+    other_ci = mean_ci(other) if len(other) >= 2 else None
+    if not this or not other:
+        return NOT_MEASURED, this_ci, other_ci
+    if this_ci is None or other_ci is None:
+        return ONE_REPEAT, this_ci, other_ci
+    apart = this_ci.high < other_ci.low or other_ci.high < this_ci.low
+    return (OUTSIDE if apart else WITHIN), this_ci, other_ci
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """A cell present in both runs."""
+
+    this: Cell
+    other: Cell
+    metrics: dict[str, MetricComparison]
+
+    @property
+    def key(self) -> CellKey:
+        """The cell's key in this run."""
+        return self.this.key
+
+
+def compare_cells(this: Cell, other: Cell) -> CellComparison:
+    """Every metric of :data:`METRICS` for one matched cell."""
+    metrics = {}
+    for name, figure in METRICS.items():
+        word, this_ci, other_ci = verdict(this.per_repeat(name), other.per_repeat(name))
+        metrics[name] = MetricComparison(figure(this), figure(other), this_ci, other_ci, word)
+    return CellComparison(this, other, metrics)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs: matched cells, and the cells only one of them has."""
+
+    this_run: str
+    other_run: str
+    matched: list[CellComparison]
+    only_this: list[Cell]
+    only_other: list[Cell]
+
+
+def _loose(key: CellKey) -> tuple[object, ...]:
+    s = key.series
+    return (s.model, s.format, s.mode, s.max_new_tokens, s.load, key.length)
+
+
+def compare(this_run: str, this: Sequence[Cell], other_run: str, other: Sequence[Cell]) -> Comparison:
+    """Match the cells of two runs and compare each pair."""
+    others = {cell.key: cell for cell in other}
+    pairs: list[tuple[Cell, Cell]] = []
+    left: list[Cell] = []
+    for cell in this:
+        match = others.pop(cell.key, None)
+        if match is None:
+            left.append(cell)
+        else:
+            pairs.append((cell, match))
+    unmatched: list[Cell] = []
+    for cell in left:
+        candidates = [c for c in others.values() if _loose(c.key) == _loose(cell.key)]
+        mine = [c for c in left if _loose(c.key) == _loose(cell.key)]
+        if len(candidates) == 1 and len(mine) == 1:
+            pairs.append((cell, candidates[0]))
+            del others[candidates[0].key]
+        else:
+            unmatched.append(cell)
+    order = {cell.key: index for index, cell in enumerate(this)}
+    pairs.sort(key=lambda pair: order[pair[0].key])
+    return Comparison(
+        this_run,
+        other_run,
+        [compare_cells(a, b) for a, b in pairs],
+        unmatched,
+        sorted(others.values(), key=lambda c: c.key.sort_key()),
+    )
+
+
+def _ratio(item: MetricComparison, note: str = "", warn: bool = False) -> Entry:
+    ratio = item.ratio
+    if ratio is None:
+        return Entry("-")
+    return Entry(f"{ratio:.2f}x{note}", ratio, warn=warn)
+
+
+def _energy_note(pair: CellComparison) -> str:
+    """`` (estimate)`` beside a J/query ratio that involves an estimate; the table notes say more."""
+    return f" ({ESTIMATE})" if pair.this.is_estimate or pair.other.is_estimate else ""
+
+
+def _sources(comparison: Comparison) -> list[str]:
+    """A note for each pair of energy sources that differ between the runs."""
+    pairs = sorted(
+        {
+            (p.this.energy_source or "not measured", p.other.energy_source or "not measured")
+            for p in comparison.matched
+            if p.this.energy_source != p.other.energy_source
+        }
+    )
+    return [
+        f"J/query sources differ: {a} (this) vs {b} (other); a ratio between an estimate and a meter "
+        "compares a model with a measurement."
+        for a, b in pairs
+    ]
+
+
+def _where(comparison: Comparison) -> list[str]:
+    """Notes naming the engines and devices where the two runs differ (a CPU run vs a GPU run)."""
+    moves = sorted(
+        {
+            (pair.this.key.series.engine_label, pair.other.key.series.engine_label)
+            for pair in comparison.matched
+            if pair.this.key.series.engine_label != pair.other.key.series.engine_label
+        }
+    )
+    return [f"Engines differ: {', '.join(f'{a} (this) vs {b} (other)' for a, b in moves)}."] if moves else []
+
+
+def _unmatched(label: str, cells: Sequence[Cell]) -> str:
+    by_series: dict[str, list[str]] = {}
+    for c in cells:
+        s = c.key.series
+        by_series.setdefault(f"{s.model} {s.format} {s.engine_label}", []).append(
+            f"{c.key.length}@{s.load.label}"
+        )
+    listed = "; ".join(f"{name}: {', '.join(where)}" for name, where in by_series.items())
+    return f"Only in {label} ({len(cells)} cells): {listed}."
+
+
+def compare_table(comparison: Comparison) -> Table:
+    """The terminal and Markdown view: p50 both ways with ratio and verdict, throughput and J/query ratios.
+
+    Throughput's verdict colours its ratio (yellow: outside CI) instead of taking a column;
+    ``compare.csv`` has every metric's verdict.
+    """
+    table = Table(
+        f"Compare: {comparison.this_run} (this) vs {comparison.other_run} (other); ratio = other / this",
+        [
+            Column("model", numeric=False),
+            Column("format", numeric=False),
+            Column("tokens"),
+            Column("load", numeric=False),
+            Column("p50 ms this"),
+            Column("p50 ms other"),
+            Column("p50 ratio"),
+            Column("p50 verdict", numeric=False),
+            Column("req/s ratio"),
+            Column("J/query ratio"),
+            Column("J/query verdict", numeric=False),
+        ],
+    )
+    for pair in comparison.matched:
+        s = pair.key.series
+        p50 = pair.metrics["p50_ms"]
+        rps = pair.metrics["throughput_rps"]
+        joules = pair.metrics["gross_j_per_query"]
+        table.add_row(
+            [
+                Entry(s.model),
+                Entry(format_label(s)),
+                Entry(str(pair.key.length), float(pair.key.length)),
+                Entry(s.load.label),
+                ms(p50.this),
+                ms(p50.other),
+                _ratio(p50),
+                Entry(p50.verdict, warn=p50.verdict == OUTSIDE),
+                _ratio(rps, warn=rps.verdict == OUTSIDE),
+                _ratio(joules, _energy_note(pair)),
+                Entry(joules.verdict, warn=joules.verdict == OUTSIDE),
+            ],
+            group=s,
+        )
+    table.notes.append(
+        "Verdicts: 95% confidence intervals of the mean over repeats (one value per repeat); "
+        "'outside CI' when the two runs' intervals do not overlap."
+    )
+    table.notes.extend(_where(comparison))
+    table.notes.extend(_sources(comparison))
+    for label, cells in (("this run", comparison.only_this), ("the other run", comparison.only_other)):
+        if cells:
+            table.notes.append(_unmatched(label, cells))
+    return table

@@ -1,0 +1,459 @@
+"""The report's tables as plain data, which the terminal (rich) and Markdown writers both render.
+
+A :class:`Table` holds text entries with the number behind each, so the best cell of a column can
+be picked on numbers (lowest latency and J/query, highest throughput and score) among the rows
+that serve the same workload: cells of one input length at one load level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from profiler.report.aggregate import ESTIMATE, Cell, Scaling, SeriesKey
+from profiler.report.load import AccuracyScore, LoadLevel
+
+Better = Literal["low", "high"]
+#: A log-log slope at or above this reads as super-linear: halfway between linear and quadratic.
+SUPERLINEAR_SLOPE = 1.5
+SIZE_WORDS = ("tiny", "mini", "small", "base", "medium", "large", "xl", "xxl")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: its header, alignment, and which way is better (None: never highlighted)."""
+
+    header: str
+    better: Better | None = None
+    numeric: bool = True
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table cell: the text shown, the number behind it, and how to emphasise it."""
+
+    text: str
+    value: float | None = None
+    best: bool = False
+    warn: bool = False
+
+
+@dataclass
+class Table:
+    """Rows of entries under columns.
+
+    ``groups[i]`` says which rows may be compared with row i when picking the best cell;
+    ``sections[i]`` which rows are printed together (a rule is drawn where it changes).
+    """
+
+    title: str
+    columns: list[Column]
+    rows: list[list[Entry]] = field(default_factory=list)
+    groups: list[object] = field(default_factory=list)
+    sections: list[object] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add_row(self, entries: Sequence[Entry], group: object = None, section: object = None) -> None:
+        """Append a row, compared for "best" only with rows of the same ``group``.
+
+        ``section`` defaults to the group.
+        """
+        if len(entries) != len(self.columns):  # a programming error, not a user's
+            raise ValueError(f"row has {len(entries)} entries for {len(self.columns)} columns")
+        self.rows.append(list(entries))
+        self.groups.append(group)
+        self.sections.append(group if section is None else section)
+
+    def column(self, header: str) -> list[Entry]:
+        """Every entry of the column with this header."""
+        index = [c.header for c in self.columns].index(header)
+        return [row[index] for row in self.rows]
+
+
+def mark_best(table: Table) -> Table:
+    """Flag the best entry of each ``better`` column within each group of two or more rows.
+
+    Ties are all flagged. A group in which only one row has a figure flags nothing: a lone cell is
+    not best of anything.
+    """
+    for col, column in enumerate(table.columns):
+        if column.better is None:
+            continue
+        by_group: dict[object, list[int]] = {}
+        for row, group in enumerate(table.groups):
+            if table.rows[row][col].value is not None:
+                by_group.setdefault(group, []).append(row)
+        for rows in by_group.values():
+            if len(rows) < 2:
+                continue
+            values = [table.rows[r][col].value for r in rows]
+            pick = min if column.better == "low" else max
+            target = pick(v for v in values if v is not None)
+            for r in rows:
+                if table.rows[r][col].value == target:
+                    table.rows[r][col] = replace(table.rows[r][col], best=True)
+    return table
+
+
+def drop_unmeasured(table: Table, headers: Sequence[str]) -> Table:
+    """Remove those of ``headers`` whose every entry is ``-`` (GPU columns of a CPU-only run)."""
+    return drop_columns(table, [h for h in headers if all(e.text == "-" for e in table.column(h))])
+
+
+def drop_columns(table: Table, headers: Sequence[str]) -> Table:
+    """Remove the named columns."""
+    names = [c.header for c in table.columns]
+    drop = {names.index(h) for h in headers}
+    table.columns = [c for i, c in enumerate(table.columns) if i not in drop]
+    table.rows = [[e for i, e in enumerate(row) if i not in drop] for row in table.rows]
+    return table
+
+
+# --- Formatting: one place decides how each kind of figure reads ----------------------------------
+
+
+def _blank() -> Entry:
+    return Entry("-")
+
+
+def ms(value: float | None) -> Entry:
+    """Milliseconds, one decimal."""
+    return _blank() if value is None else Entry(f"{value:.1f}", value)
+
+
+def rate(value: float | None, digits: int = 2) -> Entry:
+    """A rate (requests or tokens per second)."""
+    return _blank() if value is None else Entry(f"{value:,.{digits}f}", value)
+
+
+def energy(value: float | None, source: str | None, clamped: bool = False, spec: str = ".3g") -> Entry:
+    """Joules (or watts) with the source beside the figure: ``1.25 (estimate)``, as the design requires."""
+    if value is None:
+        return _blank()
+    label = source or "source unknown"
+    if clamped:
+        label += ", clamped to 0"
+    return Entry(f"{value:{spec}} ({label})", value)
+
+
+def size_bytes(value: int | None) -> Entry:
+    """Bytes in binary units."""
+    if value is None:
+        return _blank()
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if amount < 1024 or unit == "GiB":
+            return Entry(f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}", float(value))
+        amount /= 1024
+    return _blank()  # pragma: no cover - the loop always returns
+
+
+def percent(value: float | None) -> Entry:
+    """A percentage."""
+    return _blank() if value is None else Entry(f"{value:.0f}%", value)
+
+
+def slope(value: float | None, source: str | None = None) -> Entry:
+    """A log-log slope; super-linear slopes are flagged in words, energy slopes carry their source."""
+    if value is None:
+        return _blank()
+    text = f"{value:.2f}"
+    warn = value >= SUPERLINEAR_SLOPE
+    if warn:
+        text += " super-linear"
+    if source is not None and ESTIMATE in source.split("/"):
+        text += f" ({ESTIMATE})"
+    return Entry(text, value, warn=warn)
+
+
+def _text(value: str) -> Entry:
+    return Entry(value)
+
+
+def _failures(cell: Cell) -> Entry:
+    if not cell.failures:
+        return Entry("0", 0.0)
+    share = f" ({cell.failures / cell.requests:.0%})" if cell.requests else ""
+    return Entry(f"{cell.failures}{share}", float(cell.failures), warn=True)
+
+
+def format_label(series: SeriesKey) -> str:
+    """The format, with the engine beside it only where the two differ: ``onnx``, ``hf (eager)``."""
+    return series.format if series.engine == series.format else f"{series.format} ({series.engine})"
+
+
+def _ids(series: SeriesKey) -> list[Entry]:
+    return [_text(series.model), _text(format_label(series)), _text(series.device)]
+
+
+def workload_label(series: SeriesKey) -> str:
+    """``generate, 32 new tokens``: the request mode a table holds."""
+    if series.mode == "generate" and series.max_new_tokens:
+        return f"{series.mode}, {series.max_new_tokens} new tokens"
+    return series.mode
+
+
+# --- The run's tables -------------------------------------------------------------------------------
+
+_ID_COLUMNS = [
+    Column("model", numeric=False),
+    Column("format", numeric=False),
+    Column("device", numeric=False),
+]
+
+
+def _by_level(cells: Iterable[Cell]) -> dict[tuple[str, int, LoadLevel], list[Cell]]:
+    groups: dict[tuple[str, int, LoadLevel], list[Cell]] = {}
+    for cell in cells:
+        s = cell.key.series
+        groups.setdefault((s.mode, s.max_new_tokens or 0, s.load), []).append(cell)
+    return {
+        k: sorted(v, key=lambda c: (c.key.length, c.key.series.sort_key()))
+        for k, v in sorted(groups.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))
+    }
+
+
+def _level_tables(
+    cells: Sequence[Cell], what: str, columns: list[Column], row: Callable[[Cell], list[Entry]]
+) -> list[Table]:
+    tables = []
+    for members in _by_level(cells).values():
+        first = members[0].key.series
+        table = Table(f"{what}: {first.load.describe} ({workload_label(first)})", [*_ID_COLUMNS, *columns])
+        for cell in members:
+            s = cell.key.series
+            table.add_row([*_ids(s), *row(cell)], group=cell.key.length)
+        tables.append(mark_best(table))
+    return tables
+
+
+def latency_tables(cells: Sequence[Cell]) -> list[Table]:
+    """One table per load level: latency percentiles, throughput and failures per cell."""
+    columns = [
+        Column("tokens"),
+        Column("repeats"),
+        Column("p50 ms", "low"),
+        Column("p90 ms", "low"),
+        Column("p99 ms", "low"),
+        Column("req/s", "high"),
+        Column("tokens/s", "high"),
+        Column("failures"),
+    ]
+
+    def row(cell: Cell) -> list[Entry]:
+        summary = cell.latency
+        return [
+            Entry(str(cell.key.length), float(cell.key.length)),
+            Entry(str(len(cell.repeats)), float(len(cell.repeats))),
+            ms(summary.p50 if summary else None),
+            ms(summary.p90 if summary else None),
+            ms(summary.p99 if summary else None),
+            rate(cell.throughput_rps),
+            rate(cell.tokens_per_s, 0),
+            _failures(cell),
+        ]
+
+    tables = _level_tables(cells, "Latency and throughput", columns, row)
+    for table in tables:
+        if all(e.text == "1" for e in table.column("repeats")):
+            # The common case says so once instead of taking a column's width.
+            drop_columns(table, ["repeats"])
+            table.notes.append("One repeat per cell.")
+    return tables
+
+
+def energy_tables(cells: Sequence[Cell]) -> list[Table]:
+    """One table per load level: J/query gross and net with source, power, GPU and memory."""
+    columns = [
+        Column("tokens"),
+        Column("gross J/query", "low"),
+        Column("net J/query", "low"),
+        Column("avg power W"),
+        Column("GPU util"),
+        Column("GPU memory"),
+        Column("peak RSS"),
+    ]
+
+    def row(cell: Cell) -> list[Entry]:
+        return [
+            Entry(str(cell.key.length), float(cell.key.length)),
+            energy(cell.gross_j_per_query, cell.energy_source),
+            energy(cell.net_j_per_query, cell.energy_source, cell.net_clamped),
+            energy(cell.avg_power_w, cell.energy_source, spec=".1f"),
+            percent(cell.gpu_util_pct),
+            size_bytes(cell.gpu_memory_bytes),
+            size_bytes(cell.peak_rss_bytes),
+        ]
+
+    tables = [
+        drop_unmeasured(t, ("GPU util", "GPU memory"))
+        for t in _level_tables(cells, "Energy and resources", columns, row)
+    ]
+    for table in tables:
+        table.notes.append(
+            "Energy figures name their source; 'estimate' means modelled from CPU time, not metered. "
+            "Net subtracts the idle baseline."
+        )
+    return tables
+
+
+def scaling_table(rows: Sequence[Scaling]) -> Table:
+    """Log-log slopes of p50 latency and gross J/query against input length, one row per series."""
+    table = Table(
+        "Scaling with input length (log-log slope: 1.0 linear, 2.0 quadratic)",
+        [
+            *_ID_COLUMNS,
+            Column("load", numeric=False),
+            Column("lengths", numeric=False),
+            Column("latency slope"),
+            Column("J/query slope"),
+        ],
+    )
+    for item in rows:
+        s = item.series
+        table.add_row(
+            [
+                *_ids(s),
+                _text(s.load.label),
+                _text(",".join(map(str, item.lengths))),
+                slope(item.latency_slope),
+                slope(item.energy_slope, item.energy_source),
+            ]
+        )
+    table.notes.append(
+        f"Least-squares fit of log(y) on log(input length); '-' needs two or more lengths. "
+        f"A slope of {SUPERLINEAR_SLOPE} or more is flagged super-linear."
+    )
+    return table
+
+
+def model_size(model: str) -> str:
+    """The size word in a model's name (``led-small`` -> ``small``), or ``-``."""
+    words = [w for w in model.lower().replace("_", "-").split("-") if w in SIZE_WORDS]
+    return words[-1] if words else "-"
+
+
+def _score_for(scores: Sequence[AccuracyScore], cell: Cell, task: str) -> float | None:
+    s = cell.key.series
+    exact = [
+        a.score
+        for a in scores
+        if a.task == task
+        and a.model == s.model
+        and a.input_length in (cell.key.length, None)
+        and a.format in (s.format, None)
+    ]
+    return exact[-1] if exact else None
+
+
+def seed_cells(cells: Sequence[Cell]) -> list[Cell]:
+    """Per model, format, engine and length, the cell at the lightest load level run."""
+    chosen: dict[tuple[str, str, str, str, str, int], Cell] = {}
+    for cell in cells:
+        s = cell.key.series
+        key = (s.model, s.format, s.engine, s.device, s.mode, cell.key.length)
+        if key not in chosen or s.load < chosen[key].key.series.load:
+            chosen[key] = cell
+    return sorted(chosen.values(), key=lambda c: (c.key.series.model, c.key.series.format, c.key.length))
+
+
+def seed_table(cells: Sequence[Cell], scores: Sequence[AccuracyScore]) -> Table:
+    """The seed study's layout: one row per model, size and input length, score beside cost."""
+    tasks = sorted({a.task for a in scores})
+    score_columns = [Column(task, "high") for task in tasks] or [Column("score")]
+    table = Table(
+        "Accuracy and cost (seed-study layout; cost at the lightest load level run)",
+        [
+            Column("model", numeric=False),
+            Column("size", numeric=False),
+            Column("format", numeric=False),
+            Column("tokens"),
+            Column("load", numeric=False),
+            *score_columns,
+            Column("p50 ms", "low"),
+            Column("req/s", "high"),
+            Column("gross J/query", "low"),
+        ],
+    )
+    for cell in seed_cells(cells):
+        s = cell.key.series
+        values = [_score_for(scores, cell, t) for t in tasks]
+        score_entries = [_blank() if v is None else Entry(f"{v:.2f}", v) for v in values] or [_blank()]
+        table.add_row(
+            [
+                _text(s.model),
+                _text(model_size(s.model)),
+                _text(format_label(s)),
+                Entry(str(cell.key.length), float(cell.key.length)),
+                _text(s.load.label),
+                *score_entries,
+                ms(cell.latency.p50 if cell.latency else None),
+                rate(cell.throughput_rps),
+                energy(cell.gross_j_per_query, cell.energy_source),
+            ],
+            group=cell.key.length,
+            section=(s.model, s.format),
+        )
+    if not tasks:
+        table.notes.append("No accuracy.jsonl in the run directory: run `profiler eval` to fill the score.")
+    loads = {e.text for e in table.column("load")}
+    if len(loads) == 1:
+        drop_columns(table, ["load"])
+        table.title = f"Accuracy and cost (seed-study layout; cost at {loads.pop()})"
+    return mark_best(table)
+
+
+def failure_notes(cells: Iterable[Cell]) -> list[str]:
+    """One line per cell with failures, with their reasons."""
+    lines = []
+    for cell in cells:
+        if not cell.failures:
+            continue
+        s = cell.key.series
+        reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(cell.failure_reasons.items()))
+        lines.append(
+            f"{s.model} {s.format} {s.engine_label} {cell.key.length} tokens {s.load.label}: "
+            f"{cell.failures} of {cell.requests} failed" + (f" ({reasons})" if reasons else "")
+        )
+    return lines
+
+
+def _gpu_line(gpu: object) -> str:
+    if not isinstance(gpu, dict):
+        return str(gpu)
+    memory = gpu.get("memory_total_bytes")
+    parts = [str(gpu.get("name", "GPU"))]
+    if isinstance(memory, int):
+        parts.append(size_bytes(memory).text)
+    if gpu.get("driver"):
+        parts.append(f"driver {gpu['driver']}")
+    return ", ".join(parts)
+
+
+def environment_table(environment: dict[str, object] | None, run_id: str) -> Table:
+    """What the run measured on: CPU, GPUs, memory, Python, package versions, git commit."""
+    table = Table(f"Environment of run {run_id}", [Column("", numeric=False), Column("", numeric=False)])
+    if environment is None:
+        table.add_row([_text("environment"), _text("not recorded (environment.json missing)")])
+        return table
+    memory = environment.get("memory_bytes")
+    gpus = environment.get("gpus")
+    packages = environment.get("packages")
+    lines: list[tuple[str, str]] = [
+        ("CPU", f"{environment.get('cpu', '?')} ({environment.get('cpu_count', '?')} logical CPUs)"),
+        ("memory", size_bytes(memory).text if isinstance(memory, int) else "-"),
+        ("GPUs", "; ".join(_gpu_line(g) for g in gpus) if isinstance(gpus, list) and gpus else "none"),
+        ("platform", str(environment.get("platform", "-"))),
+        ("Python", str(environment.get("python", "-"))),
+        (
+            "packages",
+            ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
+            if isinstance(packages, dict) and packages
+            else "-",
+        ),
+        ("git commit", str(environment.get("git_commit") or "unknown")),
+    ]
+    for name, value in lines:
+        table.add_row([_text(name), _text(value)])
+    return table
