@@ -314,7 +314,9 @@ def serve(
         f"serving {engine.kind} engine from {model} on http://{host}:{port} "
         f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
     )
-    run_server(create_app(engine, tokenizer, settings), host, port)
+    if not run_server(create_app(engine, tokenizer, settings), host, port):
+        errors.print(f"[bold red]error:[/] the HTTP server could not start on {host}:{port}.")
+        raise typer.Exit(1)
 
 
 @app.command()

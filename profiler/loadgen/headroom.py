@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.checkpoints import build_checkpoint
+from profiler.loadgen.launch import locust_command
 from profiler.server.launch import start_server
 from profiler.stats import percentile
-
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "scrolls.py"
 
 
 def tree_cpu_seconds(process: Any) -> float:
@@ -47,35 +45,11 @@ def run_rate(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         results = Path(scratch) / "results.json"
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--only-summary",
-            "--host",
-            url,
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "--input-lengths",
-            str(length),
-            "--stage-seconds",
-            f"{seconds:g}",
-            "--tokenizer",
-            str(tokenizer),
-            "--arrival",
-            "poisson",
-            "--rate",
-            f"{rate:g}",
-            "--max-new-tokens",
-            "8",
-            "--results",
-            str(results),
-        ]
+        command = locust_command(
+            url, users, "--input-lengths", str(length), "--stage-seconds", f"{seconds:g}",
+            "--tokenizer", str(tokenizer), "--arrival", "poisson", "--rate", f"{rate:g}",
+            "--max-new-tokens", "8", "--results", str(results),
+        )  # fmt: skip
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         process = psutil.Process(child.pid)
         readings: list[tuple[float, float]] = []  # (monotonic s, CPU s) while locust runs

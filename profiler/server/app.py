@@ -6,6 +6,7 @@ bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -134,9 +135,10 @@ class Service:
         self.energy = ServerEnergy()
         self.batcher: Batcher[tuple[Outcome, RequestEnergy]] | None = None
         self.ready = False
+        self.stopping = threading.Event()
 
-    def start(self) -> None:
-        """Start the batcher; it warms up every bucket on its own thread, then reports ready."""
+    def serve_forever(self) -> None:
+        """Warm up every bucket, report ready, then run batches on this thread until :meth:`stop`."""
         settings = self.settings
         self.batcher = Batcher(
             self.run_batch,
@@ -148,6 +150,9 @@ class Service:
             on_ready=self._ready,
         )
         self.metrics.track_queue(self.batcher.depth)
+        if self.stopping.is_set():
+            return
+        self.batcher.run()
 
     def _ready(self) -> None:
         self.ready = True
@@ -157,6 +162,10 @@ class Service:
         return self.energy.run_batch(lambda: self.engine.run(jobs), request_ids)
 
     def stop(self) -> None:
+        """Refuse new work, finish what is queued, stop batching (safe to call more than once)."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
         self.ready = False
         if self.batcher is not None:
             self.batcher.close()
@@ -338,9 +347,8 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        service.start()
-        yield
-        service.stop()
+        yield  # the batches run on the main thread (see profiler.server.run); stop them here
+        await run_in_threadpool(service.stop)
 
     app = FastAPI(
         title="long-context-profiler",

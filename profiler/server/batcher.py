@@ -1,8 +1,10 @@
 """Per-bucket dynamic batching in front of one engine, with a bounded queue.
 
 Requests of the same bucket and mode wait together up to ``max_wait_ms`` (or until
-``max_batch_size`` of them are waiting) and run as one padded batch on a single worker thread:
-the engine is not thread-safe, and one batch at a time is what the hardware does best. The queue
+``max_batch_size`` of them are waiting) and run as one padded batch on a single thread: the
+engine is not thread-safe, and one batch at a time is what the hardware does best. That thread is
+whichever calls :meth:`Batcher.run` (the server uses its main thread: the one that loaded the
+model, where PyTorch's OpenMP pool runs at full speed). The queue
 is bounded: when ``max_queue`` requests wait, new ones are refused at once (the server answers
 503 with Retry-After), so memory stays bounded under any load.
 """
@@ -76,8 +78,7 @@ class Batcher(Generic[Result]):
         self.accepting = True
         self.stopped = False
         self.condition = threading.Condition()
-        self.worker = threading.Thread(target=self._work, name="batcher", daemon=True)
-        self.worker.start()
+        self.finished = threading.Event()
 
     def depth(self) -> int:
         """Jobs waiting plus jobs in the running batch."""
@@ -108,7 +109,7 @@ class Batcher(Generic[Result]):
                 self.condition.wait(0.05)
             self.stopped = True
             self.condition.notify()
-        self.worker.join(timeout=5)
+        self.finished.wait(timeout=5)
 
     def _next_batch(self) -> list[Pending] | None:
         """Block until a batch is due; None when stopped."""
@@ -130,12 +131,18 @@ class Batcher(Generic[Result]):
                     return batch
                 self.condition.wait(due - now)
 
-    def _work(self) -> None:
-        # Warm up on this thread: the runtimes' thread pools and caches are per calling thread.
-        if self.prepare is not None:
-            self.prepare()
-        if self.on_ready is not None:
-            self.on_ready()
+    def run(self) -> None:
+        """Warm up, then run batches on the calling thread until :meth:`close`."""
+        try:
+            if self.prepare is not None:
+                self.prepare()
+            if self.on_ready is not None:
+                self.on_ready()
+            self._serve()
+        finally:
+            self.finished.set()
+
+    def _serve(self) -> None:
         while (batch := self._next_batch()) is not None:
             started = time.perf_counter()
             try:

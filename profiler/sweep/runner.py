@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,12 +24,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from profiler.artifact import MANIFEST_NAME, Manifest
+from profiler.loadgen.launch import locust_command
 from profiler.results import FINGERPRINT_NAME, ResultStore, fingerprint
 from profiler.server.launch import ServerProcess, ServerStartError, start_server
 from profiler.sweep.config import ConfigError, ModelSpec, SweepConfig, load_config, parse_config
 
 CONFIG_NAME = "config.toml"
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "scrolls.py"
 #: Users that carry an open-loop (Poisson) rate; each sends on its own schedule.
 OPEN_LOOP_USERS = 16
 
@@ -210,48 +209,22 @@ class Sweep:
     def _locust_command(self, server: ServerProcess, artifact: Path, run: Run, results: Path) -> list[str]:
         load, locust = self.config.load, self.config.locust
         users = int(run.level) if run.arrival == "closed" else OPEN_LOOP_USERS
-        command = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--only-summary",
-            "--host",
-            server.url,
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "--input-lengths",
-            ",".join(map(str, load.input_lengths)),
-            "--stage-seconds",
-            f"{load.stage_seconds:g}",
-            "--mode",
-            load.mode,
-            "--max-new-tokens",
-            str(load.max_new_tokens),
-            "--target-length",
-            str(load.target_length),
-            "--tokenizer",
-            str(artifact),
-            "--arrival",
-            run.arrival,
-            "--results",
-            str(results),
-            "--idle-seconds",
-            "0",
-        ]
+        options = [
+            "--input-lengths", ",".join(map(str, load.input_lengths)),
+            "--stage-seconds", f"{load.stage_seconds:g}", "--mode", load.mode,
+            "--max-new-tokens", str(load.max_new_tokens),
+            "--target-length", str(load.target_length), "--tokenizer", str(artifact),
+            "--arrival", run.arrival, "--results", str(results), "--idle-seconds", "0",
+        ]  # fmt: skip
         if run.arrival == "poisson":
-            command += ["--rate", f"{run.level:g}"]
+            options += ["--rate", f"{run.level:g}"]
         if locust.get("processes"):
-            command += ["--processes", str(locust["processes"])]
+            options += ["--processes", str(locust["processes"])]
         if locust.get("expect_workers"):
-            command += ["--master", "--expect-workers", str(locust["expect_workers"])]
+            options += ["--master", "--expect-workers", str(locust["expect_workers"])]
             if locust.get("master_bind_port"):
-                command += ["--master-bind-port", str(locust["master_bind_port"])]
-        return command
+                options += ["--master-bind-port", str(locust["master_bind_port"])]
+        return locust_command(str(locust.get("target_host", server.url)), users, *options)
 
     def _locust(
         self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
