@@ -1,4 +1,4 @@
-"""The FastAPI app: `/v1/generate`, health, readiness, info and Prometheus metrics.
+"""The FastAPI app: `/v1/generate`, health, readiness, info, Prometheus metrics and energy windows.
 
 Bodies are read and parsed here rather than by FastAPI so that every malformed input (bad UTF-8,
 bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 500.
