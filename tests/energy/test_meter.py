@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,19 +19,11 @@ from profiler.energy import (
     WindowError,
     measure_idle,
     per_query_energy,
-    reset_default_backend,
 )
 from profiler.energy.common import EnergyBackend, Reading
 from profiler.energy.estimate import EstimateBackend
 
 from . import Ticks
-
-
-@pytest.fixture(autouse=True)
-def _fresh_default_backend() -> Iterator[None]:
-    reset_default_backend()
-    yield
-    reset_default_backend()
 
 
 class ScriptedBackend(EnergyBackend):

@@ -18,19 +18,11 @@ from profiler.energy import (
     EnergyPermissionError,
     NotSupportedError,
     nvml,
-    reset_default_backend,
 )
 from profiler.energy.nvml import NvmlCounterBackend, NvmlDevices, NvmlPowerBackend
 from profiler.energy.timeline import PowerTimeline, gpu_power_series
 
 from . import FakeNvml, Ticks
-
-
-@pytest.fixture(autouse=True)
-def _fresh_default_backend() -> Iterator[None]:
-    reset_default_backend()
-    yield
-    reset_default_backend()
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, fake: FakeNvml) -> FakeNvml:

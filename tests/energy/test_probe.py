@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,11 @@ from profiler.energy import (
     factory,
     nvml,
     rapl,
-    reset_default_backend,
 )
 
 from . import FakeNvml, make_powercap
 
 NO_NVML = pynvml.NVML_ERROR_LIBRARY_NOT_FOUND
-
-
-@pytest.fixture(autouse=True)
-def _fresh_default_backend() -> Iterator[None]:
-    reset_default_backend()
-    yield
-    reset_default_backend()
 
 
 @pytest.fixture

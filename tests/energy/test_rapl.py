@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +13,12 @@ from profiler.energy import (
     EnergyMeter,
     EnergyPermissionError,
     rapl,
-    reset_default_backend,
 )
 from profiler.energy.rapl import RaplBackend, discover_zones, probe_rapl
 
 from . import Ticks, make_powercap, set_energy
 
 MAX_UJ = 262_143_328_850  # a real Intel package's max_energy_range_uj
-
-
-@pytest.fixture(autouse=True)
-def _fresh_default_backend() -> Iterator[None]:
-    reset_default_backend()
-    yield
-    reset_default_backend()
 
 
 @pytest.fixture
