@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from profiler.artifact import BucketParity, Manifest
-from profiler.engines.graphs import OnnxGraphs, Seq2SeqGraphs, TorchScriptGraphs
+from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
 from profiler.engines.greedy import greedy_generate
 
 
@@ -82,11 +82,7 @@ def bucket_parity(
 
 def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[BucketParity]:
     """Every bucket x batch size of the artifact in ``directory`` against eager ``model``."""
-    graphs: Seq2SeqGraphs = (
-        OnnxGraphs(directory, manifest)
-        if manifest.format == "onnx"
-        else TorchScriptGraphs(directory, manifest)
-    )
+    graphs = open_graphs(directory, manifest)
     return [
         bucket_parity(model, graphs, length, batch, new_tokens, manifest.parity_tolerance)
         for length in manifest.buckets

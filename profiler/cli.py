@@ -62,7 +62,7 @@ app.add_typer(workload_app, name="workload")
 
 
 class UsageError(ValueError):
-    """A command-line input that cannot work, e.g. a port already in use."""
+    """A command-line input that cannot work, e.g. neither a target nor a predictions file."""
 
 
 @contextmanager
@@ -85,19 +85,6 @@ def parse_lengths(text: str, what: str = "token counts") -> list[int]:
     if not values or any(value < 1 for value in values):
         raise typer.BadParameter(f"{text!r}: give one or more positive {what}, e.g. 1024,2048")
     return values
-
-
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail before loading a model when the port is taken, naming what to do."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another --port."
-            ) from exc
 
 
 def _version(value: bool) -> None:
@@ -298,10 +285,11 @@ def serve(
     from profiler.artifact import ArtifactError
     from profiler.engines.engine import load_engine
     from profiler.server.app import ServeSettings, create_app
+    from profiler.server.launch import PortInUseError, ensure_port_free
     from profiler.server.run import run_server
     from profiler.workload import load_tokenizer
 
-    with user_errors(ArtifactError):
+    with user_errors(ArtifactError, PortInUseError):
         ensure_port_free(host, port)
         if threads:
             import torch

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest
-from profiler.engines.graphs import OnnxGraphs, Seq2SeqGraphs, TorchScriptGraphs
+from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
 from profiler.engines.greedy import decode_greedy
 
 Mode = Literal["generate", "forward", "encode"]
@@ -143,10 +143,7 @@ def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engi
     if (path / MANIFEST_NAME).is_file():
         manifest = Manifest.read(path)
         info = json.loads(manifest.to_json())
-        if manifest.format == "onnx":
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
-            return Engine(OnnxGraphs(path, manifest, providers, threads), "onnx", path, info)
-        return Engine(TorchScriptGraphs(path, manifest, device), "torchscript", path, info)
+        return Engine(open_graphs(path, manifest, device, threads), manifest.format, path, info)
     if (path / "config.json").is_file():
         return _eager_engine(path, device)
     raise ArtifactError(

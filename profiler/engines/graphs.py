@@ -265,10 +265,15 @@ class TorchScriptGraphs:
         return arrays[0], arrays[1:]
 
 
-def load_graphs(directory: str | Path, threads: int = 0) -> Seq2SeqGraphs:
-    """Open an artifact directory with the runner its manifest's format calls for."""
-    directory = Path(directory)
-    manifest = Manifest.read(directory)
+def open_graphs(directory: Path, manifest: Manifest, device: str = "cpu", threads: int = 0) -> Seq2SeqGraphs:
+    """The runner the manifest's format calls for (ONNX Runtime's CUDA provider on ``cuda``)."""
     if manifest.format == "onnx":
-        return OnnxGraphs(directory, manifest, threads=threads)
-    return TorchScriptGraphs(directory, manifest)
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else None
+        return OnnxGraphs(directory, manifest, providers, threads)
+    return TorchScriptGraphs(directory, manifest, device)
+
+
+def load_graphs(directory: str | Path, device: str = "cpu", threads: int = 0) -> Seq2SeqGraphs:
+    """Open an artifact directory: read its manifest, then :func:`open_graphs`."""
+    directory = Path(directory)
+    return open_graphs(directory, Manifest.read(directory), device, threads)

@@ -20,6 +20,21 @@ class ServerStartError(RuntimeError):
     """The server exited or never became ready; the message holds its log tail."""
 
 
+class PortInUseError(ValueError):
+    """The address cannot be listened on; the message says what to do."""
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before loading a model or starting a sweep when the port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUseError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another --port."
+            ) from exc
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that was free a moment ago on ``host``."""
     with socket.socket() as probe:

@@ -26,7 +26,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from profiler.artifact import MANIFEST_NAME, Manifest
 from profiler.loadgen.launch import locust_command
 from profiler.results import FINGERPRINT_NAME, ResultStore, fingerprint
-from profiler.server.launch import ServerProcess, ServerStartError, start_server
+from profiler.server.launch import (
+    PortInUseError,
+    ServerProcess,
+    ServerStartError,
+    ensure_port_free,
+    start_server,
+)
 from profiler.sweep.config import ConfigError, ModelSpec, SweepConfig, load_config, parse_config
 
 CONFIG_NAME = "config.toml"
@@ -152,11 +158,9 @@ class Sweep:
         port = self.config.server.get("port")
         if port is None:
             return
-        from profiler.cli import UsageError, ensure_port_free
-
         try:
-            ensure_port_free("127.0.0.1", int(port))
-        except UsageError as exc:
+            ensure_port_free(str(self.config.server.get("host", "127.0.0.1")), int(port))
+        except PortInUseError as exc:
             raise SweepError(str(exc)) from exc
 
     def _artifact(self, model: ModelSpec, fmt: str) -> Path:
