@@ -133,14 +133,7 @@ class Service:
         self.settings = settings
         self.metrics = ServerMetrics()
         self.energy = ServerEnergy()
-        self.batcher: Batcher[tuple[Outcome, RequestEnergy]] | None = None
-        self.ready = False
-        self.stopping = threading.Event()
-
-    def serve_forever(self) -> None:
-        """Warm up every bucket, report ready, then run batches on this thread until :meth:`stop`."""
-        settings = self.settings
-        self.batcher = Batcher(
+        self.batcher: Batcher[tuple[Outcome, RequestEnergy]] = Batcher(
             self.run_batch,
             settings.max_batch_size,
             settings.max_wait_ms,
@@ -150,9 +143,13 @@ class Service:
             on_ready=self._ready,
         )
         self.metrics.track_queue(self.batcher.depth)
-        if self.stopping.is_set():
-            return
-        self.batcher.run()
+        self.ready = False
+        self.stopping = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Warm up every bucket, report ready, then run batches on this thread until :meth:`stop`."""
+        if not self.stopping.is_set():
+            self.batcher.run()
 
     def _ready(self) -> None:
         self.ready = True
@@ -167,8 +164,7 @@ class Service:
             return
         self.stopping.set()
         self.ready = False
-        if self.batcher is not None:
-            self.batcher.close()
+        self.batcher.close()
         self.energy.close()
 
     @staticmethod
@@ -222,7 +218,7 @@ class Service:
     async def generate(self, body: bytes, started: float) -> Response:
         query = self.parse(body)
         self.check_limits(query)
-        if not self.ready or self.batcher is None:
+        if not self.ready:
             raise ApiError(503, "warming_up", "the model is still warming up; retry.", retry_after=True)
         tokenize_started = time.perf_counter()
         ids, truncated = self.token_ids(query)
