@@ -8,16 +8,14 @@ efficiency figures were measured on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from profiler.accuracy import AccuracyError, TaskScore, references_from_records, score_task
+from profiler.results import ACCURACY_NAME, RecordsError, ResultStore
 from profiler.workload import Record, load_tokenizer
-
-ACCURACY_NAME = "accuracy.jsonl"
 
 
 @dataclass(frozen=True)
@@ -107,9 +105,17 @@ def score(task: str, predictions: dict[str, str], records: Sequence[Record]) -> 
 
 
 def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: TaskScore) -> Path:
-    """Append the score to ``run_dir/accuracy.jsonl``, where `profiler report` puts it beside efficiency."""
-    path = run_dir / ACCURACY_NAME
-    line = {
+    """Append the score to ``run_dir/accuracy.jsonl``, where `profiler report` puts it beside efficiency.
+
+    Written as sweep results are (one fsynced line), so a killed eval cannot damage earlier scores.
+
+    Raises:
+        AccuracyError: ``run_dir`` is not a directory, or the file holds a damaged line.
+    """
+    if not run_dir.is_dir():
+        raise AccuracyError(f"--run {run_dir}: no such directory; pass a run directory of `profiler sweep`.")
+    store = ResultStore(run_dir, ACCURACY_NAME)
+    record = {
         "model": target.model,
         "format": target.format,
         "input_length": length,
@@ -118,6 +124,9 @@ def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: Task
         "metrics": result.metrics,
         "count": result.count,
     }
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(line) + "\n")
-    return path
+    try:
+        store.open()
+    except RecordsError as exc:
+        raise AccuracyError(f"{result.task} score {result.score:.4f} was not recorded: {exc}") from exc
+    store.append(record)
+    return store.path

@@ -1,8 +1,11 @@
-"""Result records, the environment fingerprint, and the append-only JSONL store of a run.
+"""Result records, the environment fingerprint, and the append-only JSONL files of a run.
 
-A record is one sweep cell. Records are appended one line at a time with a single ``write`` and an
-``fsync``, so a run killed at any moment (even ``kill -9``) leaves every finished record intact and
-at most one torn last line, which :func:`read_records` drops and :meth:`ResultStore.open` cuts off.
+A record is one sweep cell (``results.jsonl``) or one accuracy score (``accuracy.jsonl``). Records
+are appended one line at a time with a single ``write`` and an ``fsync``, so a writer killed at
+any moment (even ``kill -9``) leaves every finished record intact and at most one torn last line
+(no newline), which :func:`read_records` skips and :meth:`ResultStore.open` cuts off. Any other
+line that is not a JSON object is damage no writer of ours leaves: it is refused, never skipped,
+so no record after it is silently lost.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_NAME = "results.jsonl"
+ACCURACY_NAME = "accuracy.jsonl"
 FINGERPRINT_NAME = "environment.json"
 
 #: Packages whose versions change what is measured.
@@ -36,35 +40,64 @@ FINGERPRINT_PACKAGES = (
 )
 
 
+class RecordsError(ValueError):
+    """A line of a records file, other than a torn last one, is not a record; the file is untouched."""
+
+
 def _scan(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Complete records, and the byte length they fill (a torn last line ends the scan)."""
+    """Complete records, and the byte length they fill (all but a torn last line).
+
+    Raises:
+        RecordsError: a complete line is not a JSON object; the message names the file and line.
+    """
     records: list[dict[str, Any]] = []
     valid = 0
-    for line in path.read_bytes().splitlines(keepends=True):
+    for number, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
         if not line.endswith(b"\n"):
-            break  # the writer was killed mid-line
+            break  # the last line, and the writer was killed mid-line
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _damaged(path, number, f"not JSON: {exc.msg} at column {exc.colno}") from exc
+        except UnicodeDecodeError as exc:
+            raise _damaged(path, number, "not UTF-8 text") from exc
+        if not isinstance(record, dict):
+            raise _damaged(path, number, f"a JSON {type(record).__name__}, not an object")
+        records.append(record)
         valid += len(line)
     return records, valid
 
 
+def _damaged(path: Path, number: int, why: str) -> RecordsError:
+    return RecordsError(
+        f"{path} line {number} is damaged ({why}); the file was left unchanged. Repair or delete "
+        "that line, then run the command again: a deleted result is measured again by "
+        "`profiler sweep --resume`, a deleted score by `profiler eval ... --run`."
+    )
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of a results file (a torn last line is ignored)."""
+    """Every record of a records file (a torn last line is skipped); none if it does not exist.
+
+    Raises:
+        RecordsError: another line is not a record.
+    """
     return _scan(path)[0] if path.exists() else []
 
 
 class ResultStore:
-    """Append-only records of one run directory."""
+    """Append-only records in one file of a run directory (results by default)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = RESULTS_NAME) -> None:
         self.directory = directory
-        self.path = directory / RESULTS_NAME
+        self.path = directory / name
 
     def open(self) -> list[dict[str, Any]]:
-        """Existing records; a torn last line from a killed run is cut off so appends stay valid."""
+        """Existing records; a torn last line from a killed writer is cut off so appends stay valid.
+
+        Raises:
+            RecordsError: another line is not a record (nothing is cut off then).
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             return []

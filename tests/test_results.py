@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from profiler.results import ResultStore, fingerprint, read_records
+import pytest
+
+from profiler.results import RecordsError, ResultStore, fingerprint, read_records
 
 
 def test_records_append_and_read_back(tmp_path: Path) -> None:
@@ -59,3 +61,31 @@ def test_fingerprint_names_the_machine_and_the_code() -> None:
     assert "torch" in print_["packages"]
     assert print_["git_commit"] is None or len(print_["git_commit"].split("-")[0]) == 40
     json.dumps(print_)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (b'{"cell": "4", "latency_ms": [1, 2\n', "not JSON"),
+        (b"\n", "not JSON"),
+        (b"\xff\xfe{}\n", "not UTF-8"),
+        (b"[1, 2]\n", "a JSON list, not an object"),
+    ],
+    ids=["torn-mid-file", "blank", "binary", "not-an-object"],
+)
+def test_a_damaged_line_before_the_last_is_refused_and_nothing_is_cut(
+    tmp_path: Path, bad: bytes, why: str
+) -> None:
+    store = ResultStore(tmp_path)
+    for cell in range(16):
+        store.append({"cell": str(cell)})
+    lines = store.path.read_bytes().splitlines(keepends=True)
+    lines[4] = bad
+    store.path.write_bytes(b"".join(lines))
+    before = store.path.read_bytes()
+    message = rf"results\.jsonl line 5 is damaged \({why}.*left unchanged"
+    with pytest.raises(RecordsError, match=message):
+        read_records(store.path)
+    with pytest.raises(RecordsError, match=message):
+        store.open()
+    assert store.path.read_bytes() == before

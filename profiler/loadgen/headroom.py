@@ -24,6 +24,7 @@ from rich.table import Table
 
 from profiler.checkpoints import build_checkpoint
 from profiler.loadgen.launch import locust_command
+from profiler.processes import dies_with_this_process
 from profiler.server.launch import start_server
 from profiler.stats import percentile
 
@@ -50,7 +51,12 @@ def run_rate(
             "--tokenizer", str(tokenizer), "--arrival", "poisson", "--rate", f"{rate:g}",
             "--max-new-tokens", "8", "--results", str(results),
         )  # fmt: skip
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
+        )
         process = psutil.Process(child.pid)
         readings: list[tuple[float, float]] = []  # (monotonic s, CPU s) while locust runs
         while child.poll() is None:

@@ -37,6 +37,7 @@ from profiler.loadgen.coordinator import Coordinator
 from profiler.loadgen.payloads import build_payloads
 from profiler.loadgen.samples import Sample, from_answer, from_error
 from profiler.loadgen.schedule import Pacer, PoissonSchedule, user_seed
+from profiler.processes import forks_die_with_this_process
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +293,9 @@ def install(events: Any) -> LoadGenPlugin:
     plugin = LoadGenPlugin()
     # httpx logs every control call at INFO; the coordinator logs the stage boundaries itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Locust stops the workers that --processes forks only when it exits cleanly; killed, it would
+    # orphan them (they wait minutes for a master that is gone).
+    forks_die_with_this_process()
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(plugin.on_init)
     events.test_stop.add_listener(plugin.on_test_stop)

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from profiler.results import FINGERPRINT_NAME, RESULTS_NAME, read_records
+from profiler.results import ACCURACY_NAME, FINGERPRINT_NAME, RESULTS_NAME, RecordsError, read_records
 
 CONFIG_NAME = "config.toml"
-ACCURACY_NAME = "accuracy.jsonl"
 SCHEMA = 1
 
 
@@ -355,6 +354,8 @@ def load_run(directory: Path, role: str = "run") -> RunData:
         raw_records = read_records(results)
     except OSError as exc:
         raise ReportError(f"cannot read {results}: {exc}; check its permissions.") from exc
+    except RecordsError as exc:
+        raise ReportError(str(exc)) from exc
     if not raw_records:
         raise ReportError(
             f"{results} holds no complete records: the sweep stopped before its first cell finished. "
@@ -380,6 +381,8 @@ def load_run(directory: Path, role: str = "run") -> RunData:
         accuracy = _read_accuracy(directory / ACCURACY_NAME)
     except OSError as exc:
         raise ReportError(f"cannot read {directory / ACCURACY_NAME}: {exc}; check its permissions.") from exc
+    except RecordsError as exc:
+        raise ReportError(str(exc)) from exc
     run_ids = {str(r["run_id"]) for r in raw_records if isinstance(r.get("run_id"), str)}
     run_id = run_ids.pop() if len(run_ids) == 1 else directory.name
     return RunData(directory, run_id, repeats, environment, config_text, accuracy, notes)

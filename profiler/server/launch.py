@@ -5,6 +5,7 @@ Used by the benchmarks, the sweep and the tests: the server always runs as a use
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import subprocess
@@ -14,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped, unused-ignore]
+
+from profiler.processes import dies_with_this_process
 
 
 class ServerStartError(RuntimeError):
@@ -24,15 +28,56 @@ class PortInUseError(ValueError):
     """The address cannot be listened on; the message says what to do."""
 
 
+#: What to give instead of a host that cannot be listened on.
+HOST_HINT = "give an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)"
+
+
 def ensure_port_free(host: str, port: int) -> None:
-    """Fail before loading a model or starting a sweep when the port is taken."""
+    """Fail before loading a model or starting a sweep when the host or port cannot be listened on.
+
+    The probe sets SO_REUSEADDR as uvicorn does, so only a listener fails it, not a port that
+    a stopped server left in TIME_WAIT.
+    """
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError as exc:
+        except socket.gaierror as exc:
             raise PortInUseError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pick another --port."
+                f"host {host!r} is not an IP address or a name that resolves ({exc.strerror}); {HOST_HINT}."
             ) from exc
+        except OSError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+                raise PortInUseError(
+                    f"host {host!r} is not an address of this machine ({exc.strerror}); {HOST_HINT}."
+                ) from exc
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"cannot listen on {host}:{port}: {_holder(port)}") from exc
+            raise PortInUseError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another port."
+            ) from exc
+
+
+def _holder(port: int) -> str:
+    """Who listens on ``port``, and what to do about it (a pid is only seen where permitted)."""
+    try:
+        pids = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+        }
+        if pids:
+            pid = min(pids)
+            command = " ".join(" ".join(psutil.Process(pid).cmdline()).split())  # one line
+            if len(command) > 160:
+                command = command[:157] + "..."
+            return (
+                f"port {port} is held by pid {pid} ({command}), perhaps left from an earlier run; "
+                f"stop it (kill {pid}) or pick another port."
+            )
+    except psutil.Error:
+        pass
+    return f"port {port} is in use (no listener this user can see); stop what uses it or pick another port."
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -78,6 +123,9 @@ def start_server(
 ) -> ServerProcess:
     """Start `profiler serve MODEL ARGS` and return once ``/readyz`` answers 200.
 
+    The server gets SIGTERM when this process dies, even by SIGKILL, so it cannot be orphaned
+    holding its port; call this from a thread that outlives the server (the kernel watches it).
+
     Raises:
         ServerStartError: the process exited or was not ready in time (with its log tail).
     """
@@ -94,7 +142,13 @@ def start_server(
         *args,
     ]
     handle = log.open("w", encoding="utf-8")
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call, see profiler.processes
+    )
     handle.close()
     server = ServerProcess(f"http://{host}:{port}", process, log)
     deadline = time.monotonic() + ready_timeout

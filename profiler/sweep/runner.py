@@ -2,7 +2,9 @@
 baseline, run locust headless at each load level, record one result per cell, stop the server.
 
 Cells already in ``results.jsonl`` are skipped, so ``--resume`` after a crash (even ``kill -9``)
-loses nothing that was recorded; a locust run that was cut short is simply run again.
+loses nothing that was recorded; a locust run that was cut short is simply run again. The server
+and locust die with the sweep however it ends (see :mod:`profiler.processes`), so a resume finds
+their ports free.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from profiler.artifact import MANIFEST_NAME, Manifest
 from profiler.loadgen.launch import locust_command
-from profiler.results import FINGERPRINT_NAME, ResultStore, fingerprint
+from profiler.processes import dies_with_this_process
+from profiler.results import FINGERPRINT_NAME, RecordsError, ResultStore, fingerprint
 from profiler.server.launch import (
     PortInUseError,
     ServerProcess,
@@ -36,6 +38,10 @@ from profiler.server.launch import (
 from profiler.sweep.config import ConfigError, ModelSpec, SweepConfig, load_config, parse_config
 
 CONFIG_NAME = "config.toml"
+#: Where the running locust writes its results, in the run directory (deleted once read).
+LOCUST_RESULTS_NAME = "locust-results.json"
+#: Locust's default ``--master-bind-port``.
+LOCUST_MASTER_PORT = 5557
 #: Users that carry an open-loop (Poisson) rate; each sends on its own schedule.
 OPEN_LOOP_USERS = 16
 
@@ -109,7 +115,10 @@ class Sweep:
 
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
-        done = {record["cell"] for record in self.store.open()}
+        try:
+            done = {record["cell"] for record in self.store.open()}
+        except RecordsError as exc:
+            raise SweepError(str(exc)) from exc
         if not (self.run_dir / FINGERPRINT_NAME).exists():
             (self.run_dir / FINGERPRINT_NAME).write_text(json.dumps(fingerprint(), indent=2) + "\n")
         self._check_port()
@@ -155,11 +164,15 @@ class Sweep:
             self.locust.send_signal(signal.SIGTERM)
 
     def _check_port(self) -> None:
-        port = self.config.server.get("port")
-        if port is None:
-            return
+        """The server's host (and port, if fixed) and the locust master's port, before anything runs."""
+        server, locust = self.config.server, self.config.locust
+        addresses = [(str(server.get("host", "127.0.0.1")), int(server.get("port") or 0))]
+        if locust.get("processes") or locust.get("expect_workers"):
+            host = "127.0.0.1" if locust.get("processes") else "0.0.0.0"
+            addresses.append((host, int(locust.get("master_bind_port", LOCUST_MASTER_PORT))))
         try:
-            ensure_port_free(str(self.config.server.get("host", "127.0.0.1")), int(port))
+            for host, port in addresses:
+                ensure_port_free(host, port)
         except PortInUseError as exc:
             raise SweepError(str(exc)) from exc
 
@@ -222,20 +235,23 @@ class Sweep:
         ]  # fmt: skip
         if run.arrival == "poisson":
             options += ["--rate", f"{run.level:g}"]
-        if locust.get("processes"):
-            options += ["--processes", str(locust["processes"])]
+        if locust.get("processes"):  # forked workers on this machine: nobody else may join
+            options += ["--processes", str(locust["processes"]), "--master-bind-host", "127.0.0.1"]
         if locust.get("expect_workers"):
             options += ["--master", "--expect-workers", str(locust["expect_workers"])]
-            if locust.get("master_bind_port"):
-                options += ["--master-bind-port", str(locust["master_bind_port"])]
+        if locust.get("master_bind_port"):
+            options += ["--master-bind-port", str(locust["master_bind_port"])]
+            if locust.get("processes"):  # where the forked workers look for their master
+                options += ["--master-port", str(locust["master_bind_port"])]
         return locust_command(str(locust.get("target_host", server.url)), users, *options)
 
     def _locust(
         self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
     ) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
-            results = Path(scratch) / "results.json"
-            log = self.run_dir / "locust.log"
+        results = self.run_dir / LOCUST_RESULTS_NAME
+        results.unlink(missing_ok=True)  # a run killed before it was read leaves one
+        log = self.run_dir / "locust.log"
+        try:
             with log.open("a", encoding="utf-8") as handle:
                 handle.write(f"\n=== {run.label} ===\n")
                 handle.flush()
@@ -245,6 +261,7 @@ class Sweep:
                     stderr=subprocess.STDOUT,
                     text=True,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
                 )
                 started = time.monotonic()
                 while self.locust.poll() is None:
@@ -259,6 +276,12 @@ class Sweep:
                 raise SweepError(f"locust exited {status} without results for {run.label}:\n{tail}")
             data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
             return data
+        finally:
+            if self.locust is not None:  # interrupted: let it finish writing before the file goes
+                self.interrupt()
+                self.locust.wait()
+                self.locust = None
+            results.unlink(missing_ok=True)
 
     def _records(
         self, run: Run, server: ServerProcess, results: dict[str, Any], idle: dict[str, Any] | None

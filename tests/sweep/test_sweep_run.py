@@ -1,8 +1,9 @@
 """A real sweep (tiny checkpoint, eager and ONNX, locust against live servers), killed with
-SIGKILL mid-run and resumed: no recorded cell is lost or repeated."""
+SIGKILL mid-run and resumed: no recorded cell is lost or repeated, and no child outlives it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,9 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
+from test_processes import gone
 
 from profiler.results import read_records
+from profiler.server.launch import ensure_port_free, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +35,16 @@ def _write_config(tmp_path: Path, checkpoint: Path) -> Path:
 
 def _profiler() -> str:
     return str(Path(sys.executable).parent / "profiler")
+
+
+def _resume(run_dir: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_profiler(), "sweep", "--resume", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_sweep_survives_kill_9_and_resumes_without_loss(
@@ -54,13 +68,7 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
     recorded = read_records(results)
     assert 3 <= len(recorded) < 8, "the sweep should be killed part-way"
 
-    resumed = subprocess.run(
-        [_profiler(), "sweep", "--resume", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    resumed = _resume(run_dir, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     after = read_records(results)
     complete = before[: before.rfind(b"\n") + 1]
@@ -78,12 +86,51 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
         assert record["timeline"]
     assert (run_dir / "environment.json").is_file()
     assert json.loads((run_dir / "environment.json").read_text())["packages"]["torch"]
-    again = subprocess.run(
-        [_profiler(), "sweep", "--resume", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = _resume(run_dir, timeout=120)
     assert again.returncode == 0
     assert "already recorded" in again.stdout
+
+
+def test_kill_9_on_the_sweep_alone_leaves_no_child_and_no_port_held(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    """Only the sweep's pid is killed: its server, locust master and forked workers must follow."""
+    port, master_port = free_port(), free_port()
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        'run_id = "orphans"\noutput_dir = "reports"\n'
+        f'[[models]]\nname = "tiny-led"\ncheckpoint = "{tiny_checkpoints["led"]}"\nformats = ["eager"]\n'
+        "[load]\ninput_lengths = [1024]\nconcurrency = [1]\nstage_seconds = 1\nidle_seconds = 0\n"
+        f"[server]\nmax_batch_size = 2\nport = {port}\n"
+        f"[locust]\nprocesses = 2\nmaster_bind_port = {master_port}\n"
+    )
+    sweep = subprocess.Popen(
+        [_profiler(), "sweep", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    tree = psutil.Process(sweep.pid)
+    deadline = time.monotonic() + 180
+    master = None
+    while master is None and time.monotonic() < deadline and sweep.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            master = next(
+                (p for p in tree.children() if "locust" in p.cmdline() and len(p.children()) == 2), None
+            )
+        time.sleep(0.1)
+    assert master is not None, "locust and its two workers should be running"
+    children = tree.children(recursive=True)
+    assert len(children) >= 4  # the server, the locust master and its two workers
+    listening = [c.laddr.ip for c in master.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    assert listening == ["127.0.0.1"]  # --processes: no remote worker may join
+
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    survivors = [child for child in children if not gone(child.pid, within_s=10)]
+    assert not survivors, [child.cmdline() for child in survivors]
+    ensure_port_free("127.0.0.1", port)
+    ensure_port_free("127.0.0.1", master_port)
+
+    run_dir = tmp_path / "reports" / "orphans"
+    resumed = _resume(run_dir, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(read_records(run_dir / "results.jsonl")) == 1
+    assert not (run_dir / "locust-results.json").exists()
