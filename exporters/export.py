@@ -2,17 +2,19 @@
 
 The artifact is built in a temporary sibling directory and renamed into place only after every
 graph is written and parity holds, so a failed or interrupted export leaves nothing half-written.
+One killed with SIGKILL cannot clean up: the next export beside it removes its build directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,19 @@ from torch.jit._trace import TracerWarning
 from exporters.modules import SUPPORTED_MODEL_TYPES, DecoderInitGraph, DecoderStepGraph, EncoderGraph
 from exporters.optimum_route import export_with_optimum, optimum_supports
 from profiler.artifact import FORMATS, ArtifactError, Format, Manifest
+from profiler.checkpoints import load_model
+from profiler.errors import file_in_the_way
 from profiler.modelinfo import DEFAULT_LENGTHS, bucket_granularity, decoder_spec, max_input_length
+from profiler.workload import load_tokenizer
 
 ONNX_OPSET = 17
 
 
-class ExportError(ValueError):
-    """The export cannot be done as asked; the message says what to fix."""
+class ExportError(ArtifactError):
+    """The export cannot be done as asked; the message says what to fix.
+
+    An ArtifactError, so every command that may export (sweep, demo) reports it as a user error.
+    """
 
 
 def checkpoint_sha256(directory: Path) -> str:
@@ -84,16 +92,66 @@ def validate_shapes(config: Any, lengths: Sequence[int], batch_sizes: Sequence[i
             )
 
 
-def _prepare_output(out: Path, overwrite: bool) -> Path:
+def _check_output(checkpoint: Path, out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} exists and is a file; choose a directory path with -o.")
+    blocker = file_in_the_way(out)
+    if blocker is not None:
+        raise ExportError(f"{out}: {blocker} is a file, not a directory; choose another -o path.")
+    if checkpoint.resolve().is_relative_to(out.resolve()):
+        raise ExportError(
+            f"{out} holds the checkpoint {checkpoint}, which the artifact would replace; "
+            "choose another -o path."
+        )
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} is not empty; choose a new directory or pass --overwrite.")
-    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(parent: Path) -> list[Path]:
+    """Remove build directories that exports killed with SIGKILL left in ``parent``.
+
+    Only those whose process is gone: a live PID may be an export still running.
+    """
+    stale = [
+        path
+        for path in parent.glob(".*.partial-*")
+        if path.is_dir()
+        and (pid := path.name.rpartition("-")[2]).isdigit()
+        and int(pid) != os.getpid()
+        and not _pid_alive(int(pid))
+    ]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
+def _prepare_output(out: Path, log: Callable[[str], None] | None) -> tuple[Path, list[Path]]:
+    """The staging directory, and the parents of ``out`` created for it (removed on failure)."""
+    created = [parent for parent in out.parents if not parent.exists()]
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"{out}: cannot create {out.parent} ({exc.strerror}); choose another -o path."
+        ) from exc
+    stale = remove_stale_partials(out.parent)
+    if stale and log is not None:
+        names = ", ".join(path.name for path in stale)
+        log(f"removed {names} from {out.parent}: left by an export that was killed.")
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    return staging
+    return staging, created
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -233,15 +291,19 @@ def export(
     overwrite: bool = False,
     skip_parity: bool = False,
     new_tokens: int = 32,
+    log: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Export ``checkpoint`` to ``out`` in ``fmt`` with one encoder per bucket, then verify it.
+
+    ``out``'s missing parents are created; build directories that killed exports left beside it
+    are removed, and ``log`` is told.
 
     Raises:
         ExportError: bad arguments, an unsupported checkpoint, or failed parity (the message
             holds the table); nothing is left at ``out`` in that case.
+        CheckpointError: the checkpoint's weights do not load.
+        WorkloadError: the checkpoint has no usable tokenizer.
     """
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     format_: Format = "onnx" if fmt == "onnx" else "torchscript"
@@ -251,12 +313,14 @@ def export(
             f"TorchScript export supports {', '.join(SUPPORTED_MODEL_TYPES)}; "
             "export other seq2seq models with --format onnx (through optimum-onnx)."
         )
+    _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
-    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, local_files_only=True).eval()
+    tokenizer = load_tokenizer(checkpoint)
+    model = load_model(checkpoint)
     lengths = sorted(set(lengths))
     batch_sizes = sorted(set(batch_sizes))
     validate_shapes(model.config, lengths, batch_sizes)
-    staging = _prepare_output(out, overwrite)
+    staging, created = _prepare_output(out, log)
     try:
         export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
         with warnings.catch_warnings():
@@ -269,7 +333,7 @@ def export(
                 graphs = export_graphs(model, lengths, max(batch_sizes), staging)
             else:
                 graphs = export_with_optimum(checkpoint, lengths, staging)
-        AutoTokenizer.from_pretrained(checkpoint, local_files_only=True).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
         manifest = Manifest(
             format=format_,
             model_type=model.config.model_type,
@@ -296,6 +360,9 @@ def export(
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for parent in created:  # nearest first
+            with contextlib.suppress(OSError):  # something else was put there meanwhile
+                parent.rmdir()
         raise
     return manifest
 

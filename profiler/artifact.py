@@ -19,7 +19,7 @@ FORMATS: tuple[Format, ...] = get_args(Format)
 
 
 class ArtifactError(ValueError):
-    """An artifact directory that cannot be used; the message says what to do."""
+    """An artifact that cannot be made, opened or run as asked; the message says what to do."""
 
 
 @dataclass(frozen=True)

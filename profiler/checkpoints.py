@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
+from profiler.errors import file_in_the_way, one_line
 from profiler.textgen import corpus
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ MAX_TARGET_TOKENS = 1024
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be built as asked (bad arguments or an unusable output directory)."""
+    """A checkpoint cannot be built or loaded as asked; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,41 @@ def _make_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
     return model
 
 
+def load_model(directory: Path) -> PreTrainedModel:
+    """A local checkpoint's seq2seq model in eval mode.
+
+    Raises:
+        CheckpointError: the weights are missing, corrupt or do not fit config.json; the
+            message names the file and what to do.
+    """
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSeq2SeqLM
+
+    try:
+        model: PreTrainedModel = AutoModelForSeq2SeqLM.from_pretrained(directory, local_files_only=True)
+    except SafetensorError as exc:
+        names = sorted(path.name for path in directory.glob("*.safetensors"))
+        where = directory / names[0] if len(names) == 1 else directory
+        raise CheckpointError(
+            f"{where}: corrupt or truncated weights ({exc}); copy the checkpoint again or rebuild it."
+        ) from exc
+    except (OSError, ValueError, RuntimeError) as exc:
+        # OSError: no weights file; ValueError: not a seq2seq model; RuntimeError: the weights'
+        # shapes do not match config.json.
+        raise CheckpointError(
+            f"{directory}: the model does not load ({one_line(exc)}); pass a complete LED, "
+            "BigBird-Pegasus or other seq2seq checkpoint, or copy it again."
+        ) from exc
+    model.eval()
+    return model
+
+
 def _check_output_dir(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"{out_dir} exists and is a file; choose a directory path with -o.")
+    blocker = file_in_the_way(out_dir)
+    if blocker is not None:
+        raise CheckpointError(f"{out_dir}: {blocker} is a file, not a directory; choose another -o path.")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise CheckpointError(
             f"{out_dir} is not empty; choose an empty or new directory, or pass --overwrite."
@@ -273,7 +306,8 @@ def build_checkpoint(
     Args:
         arch: ``led`` or ``bigbird-pegasus``.
         size: ``tiny`` (tests) or ``small`` (demo and benchmarks).
-        out_dir: directory to create; must be new or empty unless ``overwrite``.
+        out_dir: directory to create (with missing parents); must be new or empty unless
+            ``overwrite``.
         seed: seeds both the weights and the tokenizer's training text.
         overwrite: replace files in a non-empty directory.
 
@@ -285,7 +319,12 @@ def build_checkpoint(
     started = time.perf_counter()
     tokenizer = train_tokenizer(valid_arch, valid_size, seed)
     model = _make_model(model_config(valid_arch, valid_size, tokenizer), seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(
+            f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
+        ) from exc
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return BuiltCheckpoint(

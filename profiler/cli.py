@@ -12,11 +12,13 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from profiler import __version__
-from profiler.artifact import Format
+from profiler.artifact import ArtifactError, Format
 from profiler.checkpoints import MAX_INPUT_TOKENS, Arch, CheckpointError, Size, build_checkpoint
+from profiler.errors import file_in_the_way
 from profiler.workload import (
     STYLES,
     WorkloadError,
@@ -68,12 +70,30 @@ class UsageError(ValueError):
 @contextmanager
 def user_errors(*extra: type[Exception]) -> Iterator[None]:
     """Turn an error the user can fix into a message and exit status 2."""
-    handled: tuple[type[Exception], ...] = (CheckpointError, WorkloadError, UsageError, *extra)
+    handled: tuple[type[Exception], ...] = (CheckpointError, WorkloadError, ArtifactError, UsageError, *extra)
     try:
         yield
     except handled as exc:
-        errors.print(f"[bold red]error:[/] {exc}")
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}")  # e.g. '.[gpu]' is not markup
         raise typer.Exit(2) from exc
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse a file path that cannot be written (a directory, or under a file)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory; give a file path.")
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise UsageError(f"{option} {path}: {blocker} is a file, not a directory; choose another path.")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse a directory path that is a file or lies under one."""
+    if path.is_file():
+        raise UsageError(f"{option} {path} is a file; give a directory (new or existing).")
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise UsageError(f"{option} {path}: {blocker} is a file, not a directory; choose another path.")
 
 
 def parse_lengths(text: str, what: str = "token counts") -> list[int]:
@@ -176,7 +196,7 @@ def workload_synth(
     chosen = list(STYLES) if style == "both" else [style]
     with user_errors():
         records = synthesize(load_tokenizer(tokenizer), parse_lengths(lengths), count, chosen, seed)
-    write_jsonl(records, out)
+        write_jsonl(records, out)
     console.print(f"wrote {len(records)} records to {out}")
 
 
@@ -186,7 +206,8 @@ def workload_sample(
 ) -> None:
     """Write the sample set shipped with the package (8 long records, 4 per style)."""
     records = sample_set()
-    write_jsonl(records, out)
+    with user_errors():
+        write_jsonl(records, out)
     console.print(f"wrote {len(records)} records to {out}")
 
 
@@ -229,10 +250,10 @@ def export_command(
 
     The artifact directory holds manifest.json, the tokenizer files and the graphs.
     """
-    from exporters.export import ExportError, export
+    from exporters.export import export
     from exporters.parity import parity_table
 
-    with user_errors(ExportError):
+    with user_errors():
         manifest = export(
             checkpoint,
             format_,
@@ -241,6 +262,7 @@ def export_command(
             batch_sizes=parse_lengths(batch_sizes, "batch sizes"),
             overwrite=overwrite,
             skip_parity=skip_parity,
+            log=console.print,
         )
     if manifest.parity_skipped:
         console.print("[yellow]parity skipped[/]: this artifact is unverified (recorded in its manifest).")
@@ -282,22 +304,21 @@ def serve(
     bucket is warmed up before /readyz answers 200. Ctrl-C or SIGTERM stops accepting, finishes
     what is in flight and exits 0. The OpenAPI schema is at /docs and /openapi.json.
     """
-    from profiler.artifact import ArtifactError
     from profiler.engines.engine import load_engine
     from profiler.server.app import ServeSettings, create_app
     from profiler.server.launch import PortInUseError, ensure_port_free
-    from profiler.server.run import run_server
+    from profiler.server.run import exit_at_once, run_server
     from profiler.workload import load_tokenizer
 
-    with user_errors(ArtifactError, PortInUseError):
+    with user_errors(PortInUseError):
         ensure_port_free(host, port)
         if threads:
             import torch
 
             torch.set_num_threads(threads)
-        engine = load_engine(model, device=device, threads=threads)
         tokenizer = load_tokenizer(model)
-    settings = ServeSettings(max_batch_size, max_wait_ms, max_queue, truncate, device=device)
+        engine = load_engine(model, device=device, threads=threads)
+    settings = ServeSettings(max_batch_size, max_wait_ms, max_queue, truncate)
     console.print(
         f"serving {engine.kind} engine from {model} on http://{host}:{port} "
         f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
@@ -305,6 +326,7 @@ def serve(
     if not run_server(create_app(engine, tokenizer, settings), host, port):
         errors.print(f"[bold red]error:[/] the HTTP server could not start on {host}:{port}.")
         raise typer.Exit(1)
+    exit_at_once(0)
 
 
 @app.command()
@@ -399,10 +421,11 @@ def eval_command(
     predictions file is checked (missing or extra ids, non-string values) and scored on its own.
     """
     from profiler.accuracy import AccuracyError, load_predictions
-    from profiler.artifact import ArtifactError
     from profiler.evaluate import local_target, predict, record_accuracy, remote_target, score
 
-    with user_errors(AccuracyError, ArtifactError):
+    with user_errors(AccuracyError):
+        if out is not None:  # checked before the model runs, not after
+            check_output_file(out, "--out")
         records = load_jsonl(dataset)
         if predictions is not None:
             result = score(task, load_predictions(predictions), records)
@@ -417,6 +440,7 @@ def eval_command(
             with console.status(f"running {len({r.id for r in records})} examples through {target}"):
                 predicted = predict(evaluated, records, input_length)
             if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(predicted, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             result = score(task, predicted, records)
             if run is not None:
@@ -457,6 +481,8 @@ def demo(
 
     run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with user_errors(ConfigError, SweepError, ReportError):
+        check_output_dir(workdir, "--workdir")
+        check_output_dir(output_dir, "--output-dir")
         config_path = write_demo_config(
             workdir, output_dir, run_id, tuple(parse_lengths(lengths)), stage_seconds, console
         )

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
+from profiler.errors import file_in_the_way, one_line
 from profiler.textgen import TextGenerator
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ def load_jsonl(path: str | Path) -> list[Record]:
             message names the file and line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise WorkloadError(f"{path} is a directory; pass a SCROLLS JSONL file in it.")
     if not path.is_file():
         raise WorkloadError(
             f"{path}: no such file. Pass a SCROLLS JSONL file (one JSON object per line with "
@@ -99,26 +102,62 @@ def load_jsonl(path: str | Path) -> list[Record]:
 
 
 def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
-    """Write records as SCROLLS JSONL, one object per line."""
-    Path(path).write_text("".join(record.to_json() + "\n" for record in records), encoding="utf-8")
+    """Write records as SCROLLS JSONL, one object per line; missing parent directories are created.
+
+    Raises:
+        WorkloadError: ``path`` is a directory or cannot be created.
+    """
+    path = Path(path)
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        raise WorkloadError(f"{path}: {blocker} is a file, not a directory; choose another path.")
+    if path.is_dir():
+        raise WorkloadError(f"{path} is a directory; give a file path, e.g. {path / 'records.jsonl'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(record.to_json() + "\n" for record in records), encoding="utf-8")
+    except OSError as exc:
+        raise WorkloadError(f"{path}: cannot write it ({exc.strerror}); choose another path.") from exc
+
+
+#: A tokenizer needs one of these (fast tokenizer, or a slow one's vocabulary); without them
+#: transformers fails with a TypeError or AttributeError instead of saying so.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.*", "*.model", "*.spm")
+#: Read as JSON by transformers; a damaged one fails inside ``tokenizers`` with a bare Exception.
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a local checkpoint or artifact directory, never from a hub.
 
     Raises:
-        WorkloadError: the directory is missing or holds no tokenizer files.
+        WorkloadError: the directory is missing, holds no tokenizer files, or one is damaged.
     """
     from transformers import AutoTokenizer  # seconds to import: only when a tokenizer is needed
 
     path = Path(path)
     if not path.is_dir():
         raise WorkloadError(f"{path}: no such directory; pass a checkpoint or artifact directory.")
+    if not any(file.is_file() for pattern in TOKENIZER_FILES for file in path.glob(pattern)):
+        raise WorkloadError(
+            f"{path}: no tokenizer files (tokenizer.json, or a vocabulary such as vocab.json or "
+            "spiece.model); pass a checkpoint or artifact directory that has its tokenizer, e.g. "
+            "one written by `profiler checkpoints build` or `profiler export`."
+        )
+    for name in TOKENIZER_JSON:
+        if (path / name).is_file():
+            try:
+                json.loads((path / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError
+                raise WorkloadError(
+                    f"{path / name}: damaged ({one_line(exc)}); copy the tokenizer files again "
+                    "from the checkpoint."
+                ) from exc
     try:
         tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise WorkloadError(
-            f"{path}: no usable tokenizer there ({exc}); pass a directory with tokenizer.json "
+            f"{path}: no usable tokenizer there ({one_line(exc)}); pass a directory with tokenizer.json "
             "and tokenizer_config.json, e.g. one written by `profiler checkpoints build`."
         ) from exc
     return tokenizer

@@ -152,5 +152,5 @@ def test_jsonl_file_level_errors(tmp_path: Path) -> None:
 def test_load_tokenizer_errors(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="no such directory"):
         load_tokenizer(tmp_path / "nope")
-    with pytest.raises(WorkloadError, match="no usable tokenizer"):
+    with pytest.raises(WorkloadError, match="no tokenizer files"):
         load_tokenizer(tmp_path)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from profiler.artifact import DecoderSpec
+from profiler.checkpoints import load_model
+from profiler.engines.graphs import torch_device
 
 
 class EagerGraphs:
@@ -17,11 +19,13 @@ class EagerGraphs:
         self, directory: Path, buckets: list[int], decoder: DecoderSpec, device: str = "cpu"
     ) -> None:
         import torch
-        from transformers import AutoModelForSeq2SeqLM
 
         self.torch = torch
-        self.device = torch.device(device)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(directory, local_files_only=True).eval()
+        self.device = torch_device(device)
+        self.device_type = self.device.type
+        self.providers: list[str] = []
+        # Any: transformers' annotations of .to() and of submodules do not type-check.
+        self.model = cast(Any, load_model(directory))
         self.model.to(self.device)
         self.encoder = self.model.get_encoder()
         self.buckets = buckets

@@ -59,6 +59,10 @@ class Engine:
         self.info = info
         self.buckets = sorted(graphs.buckets)
         self.decoder: DecoderSpec = graphs.decoder
+        #: Where the model really runs ("cpu" or "cuda"), whatever was asked for.
+        self.device: str = graphs.device_type
+        #: ONNX Runtime's execution providers as its sessions chose them; empty for PyTorch.
+        self.providers: list[str] = list(graphs.providers)
 
     @property
     def max_length(self) -> int:
@@ -135,7 +139,9 @@ def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engi
     """An engine for an artifact directory (ONNX or TorchScript) or a raw checkpoint (eager).
 
     Raises:
-        ArtifactError: the path is neither, or is unusable; the message says what to pass.
+        ArtifactError: the path is neither, is unusable, or ``device`` is not available here;
+            the message says what to do.
+        CheckpointError: a checkpoint's weights do not load.
     """
     path = Path(path)
     if not path.is_dir():

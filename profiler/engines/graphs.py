@@ -9,11 +9,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from profiler.artifact import ArtifactError, DecoderSpec, Manifest
+from profiler.errors import one_line
+
+if TYPE_CHECKING:
+    import torch
 
 #: Decoder caches are opaque to the loop: arrays for exported graphs, a transformers Cache for eager.
 Caches = Any
@@ -24,6 +28,10 @@ class Seq2SeqGraphs(Protocol):
 
     decoder: DecoderSpec
     buckets: list[int]
+    #: Where the model really runs: "cpu" or "cuda".
+    device_type: str
+    #: ONNX Runtime's execution providers as the sessions chose them; empty for PyTorch.
+    providers: list[str]
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
         """``[b, bucket]`` int64 ids and mask -> ``[b, bucket, d_model]`` float32 (numpy, or a
@@ -124,17 +132,25 @@ class OnnxGraphs:
         # piece of work on the machine would use; a profiler must not distort what it measures.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         chosen = providers or ["CPUExecutionProvider"]
+        missing = [name for name in chosen if name not in ort.get_available_providers()]
+        if missing:  # ONNX Runtime would warn and run on the CPU instead
+            raise ArtifactError(
+                f"{', '.join(missing)} is not available in this ONNX Runtime (it has "
+                f"{', '.join(ort.get_available_providers())}); for --device cuda install its GPU "
+                "build: pip uninstall -y onnxruntime && pip install -e '.[gpu]', or use --device cpu."
+            )
         sessions: dict[str, ort.InferenceSession] = {}
 
         def session(name: str) -> ort.InferenceSession:
             if name not in sessions:  # one dynamic encoder may serve every bucket
-                sessions[name] = ort.InferenceSession(str(directory / name), options, providers=chosen)
+                sessions[name] = _onnx_session(directory / name, options, chosen)
             return sessions[name]
 
         self.encoders = {int(length): session(name) for length, name in manifest.encoders.items()}
         self.init = session(manifest.decoder_init)
         self.step = session(manifest.decoder_step)
-        on_cuda = "CUDAExecutionProvider" in self.init.get_providers()
+        self.providers: list[str] = self.init.get_providers()
+        on_cuda = "CUDAExecutionProvider" in self.providers
         self.device_type = "cuda" if on_cuda else "cpu"
         self.io_binding = on_cuda if io_binding is None else io_binding
 
@@ -196,6 +212,40 @@ class OnnxGraphs:
         return _last_position(logits), presents
 
 
+def _onnx_session(path: Path, options: Any, providers: list[str]) -> Any:
+    """A session on ``providers[0]``, or an error naming the graph file that does not load.
+
+    Raises:
+        ArtifactError: the file is damaged, or ONNX Runtime fell back from the provider asked
+            for (e.g. CUDA libraries it could not load).
+    """
+    import onnxruntime as ort
+    from onnxruntime.capi.onnxruntime_pybind11_state import (
+        Fail,
+        InvalidArgument,
+        InvalidGraph,
+        InvalidProtobuf,
+        NoSuchFile,
+    )
+
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
+        # ONNX Runtime says "[ONNXRuntimeError] : 7 : ... Load model from PATH failed:WHY".
+        why = one_line(exc).rpartition("failed:")[2]
+        raise ArtifactError(
+            f"{path}: damaged ONNX graph ({why}); export the artifact again "
+            "(profiler export ... --overwrite)."
+        ) from exc
+    if providers[0] not in session.get_providers():
+        raise ArtifactError(
+            f"{path}: ONNX Runtime could not start {providers[0]} and would run on "
+            f"{', '.join(session.get_providers())}; check the CUDA and cuDNN libraries "
+            "onnxruntime-gpu needs, or use --device cpu."
+        )
+    return session
+
+
 def _last_position(logits: np.ndarray) -> np.ndarray:
     """``[b, vocab]`` logits of the newest position (optimum's graphs return ``[b, 1, vocab]``)."""
     return logits[:, -1] if logits.ndim == 3 else logits
@@ -211,14 +261,22 @@ class TorchScriptGraphs:
         self.manifest = manifest
         self.decoder = manifest.decoder
         self.buckets = manifest.buckets
-        self.device = torch.device(device)
+        self.device = torch_device(device)
+        self.device_type = self.device.type
+        self.providers: list[str] = []
 
         def load(name: str) -> torch.jit.ScriptModule:
             with warnings.catch_warnings():  # TorchScript is deprecated upstream, still supported
                 warnings.simplefilter("ignore", DeprecationWarning)
-                module: torch.jit.ScriptModule = torch.jit.load(
-                    str(directory / name), map_location=self.device
-                )
+                try:
+                    module: torch.jit.ScriptModule = torch.jit.load(
+                        str(directory / name), map_location=self.device
+                    )
+                except RuntimeError as exc:
+                    raise ArtifactError(
+                        f"{directory / name}: damaged TorchScript graph ({one_line(exc)}); export "
+                        "the artifact again (profiler export ... --overwrite)."
+                    ) from exc
             return module.eval()
 
         self.encoders = {int(length): load(name) for length, name in manifest.encoders.items()}
@@ -263,6 +321,23 @@ class TorchScriptGraphs:
             )
         arrays = [tensor.cpu().numpy() for tensor in outputs]
         return arrays[0], arrays[1:]
+
+
+def torch_device(device: str) -> torch.device:
+    """``device`` for PyTorch, refused up front when it has no CUDA: torch fails deep in a load.
+
+    Raises:
+        ArtifactError: ``cuda`` asked for and not available.
+    """
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        why = "this torch is a CPU build" if torch.version.cuda is None else "no GPU is visible"
+        raise ArtifactError(
+            f"--device {device}: CUDA is not available ({why}); use --device cpu, or install a "
+            "CUDA build of torch on a machine with an NVIDIA GPU."
+        )
+    return torch.device(device)
 
 
 def open_graphs(directory: Path, manifest: Manifest, device: str = "cpu", threads: int = 0) -> Seq2SeqGraphs:

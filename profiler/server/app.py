@@ -1,7 +1,13 @@
 """The FastAPI app: `/v1/generate`, health, readiness, info, Prometheus metrics and energy windows.
 
 Bodies are read and parsed here rather than by FastAPI so that every malformed input (bad UTF-8,
-bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 500.
+bad JSON, wrong fields) gets a 4xx JSON error that says what was wrong, never a 500. Every error,
+FastAPI's own 404/405/422 included, has the one documented ``{"error": {...}}`` shape and is
+counted in ``/metrics``.
+
+Overload stays cheap: a full queue is refused before the body is read, tokenizing runs in worker
+threads, and only one idle measurement runs at a time, so the event loop keeps answering
+``/healthz`` and 503s while the engine is saturated.
 """
 
 from __future__ import annotations
@@ -14,24 +20,30 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from profiler.energy import WindowError
 from profiler.engines.engine import Engine, Job, Outcome
 from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
-from profiler.server.energy import RequestEnergy, ServerEnergy
+from profiler.server.energy import IdleBusy, RequestEnergy, ServerEnergy
 from profiler.server.metrics import ServerMetrics
 from profiler.server.schemas import (
+    COMMON_ERRORS,
     ERROR_RESPONSES,
     EnergyShare,
     GenerateRequest,
     GenerateResponse,
     IdleRequest,
     Timings,
+    problems,
+    request_model,
 )
 
 Scope = MutableMapping[str, Any]
@@ -47,6 +59,11 @@ WindowName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$", descripti
 Since = Annotated[float, Query(description="time.monotonic of the server")]
 #: Whether a closed window's result lists each request's joules.
 WithRequests = Annotated[bool, Query(description="Include each request's joules.")]
+#: Worker threads that tokenize at once: a few long texts must not take every thread.
+TOKENIZE_THREADS = 2
+GENERATE_PATH = "/v1/generate"
+QUEUE_FULL = "the queue is full ({} waiting); retry shortly."
+RETRY = {"Retry-After": "1"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +73,6 @@ class ServeSettings:
     max_queue: int = 256
     truncate: bool = False
     max_body_bytes: int = 1 << 20
-    device: str = "cpu"
 
 
 def error(
@@ -71,9 +87,10 @@ def error(
 class BodyLimit:
     """ASGI middleware: answer 413 to bodies over ``limit`` bytes, declared or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, count: Callable[[Response, int | None], Response]) -> None:
         self.app = app
         self.limit = limit
+        self.count = count
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
         if scope["type"] != "http":
@@ -102,11 +119,33 @@ class BodyLimit:
         response = error(
             413, "body_too_large", f"request body is over {self.limit} bytes; send a shorter input."
         )
-        await response(scope, receive, send)
+        await self.count(response, None)(scope, receive, send)
 
 
 class _TooLarge(Exception):
     pass
+
+
+class Admission:
+    """The outermost ASGI layer: a ``/v1/generate`` that nothing could take is refused here.
+
+    Before FastAPI's own layers, routing, and reading the body, with a response built once: a
+    503 then costs microseconds of the event loop, which under overload is what it has least of
+    (measured: the full FastAPI path for each refusal kept the loop holding the GIL and starved
+    the engine's thread).
+    """
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == GENERATE_PATH and scope["method"] == "POST":
+            refusal = self.service.refusal()
+            if refusal is not None:
+                await self.service.metrics.count(refusal, None)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class ApiError(Exception):
@@ -121,7 +160,7 @@ class ApiError(Exception):
         retry_after: bool = False,
     ) -> None:
         super().__init__(message)
-        self.response = error(status, kind, message, details, **({"Retry-After": "1"} if retry_after else {}))
+        self.response = error(status, kind, message, details, **(RETRY if retry_after else {}))
 
 
 class Service:
@@ -131,6 +170,16 @@ class Service:
         self.engine = engine
         self.tokenizer = tokenizer
         self.settings = settings
+        #: The request body type, bounded by this model's decoder.
+        self.request_type = request_model(engine.decoder.max_target_positions)
+        #: Requests admitted and being parsed or tokenized, not yet queued (event loop only).
+        self.preparing = 0
+        self.tokenizing = anyio.CapacityLimiter(TOKENIZE_THREADS)
+        #: Built once: refusing is the hot path under overload.
+        self.refusals = {
+            "warming_up": error(503, "warming_up", "the model is still warming up; retry.", None, **RETRY),
+            "queue_full": error(503, "queue_full", QUEUE_FULL.format(settings.max_queue), None, **RETRY),
+        }
         self.metrics = ServerMetrics()
         self.energy = ServerEnergy()
         self.batcher: Batcher[tuple[Outcome, RequestEnergy]] = Batcher(
@@ -167,34 +216,32 @@ class Service:
         self.batcher.close()
         self.energy.close()
 
-    @staticmethod
-    def parse(body: bytes) -> GenerateRequest:
+    def parse(self, body: bytes) -> GenerateRequest:
         try:
             parsed = orjson.loads(body)  # rejects invalid UTF-8 as well as invalid JSON
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, "malformed_json", f"body is not UTF-8 JSON: {exc}") from exc
         try:
-            return GenerateRequest.model_validate(parsed)
+            return self.request_type.model_validate(parsed)
         except ValidationError as exc:
-            details = [
-                {"field": ".".join(map(str, item["loc"])) or "body", "problem": item["msg"]}
-                for item in exc.errors(include_url=False, include_input=False)
-            ]
-            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-            raise ApiError(422, "invalid_request", summary, details) from exc
+            raise invalid_request(problems(exc)) from exc
 
-    def check_limits(self, query: GenerateRequest) -> None:
-        """Bounds that depend on the loaded model's decoder."""
-        limit = self.engine.decoder.max_target_positions - 1
-        if limit > 0 and query.mode == "generate" and query.max_new_tokens > limit:
-            raise ApiError(422, "invalid_request", f"max_new_tokens: at most {limit} for this model.")
-        if limit > 0 and query.mode == "forward" and query.target_length > limit:
-            raise ApiError(422, "invalid_request", f"target_length: at most {limit} for this model.")
+    def refusal(self) -> Response | None:
+        """The 503 for a request that nothing could take now, or None to let it in."""
+        if not self.ready:
+            return self.refusals["warming_up"]
+        if self.preparing + self.batcher.waiting >= self.settings.max_queue:
+            return self.refusals["queue_full"]
+        return None
 
-    def token_ids(self, query: GenerateRequest) -> tuple[list[int], bool]:
+    async def token_ids(self, query: GenerateRequest) -> tuple[list[int], bool]:
         """The ids to run, and whether they were truncated to the largest bucket."""
         if query.text is not None:
-            ids: list[int] = self.tokenizer(query.text, add_special_tokens=True, verbose=False)["input_ids"]
+            # In a worker thread: a long text takes seconds to tokenize, and the fast tokenizer
+            # releases the GIL while it works, so the loop goes on serving.
+            ids: list[int] = await anyio.to_thread.run_sync(
+                self._tokenize, query.text, limiter=self.tokenizing
+            )
         else:
             ids = list(query.input_ids or [])
             vocab = self.engine.decoder.vocab_size
@@ -215,24 +262,32 @@ class Service:
             raise ApiError(413, "input_too_long", message)
         return ids[: limit - 1] + ids[-1:], True  # keep the closing special token
 
-    async def generate(self, body: bytes, started: float) -> Response:
-        query = self.parse(body)
-        self.check_limits(query)
-        if not self.ready:
-            raise ApiError(503, "warming_up", "the model is still warming up; retry.", retry_after=True)
-        tokenize_started = time.perf_counter()
-        ids, truncated = self.token_ids(query)
-        tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
-        job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
-        request_id = uuid.uuid4().hex
-        bucket = self.engine.bucket_for(len(ids)) or self.engine.max_length
+    def _tokenize(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
+        return ids
+
+    async def generate(self, request: Request, started: float) -> Response:
+        self.preparing += 1
         try:
-            served = await self.batcher.submit(job, bucket, request_id)
-        except QueueFull as exc:
-            message = f"the queue is full ({self.settings.max_queue} waiting); retry shortly."
-            raise ApiError(503, "queue_full", message, retry_after=True) from exc
-        except ShuttingDown as exc:
-            raise ApiError(503, "shutting_down", "the server is shutting down.") from exc
+            query = self.parse(await request.body())
+            tokenize_started = time.perf_counter()
+            ids, truncated = await self.token_ids(query)
+            tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
+            job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
+            request_id = uuid.uuid4().hex
+            bucket = self.engine.bucket_for(len(ids)) or self.engine.max_length
+            try:
+                future = self.batcher.submit(job, bucket, request_id)
+            except QueueFull as exc:
+                raise ApiError(
+                    503, "queue_full", QUEUE_FULL.format(self.settings.max_queue), retry_after=True
+                ) from exc
+            except ShuttingDown as exc:
+                raise ApiError(503, "shutting_down", "the server is shutting down.") from exc
+        finally:
+            self.preparing -= 1
+        try:
+            served = await future
         except Exception as exc:  # the engine failed this batch; the server lives on
             raise ApiError(500, "engine_error", f"{type(exc).__name__}: {exc}") from exc
         outcome, energy = served.result
@@ -269,6 +324,11 @@ class Service:
         return self.metrics.count(response, outcome.bucket)
 
 
+def invalid_request(found: list[dict[str, str]]) -> ApiError:
+    summary = "; ".join(f"{item['field']}: {item['problem']}" for item in found)
+    return ApiError(422, "invalid_request", summary, list(found))
+
+
 def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     """Named energy windows, idle baseline and power timeline, for a load generator anywhere."""
 
@@ -280,7 +340,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
         "/v1/energy/windows/{name}",
         status_code=201,
         summary="Open a named energy window.",
-        responses={409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
+        responses={409: ERROR_RESPONSES[409]},
     )
     async def open_window(name: WindowName) -> dict[str, Any]:
         try:
@@ -291,7 +351,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     @app.post(
         "/v1/energy/windows/{name}/end",
         summary="Close a window: its energy, queries, J/query.",
-        responses={404: ERROR_RESPONSES[404], 422: ERROR_RESPONSES[422]},
+        responses={404: ERROR_RESPONSES[404]},
     )
     async def close_window(
         name: WindowName,
@@ -305,7 +365,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     @app.get(
         "/v1/energy/windows/{name}",
         summary="A closed window's result, again.",
-        responses={404: ERROR_RESPONSES[404], 422: ERROR_RESPONSES[422]},
+        responses={404: ERROR_RESPONSES[404]},
     )
     async def read_window(name: WindowName) -> dict[str, Any]:
         result = energy.window(name)
@@ -317,17 +377,15 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
 
     @app.post(
         "/v1/energy/idle",
-        summary="Measure idle power now (send no load meanwhile).",
-        responses={422: ERROR_RESPONSES[422]},
+        summary="Measure idle power now (send no load meanwhile); one measurement at a time.",
+        responses={409: ERROR_RESPONSES[409]},
     )
-    async def idle(request: Request) -> dict[str, Any]:
+    async def idle(body: IdleRequest | None = None) -> dict[str, Any]:
+        seconds = (body or IdleRequest()).seconds
         try:
-            body = IdleRequest.model_validate(orjson.loads(await request.body() or b"{}"))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            raise ApiError(
-                422, "invalid_request", f'send {{"seconds": N}} with 0 < N <= 600 ({exc}).'
-            ) from exc
-        baseline = await run_in_threadpool(energy.measure_idle, body.seconds)
+            baseline = await run_in_threadpool(energy.measure_idle, seconds)
+        except IdleBusy as exc:
+            raise ApiError(409, "idle_running", str(exc)) from exc
         return baseline.to_dict()
 
     @app.get("/v1/energy/timeline", summary="Power timeline samples after a monotonic time.")
@@ -335,6 +393,43 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
         since: Since = 0.0,
     ) -> dict[str, Any]:
         return {"samples": energy.timeline_since(since)}
+
+
+def add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
+    """Every error in the documented shape, counted, whoever raised it."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return metrics.count(exc.response, None)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            kind, message = "not_found", f"no endpoint at {request.url.path}; the API is listed at /docs."
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "another method")
+            kind = "method_not_allowed"
+            message = f"{request.method} is not allowed on {request.url.path}; use {allowed}."
+        else:
+            kind, message = "http_error", str(exc.detail)
+        return metrics.count(error(exc.status_code, kind, message, None, **(exc.headers or {})), None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        found = [
+            {"field": ".".join(map(str, item["loc"])) or "request", "problem": item["msg"]}
+            for item in exc.errors()
+        ]
+        if any(item.get("type") == "json_invalid" for item in exc.errors()):
+            summary = "; ".join(item["problem"] for item in found)
+            return metrics.count(error(400, "malformed_json", f"body is not UTF-8 JSON: {summary}"), None)
+        return metrics.count(invalid_request(found).response, None)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        # Starlette logs the traceback to the server's log after this answer is sent.
+        message = f"the server failed on this request ({type(exc).__name__}); its log has the details."
+        return metrics.count(error(500, "internal_error", message), None)
 
 
 def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastAPI:
@@ -350,13 +445,11 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         title="long-context-profiler",
         summary="Serves one exported (or eager) seq2seq model for latency, throughput and energy profiling.",
         lifespan=lifespan,
+        responses=COMMON_ERRORS,
     )
     app.state.service = service
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> Response:
-        return service.metrics.count(exc.response, None)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, count=service.metrics.count)
+    add_error_handlers(app, service.metrics)
 
     @app.get("/healthz", summary="The process is up.")
     async def healthz() -> dict[str, str]:
@@ -376,7 +469,8 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
     async def info() -> dict[str, Any]:
         return {
             "engine": engine.kind,
-            "device": settings.device,
+            "device": engine.device,  # where it really runs, not merely what was asked for
+            "providers": engine.providers,
             "source": str(engine.source),
             "buckets": engine.buckets,
             "truncate": settings.truncate,
@@ -389,7 +483,11 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             "manifest": engine.info,
         }
 
-    @app.get("/metrics", summary="Prometheus metrics.", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics.",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         payload, content_type = service.metrics.render()
         return Response(payload, media_type=content_type)
@@ -397,19 +495,18 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
     add_energy_routes(app, service.energy)
 
     @app.post(
-        "/v1/generate",
+        GENERATE_PATH,
         summary="Run one query through the model.",
         response_model=GenerateResponse,
         responses=ERROR_RESPONSES,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": GenerateRequest.model_json_schema()}},
+                "content": {"application/json": {"schema": service.request_type.model_json_schema()}},
             }
         },
     )
     async def generate(request: Request) -> Response:
-        started = time.perf_counter()
-        return await service.generate(await request.body(), started)
+        return await service.generate(request, time.perf_counter())
 
     return app

@@ -10,6 +10,7 @@ joules (with the source, and a warning when the batch was too short for the coun
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import warnings
@@ -25,6 +26,7 @@ from profiler.energy import (
     Measurement,
     PowerTimeline,
     ShortWindowWarning,
+    WindowError,
     attribute_energy,
     measure_idle,
     per_query_energy,
@@ -38,6 +40,16 @@ KEEP_REQUESTS = 200_000
 KEEP_WINDOWS = 1_000
 #: One hour of timeline at 10 Hz.
 KEEP_SAMPLES = 36_000
+
+#: The meter's window names: users' windows and the server's own (one per batch, one per idle
+#: measurement) live apart, so no name a client picks can close or collide with the server's.
+USER_WINDOW = "user/{}"
+BATCH_WINDOW = "server/batch-{}"
+IDLE_WINDOW = "server/idle-{}"
+
+
+class IdleBusy(Exception):
+    """An idle measurement is already running; measuring two at once would halve neither."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +101,14 @@ class ServerEnergy:
         self.closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.batch_ids = count()
         self.lock = threading.Lock()
+        self.idle_running = threading.Lock()
         warnings.filterwarnings("ignore", category=ShortWindowWarning)  # the note travels in each result
 
     def run_batch(
         self, run: Callable[[], list[Outcome]], request_ids: Sequence[str]
     ) -> list[tuple[Outcome, RequestEnergy]]:
         """Run one engine batch inside its own energy window; split its joules over the requests."""
-        name = f"batch:{next(self.batch_ids)}"
+        name = BATCH_WINDOW.format(next(self.batch_ids))
         self.meter.begin(name)
         try:
             outcomes = run()
@@ -119,13 +132,35 @@ class ServerEnergy:
         ]
 
     def begin(self, name: str) -> dict[str, Any]:
-        self.meter.begin(name)
+        """Open a user's window.
+
+        Raises:
+            WindowError: a window of that name is open.
+        """
+        try:
+            self.meter.begin(USER_WINDOW.format(name))
+        except WindowError as exc:
+            raise WindowError(
+                f"energy window {name!r} is already open; end it first or pick another name."
+            ) from exc
         return {"name": name, "open": True, "source": self.meter.source}
 
+    def user_windows(self) -> list[str]:
+        prefix = USER_WINDOW.format("")
+        return [key.removeprefix(prefix) for key in self.meter.open_windows if key.startswith(prefix)]
+
     def end(self, name: str, with_requests: bool = False) -> dict[str, Any]:
-        """Close window ``name``: its energy, the queries completed in it, per-query and per-request."""
-        measurement = self.meter.end(name)
-        result = self._summarise(measurement, with_requests)
+        """Close a user's window: its energy, the queries completed in it, per-query and per-request.
+
+        Raises:
+            WindowError: no window of that name is open.
+        """
+        try:
+            measurement = self.meter.end(USER_WINDOW.format(name))
+        except WindowError as exc:
+            open_now = ", ".join(map(repr, self.user_windows())) or "none"
+            raise WindowError(f"no open energy window {name!r} (open: {open_now}); open it first.") from exc
+        result = self._summarise(dataclasses.replace(measurement, name=name), with_requests)
         with self.lock:
             self.closed[name] = result
             self.closed.move_to_end(name)
@@ -161,8 +196,17 @@ class ServerEnergy:
             return self.closed.get(name)
 
     def measure_idle(self, seconds: float) -> IdleBaseline:
-        """Measure idle power now (call it with no load running) and keep it for net figures."""
-        self.idle = measure_idle(self.meter, seconds, name=f"idle:{next(self.batch_ids)}")
+        """Measure idle power now (call it with no load running) and keep it for net figures.
+
+        Raises:
+            IdleBusy: another idle measurement is running.
+        """
+        if not self.idle_running.acquire(blocking=False):
+            raise IdleBusy("an idle measurement is already running; wait for it, then retry.")
+        try:
+            self.idle = measure_idle(self.meter, seconds, name=IDLE_WINDOW.format(next(self.batch_ids)))
+        finally:
+            self.idle_running.release()
         return self.idle
 
     def timeline_since(self, since_monotonic_s: float) -> list[dict[str, Any]]:
@@ -176,9 +220,7 @@ class ServerEnergy:
             "estimate": self.meter.source == "estimate",
             "domains": list(self.meter.domains),
             "method": self.meter.backend.describe(),
-            "open_windows": [
-                name for name in self.meter.open_windows if not name.startswith(("batch:", "idle:"))
-            ],
+            "open_windows": self.user_windows(),
             "idle": self.idle.to_dict() if self.idle else None,
             "timeline_hz": 1 / self.timeline.period_s,
             "clock": "time.monotonic of the server process",

@@ -18,7 +18,7 @@ from typing import NoReturn
 import uvicorn
 from fastapi import FastAPI
 
-from profiler.server.app import Service
+from profiler.server.app import Admission, Service
 
 #: Seconds that in-flight requests get to finish after SIGTERM or Ctrl-C.
 GRACEFUL_SHUTDOWN_S = 60
@@ -32,7 +32,16 @@ def run_server(app: FastAPI, host: str, port: int) -> bool:
     """
     service: Service = app.state.service
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+        Admission(app, service),
+        host=host,
+        port=port,
+        log_level="warning",
+        # Per-request work the loop cannot spare under overload: uvicorn formats each access-log
+        # line's address and path before the logger drops it, and nothing here reads
+        # X-Forwarded-For.
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = uvicorn.Server(config)  # off the main thread, uvicorn installs no signal handlers
 

@@ -32,6 +32,7 @@ def test_health_ready_info(client: httpx.Client) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
     info = client.get("/v1/info").json()
     assert info["engine"] == "onnx"
+    assert (info["device"], info["providers"]) == ("cpu", ["CPUExecutionProvider"])
     assert info["buckets"] == [1024, 2048, 4096]
     assert info["batching"] == {"max_batch_size": 4, "max_wait_ms": 50.0, "max_queue": 256}
     assert info["manifest"]["format"] == "onnx"
@@ -90,6 +91,13 @@ BAD_BODIES = [
     (b'{"text": "a", "max_new_tokens": 0}', 422, "max_new_tokens"),
     (b'{"text": "a", "max_new_tokens": 100000}', 422, "max_new_tokens"),
     (b'{"text": "a", "max_new_tokens": "many"}', 422, "max_new_tokens"),
+    (b'{"text": "a", "max_new_tokens": true}', 422, "max_new_tokens: Input should be a valid integer"),
+    (b'{"text": "a", "max_new_tokens": "5"}', 422, "max_new_tokens: Input should be a valid integer"),
+    (b'{"text": "a", "max_new_tokens": 2.0}', 422, "max_new_tokens: Input should be a valid integer"),
+    (b'{"input_ids": [true]}', 422, "input_ids.0: Input should be a valid integer"),
+    (b'{"input_ids": [5, 6.0]}', 422, "input_ids.1: Input should be a valid integer"),
+    (b'{"text": null, "input_ids": [5]}', 422, "text: null is not allowed"),
+    (b'{"text": "a", "max_new_tokens": 5000}', 422, "less than or equal to 1023"),
     (b'{"text": "a", "mode": "train"}', 422, "mode"),
     (b'{"text": "a", "mode": "forward", "target_length": 1024}', 422, "target_length"),
 ]
@@ -147,3 +155,47 @@ def test_openapi_describes_every_endpoint_and_error(client: httpx.Client) -> Non
     assert {"200", "400", "413", "422", "500", "503"} <= set(generate["responses"])
     body_schema = generate["requestBody"]["content"]["application/json"]["schema"]
     assert {"text", "input_ids", "mode", "max_new_tokens"} <= set(body_schema["properties"])
+    assert body_schema["oneOf"] == [{"required": ["text"]}, {"required": ["input_ids"]}]
+    assert body_schema["properties"]["text"]["type"] == "string"  # present means a string, never null
+    assert body_schema["properties"]["max_new_tokens"]["maximum"] == 1023  # this model's real limit
+    idle = schema["paths"]["/v1/energy/idle"]["post"]
+    assert not idle["requestBody"].get("required", False)
+    assert "409" in idle["responses"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), (method, path, status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "kind"),
+    [
+        ("GET", "/no/such/path", 404, "not_found"),
+        ("DELETE", "/v1/generate", 405, "method_not_allowed"),
+        ("GET", "/v1/generate", 405, "method_not_allowed"),
+        ("GET", "/v1/energy/timeline?since=soon", 422, "invalid_request"),
+        ("POST", "/v1/energy/windows/bad%20name", 422, "invalid_request"),
+    ],
+)
+def test_the_frameworks_own_errors_have_the_documented_shape_and_are_counted(
+    client: httpx.Client, method: str, path: str, status: int, kind: str
+) -> None:
+    def counted() -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(f'profiler_requests_total{{bucket="none",status="{status}"}}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = counted()
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["error"]
+    assert error["type"] == kind
+    assert error["message"]
+    if status == 405:
+        assert "POST" in response.headers["allow"]
+        assert "use POST" in error["message"]
+    assert counted() == before + 1

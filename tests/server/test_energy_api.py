@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from profiler.server.launch import ServerProcess, start_server
+from profiler.server.schemas import DEFAULT_IDLE_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,7 @@ def test_a_window_measures_its_stage_and_splits_it_over_requests(client: httpx.C
 def test_window_errors(client: httpx.Client, method: str, path: str, status: int) -> None:
     response = client.request(method.upper(), path)
     assert response.status_code == status, response.text
-    assert "error" in response.json() or "detail" in response.json()
+    assert response.json()["error"]["message"]
 
 
 def test_idle_baseline_gives_net_energy_per_query(client: httpx.Client) -> None:
@@ -90,8 +93,44 @@ def test_idle_baseline_gives_net_energy_per_query(client: httpx.Client) -> None:
     assert result["idle"]["source"] == "estimate"
     assert result["per_query"]["net_j"] is not None
     assert result["per_query"]["net_j"] <= result["per_query"]["gross_j"]
-    for bad in ({"seconds": 0}, {"seconds": 601}, {"secs": 1}):
+    for bad in ({"seconds": 0}, {"seconds": 601}, {"secs": 1}, {"seconds": True}, {"seconds": "1"}):
         assert client.post("/v1/energy/idle", json=bad).status_code == 422
+
+
+def test_user_windows_cannot_touch_the_servers_own(client: httpx.Client) -> None:
+    """Names a client picks live apart from the server's per-batch and idle windows."""
+    names = [f"batch:{n}" for n in range(40)] + [f"idle:{n}" for n in range(40)]
+    for name in names:
+        assert client.post(f"/v1/energy/windows/{name}").status_code == 201
+    for _ in range(3):
+        generate(client, 300)  # the server's own batch windows open and close meanwhile
+    assert set(names) <= set(client.get("/v1/energy").json()["open_windows"])
+    for name in names:
+        result = client.post(f"/v1/energy/windows/{name}/end")
+        assert result.status_code == 200, result.text
+        assert result.json()["measurement"]["name"] == name
+
+
+def test_one_idle_measurement_at_a_time_and_windows_stay_quick_meanwhile(client: httpx.Client) -> None:
+    """40 concurrent idle calls (no body: the default length): one measures, 39 get 409 at once."""
+    with ThreadPoolExecutor(40) as pool:
+        calls = [pool.submit(client.post, "/v1/energy/idle") for _ in range(40)]
+        time.sleep(0.5)
+        started = time.perf_counter()
+        assert client.post("/v1/energy/windows/during-idle").status_code == 201
+        assert client.post("/v1/energy/windows/during-idle/end").status_code == 200
+        window_s = time.perf_counter() - started
+        for n in range(5):  # the server's idle windows are not reachable by their old names
+            response = client.post(f"/v1/energy/windows/idle:{n}/end")
+            assert response.status_code == 404
+            assert response.json()["error"]["type"] == "no_such_window"
+        responses = [call.result() for call in calls]
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [409] * 39
+    assert all(r.json()["error"]["type"] == "idle_running" for r in responses if r.status_code == 409)
+    measured = next(r.json() for r in responses if r.status_code == 200)
+    assert measured["duration_s"] == pytest.approx(DEFAULT_IDLE_SECONDS, abs=0.5)
+    assert window_s < 2.0
 
 
 def test_timeline_samples_cpu_at_10_hz(client: httpx.Client) -> None:
