@@ -9,7 +9,7 @@ TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-unit lint format clean
 
 setup: $(STAMP)
 
@@ -24,13 +24,25 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/profiler demo
 
+# Every test: unit, integration (live servers, real locust, real exports) and e2e. `-m ''` replaces
+# the unit-only selection that pyproject.toml gives a bare `pytest`.
 test: setup
+	$(BIN)/python -m pytest -m ''
+
+# The unit tests only: in-process, a couple of minutes.
+test-unit: setup
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The wheel, installed (not editable) in a fresh venv, runs a sweep from an empty directory.
+# Needs no setup: it builds its own venv (.ci/wheel-check says how).
+.PHONY: wheel-check
+wheel-check:
+	PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) TORCH_INDEX=$(TORCH_INDEX) .ci/wheel-check
 
 format: setup
 	$(BIN)/ruff format .

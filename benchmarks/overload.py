@@ -41,8 +41,9 @@ from rich.table import Table
 from exporters.export import export
 from profiler.checkpoints import build_checkpoint
 from profiler.engines.engine import load_engine
-from profiler.server.app import Admission, ServeSettings, create_app
+from profiler.server.app import Admission, create_app
 from profiler.server.launch import start_server
+from profiler.server.settings import ServeSettings
 from profiler.stats import percentile
 from profiler.workload import load_tokenizer
 

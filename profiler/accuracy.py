@@ -31,6 +31,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
+from profiler.errors import ProfilerError
+
 MetricKind = Literal["rouge", "f1", "exact_match"]
 
 #: SCROLLS task (the ``tau/scrolls`` config name) -> the metric the official scorer uses for it.
@@ -62,7 +64,7 @@ _PUNCTUATION = frozenset(string.punctuation)
 _SHOWN_IDS = 3
 
 
-class AccuracyError(ValueError):
+class AccuracyError(ProfilerError):
     """Predictions or references that cannot be scored; the message says what to fix."""
 
 

@@ -12,13 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from profiler.errors import ProfilerError
+
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 
 
-class ArtifactError(ValueError):
+class ArtifactError(ProfilerError):
     """An artifact that cannot be made, opened or run as asked; the message says what to do."""
 
 
@@ -76,10 +78,6 @@ class Manifest:
     def encoder_file(self, length: int) -> str:
         """Graph file of the encoder for the bucket ``length``."""
         return self.encoders[str(length)]
-
-    def bucket_for(self, tokens: int) -> int | None:
-        """Smallest bucket that holds ``tokens``, or None when it is over the largest."""
-        return next((length for length in self.buckets if length >= tokens), None)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

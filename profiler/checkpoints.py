@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
 
-from profiler.errors import file_in_the_way, one_line
+from profiler.errors import ProfilerError, file_in_the_way, one_line
 from profiler.textgen import corpus
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ INIT_STD = 0.3
 MAX_TARGET_TOKENS = 1024
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ProfilerError):
     """A checkpoint cannot be built or loaded as asked; the message says what to do."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.accuracy import AccuracyError, TaskScore, references_from_records, score_task
+from profiler.client import ServerCallError, ServerClient
 from profiler.results import ACCURACY_NAME, RecordsError, ResultStore
 from profiler.workload import Record, load_tokenizer
 
@@ -66,12 +67,10 @@ def local_target(path: Path, max_new_tokens: int, batch_size: int) -> EvalTarget
 
 def remote_target(url: str, max_new_tokens: int, tokenizer_dir: Path | None) -> EvalTarget:
     """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory."""
-    import httpx
-
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=600)
+    client = ServerClient(url, timeout=600)
     try:
-        info = client.get("/v1/info").raise_for_status().json()
-    except httpx.HTTPError as exc:
+        info = client.info(manifest=True)
+    except ServerCallError as exc:
         raise AccuracyError(
             f"{url}: no profiler server answered ({exc}); start one with `profiler serve`."
         ) from exc
@@ -79,13 +78,10 @@ def remote_target(url: str, max_new_tokens: int, tokenizer_dir: Path | None) -> 
     tokenizer = load_tokenizer(tokenizer_dir or source)
 
     def generate(inputs: list[list[int]]) -> list[str]:
-        texts = []
-        for ids in inputs:
-            response = client.post("/v1/generate", json={"input_ids": ids, "max_new_tokens": max_new_tokens})
-            if response.status_code != 200:
-                raise AccuracyError(f"{url} answered {response.status_code}: {response.text[:300]}")
-            texts.append(response.json()["text"])
-        return texts
+        try:
+            return [client.generate(ids, max_new_tokens)["text"] for ids in inputs]
+        except ServerCallError as exc:
+            raise AccuracyError(str(exc)) from exc
 
     model = Path(info.get("manifest", {}).get("source_path", source)).name
     return EvalTarget(model, info["engine"], generate, tokenizer)

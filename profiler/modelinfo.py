@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from profiler.artifact import DecoderSpec
+from profiler.artifact import MANIFEST_NAME, DecoderSpec
+from profiler.errors import ConfigError
 
 #: The study's input lengths: the default buckets.
 DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
+#: Decode-length bound where the model's own is unknown, or it has no decoder position table.
+MAX_DECODE_TOKENS = 1024
 
 
 def bucket_granularity(config: Any) -> int:
@@ -46,9 +52,41 @@ def decoder_spec(config: Any) -> DecoderSpec:
         decoder_start_token_id=config.decoder_start_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
-        max_target_positions=int(
-            getattr(config, "max_decoder_position_embeddings", None)
-            or getattr(config, "max_position_embeddings", None)
-            or 0
-        ),
+        max_target_positions=decoder_positions(config),
     )
+
+
+def decoder_positions(config: Any) -> int:
+    """Rows of the decoder's position table (LED has its own, BART-likes share one); 0: none."""
+    return int(
+        getattr(config, "max_decoder_position_embeddings", None)
+        or getattr(config, "max_position_embeddings", None)
+        or 0
+    )
+
+
+def max_decode_tokens(positions: int) -> int:
+    """Most tokens a decoder with ``positions`` rows generates, or takes as a forward target.
+
+    The first position holds the start token, so a 1024-row table decodes 1023 tokens.
+    """
+    return positions - 1 if positions > 1 else MAX_DECODE_TOKENS
+
+
+def decode_limit(directory: Path) -> int:
+    """:func:`max_decode_tokens` of a checkpoint (config.json) or artifact (manifest.json).
+
+    Read from the JSON without loading the model, so that a config can be checked before anything
+    runs; a directory with neither (a bare tokenizer) gets the bound for an unknown model.
+    """
+    manifest, config = directory / MANIFEST_NAME, directory / "config.json"
+    path = manifest if manifest.is_file() else config
+    if not path.is_file():
+        return MAX_DECODE_TOKENS
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path == manifest:
+            return max_decode_tokens(DecoderSpec(**raw["decoder"]).max_target_positions)
+        return max_decode_tokens(decoder_positions(SimpleNamespace(**raw)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); copy or export the model again.") from exc

@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from profiler.errors import ProfilerError
+
 RESULTS_NAME = "results.jsonl"
 ACCURACY_NAME = "accuracy.jsonl"
 FINGERPRINT_NAME = "environment.json"
@@ -40,7 +42,7 @@ FINGERPRINT_PACKAGES = (
 )
 
 
-class RecordsError(ValueError):
+class RecordsError(ProfilerError):
     """A line of a records file, other than a torn last one, is not a record; the file is untouched."""
 
 

@@ -16,6 +16,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from profiler.errors import ProfilerError
+
 #: Percentiles every :class:`Summary` carries, as (field name, q).
 SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p50", 50.0),
@@ -26,7 +28,7 @@ SUMMARY_PERCENTILES: tuple[tuple[str, float], ...] = (
 )
 
 
-class StatsError(ValueError):
+class StatsError(ProfilerError):
     """Samples that cannot give the statistic asked for; the message says what was wrong."""
 
 
@@ -148,14 +150,6 @@ def _t_upper_tail(t: float, df: float) -> float:
     """P(T > t) for t >= 0, computed without subtracting from 1."""
     denom = df + t * t
     return 0.5 * _regularized_beta(df / 2.0, 0.5, df / denom, t * t / denom)
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
-    if df <= 0:
-        raise StatsError(f"degrees of freedom must be positive, got {df!r}.")
-    tail = _t_upper_tail(abs(t), df)
-    return 1.0 - tail if t > 0 else tail
 
 
 def t_quantile(p: float, df: float) -> float:

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
-from profiler.errors import file_in_the_way, one_line
+from profiler.errors import ProfilerError, file_in_the_way, one_line
 from profiler.textgen import TextGenerator
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ SAMPLE_RESOURCE = "sample.jsonl"
 _FILLER_WORDS = (" the", " and", " of", " to", " a", " in", " it", " by", ".")
 
 
-class WorkloadError(ValueError):
+class WorkloadError(ProfilerError):
     """A workload file or request that cannot be used; the message says what to fix."""
 
 

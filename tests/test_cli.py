@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from transformers import AutoTokenizer
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from profiler.cli import app
 from profiler.workload import load_jsonl, token_count
@@ -36,6 +35,7 @@ SUBCOMMANDS = [
 ]
 
 
+@pytest.mark.integration
 def test_console_script_is_installed() -> None:
     bin_dir = Path(sys.executable).parent
     result = subprocess.run(
@@ -145,6 +145,7 @@ def test_workload_sample_writes_the_shipped_set(tmp_path: Path) -> None:
     assert len(load_jsonl(out)) == 8
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     result = invoke(

@@ -15,6 +15,8 @@ from profiler.accuracy import AccuracyError, TaskScore
 from profiler.evaluate import EvalTarget, record_accuracy
 from profiler.results import read_records
 
+pytestmark = pytest.mark.integration
+
 PROFILER = str(Path(sys.executable).parent / "profiler")
 DAMAGED = '{"schema": 1, "cell": "led-small|onnx|clo\n'
 

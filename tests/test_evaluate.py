@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from exporters.export import export
 from profiler.cli import app
@@ -63,6 +62,7 @@ def test_eval_in_process_scores_and_records_beside_the_run(
     assert "f1" in result.output
 
 
+@pytest.mark.integration
 def test_eval_against_a_live_server(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
     artifact = tmp_path / "onnx"
     export(tiny_checkpoints["bigbird-pegasus"], "onnx", artifact, lengths=[1024], skip_parity=True)

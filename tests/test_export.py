@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from typer.testing import CliRunner
 
 import exporters.modules
+from exporters.attention import sliding_window_attention
 from exporters.export import ExportError, checkpoint_sha256, export
 from exporters.parity import check_parity, eager_generate
 from profiler.artifact import FORMATS, SCHEMA_VERSION, ArtifactError, Manifest
@@ -35,6 +37,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[s
     return out
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_export_passes_parity_at_every_bucket(
@@ -62,6 +65,7 @@ def test_export_passes_parity_at_every_bucket(
     assert AutoTokenizer.from_pretrained(directory)("a test").input_ids
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_loaded_artifact_generates_like_eager_on_real_text(
@@ -83,6 +87,7 @@ def test_loaded_artifact_generates_like_eager_on_real_text(
     assert produced.tolist() == eager_generate(model, ids, mask, 24).tolist()
 
 
+@pytest.mark.integration
 def test_an_input_off_the_buckets_is_refused(artifacts: dict[str, Path]) -> None:
     graphs = load_graphs(artifacts["led-torchscript"])
     ids = np.ones((1, 1500), dtype=np.int64)
@@ -90,6 +95,7 @@ def test_an_input_off_the_buckets_is_refused(artifacts: dict[str, Path]) -> None
         graphs.encode(ids, ids)
 
 
+@pytest.mark.integration
 def test_a_corrupted_graph_fails_parity_at_its_bucket(
     artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path]
 ) -> None:
@@ -108,14 +114,14 @@ def test_a_corrupted_graph_fails_parity_at_its_bucket(
     assert max(row.max_abs_diff for row in rows if row.length == 2048) > 1e-3
 
 
+@pytest.mark.integration
 def test_a_broken_attention_fails_the_export_and_writes_nothing(
     tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = exporters.modules.sliding_window_attention
-
-    def half_window(*args: object) -> object:
-        *tensors, one_sided = args
-        return original(*tensors, one_sided // 2)  # type: ignore[arg-type]
+    def half_window(
+        query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_valid: torch.Tensor, one_sided: int
+    ) -> torch.Tensor:
+        return sliding_window_attention(query, key, value, key_valid, one_sided // 2)
 
     monkeypatch.setattr(exporters.modules, "sliding_window_attention", half_window)
     out = tmp_path / "artifact"
@@ -194,6 +200,7 @@ def test_overwrite_replaces_an_artifact(tmp_path: Path, tiny_checkpoints: dict[s
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
 
 
+@pytest.mark.integration
 def test_cli_export_prints_the_parity_table(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
     out = tmp_path / "art"
     result = CliRunner().invoke(
@@ -239,7 +246,6 @@ def test_cli_export_errors_exit_non_zero(
 
 def _tiny_bart(tmp_path: Path, tokenizer_dir: Path) -> Path:
     """A BART checkpoint on disk: a model type that goes through optimum-onnx."""
-    import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -266,6 +272,7 @@ def _tiny_bart(tmp_path: Path, tokenizer_dir: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
     checkpoint = _tiny_bart(tmp_path, tiny_checkpoints["led"])
     manifest = export(
@@ -284,6 +291,7 @@ def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoint
         export(checkpoint, "torchscript", tmp_path / "ts")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 def test_io_binding_keeps_caches_on_the_device_and_changes_nothing(
     arch: str, artifacts: dict[str, Path]

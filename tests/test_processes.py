@@ -50,6 +50,7 @@ def _orphan_after_kill_9(script: str) -> int:
     return child
 
 
+@pytest.mark.integration
 def test_a_popen_child_dies_with_its_parent_killed_by_sigkill() -> None:
     child = _orphan_after_kill_9(
         """
@@ -63,6 +64,7 @@ def test_a_popen_child_dies_with_its_parent_killed_by_sigkill() -> None:
     assert gone(child)
 
 
+@pytest.mark.integration
 def test_a_forked_child_dies_with_its_parent_killed_by_sigkill() -> None:
     """As locust's --processes workers do once loadtests/scrolls.py is imported."""
     child = _orphan_after_kill_9(
@@ -81,6 +83,7 @@ def test_a_forked_child_dies_with_its_parent_killed_by_sigkill() -> None:
     assert gone(child)
 
 
+@pytest.mark.integration
 def test_a_child_whose_parent_died_before_it_asked_exits_at_once() -> None:
     """The race: the parent died between fork and prctl, so no signal would ever come."""
     script = "from profiler.processes import die_with; die_with(1); print('still running')"
@@ -99,6 +102,7 @@ def held_port() -> Iterator[tuple[int, int]]:
     holder.wait()
 
 
+@pytest.mark.integration
 def test_a_held_port_names_the_holder(held_port: tuple[int, int]) -> None:
     pid, port = held_port
     with pytest.raises(PortInUseError) as info:
@@ -123,6 +127,7 @@ def test_a_port_in_time_wait_is_free() -> None:
     ensure_port_free("127.0.0.1", port)
 
 
+@pytest.mark.integration
 def test_serve_on_a_held_port_says_who_holds_it(held_port: tuple[int, int], tmp_path: Path) -> None:
     pid, port = held_port
     result = subprocess.run(
@@ -136,6 +141,7 @@ def test_serve_on_a_held_port_says_who_holds_it(held_port: tuple[int, int], tmp_
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("host", "why"),
     [
@@ -155,6 +161,7 @@ def test_serve_on_a_bad_host_says_what_to_give(host: str, why: str, tmp_path: Pa
     assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.integration
 def test_sweep_on_a_held_port_says_who_holds_it(
     held_port: tuple[int, int], tmp_path: Path, tiny_checkpoints: dict[str, Path]
 ) -> None:

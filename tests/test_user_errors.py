@@ -14,8 +14,7 @@ from pathlib import Path
 import onnxruntime
 import pytest
 import torch
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from exporters.export import export
 from profiler.cli import app

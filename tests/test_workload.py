@@ -28,7 +28,8 @@ SPREAD = [64, 65, 97, 333, 1023, 1025, 2047, 2999, 4095]
 
 @pytest.fixture(scope="module", params=ARCHS)
 def tokenizer(request: pytest.FixtureRequest, tiny_checkpoints: dict[str, Path]) -> PreTrainedTokenizerBase:
-    return AutoTokenizer.from_pretrained(tiny_checkpoints[request.param])
+    loaded: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(tiny_checkpoints[request.param])
+    return loaded
 
 
 def test_synthetic_records_have_exact_token_lengths(tokenizer: PreTrainedTokenizerBase) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Any
+
+from profiler.documents import Document
 
 
-@dataclass(frozen=True)
-class Attribution:
+class Attribution(Document):
     """Joules per request id, and how they were split.
 
     Attributes:
@@ -30,10 +29,6 @@ class Attribution:
     total_j: float
     even_split: bool
     note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return asdict(self)
 
 
 def _check(total_j: float, busy: Sequence[tuple[str, float]]) -> None:

@@ -12,30 +12,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from pydantic import Field, computed_field
+
+from profiler.documents import Document
 from profiler.energy.common import EnergyError, Source, format_energy
 from profiler.energy.meter import EnergyMeter, Measurement
 
 
-@dataclass(frozen=True)
-class IdleBaseline:
+class IdleBaseline(Document):
     """Power per domain while nothing was running. Units: W."""
 
     source: Source
     duration_s: float
     power_w: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_w(self) -> float:
         """Idle power summed over domains. Units: W."""
         return math.fsum(self.power_w.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return {**asdict(self), "total_w": self.total_w}
 
 
 def measure_idle(
@@ -67,8 +64,7 @@ def measure_idle(
     )
 
 
-@dataclass(frozen=True)
-class PerQueryEnergy:
+class PerQueryEnergy(Document):
     """Joules per completed query over one window, gross and net of idle power.
 
     Attributes:
@@ -89,11 +85,7 @@ class PerQueryEnergy:
     gross_j: float
     net_j: float | None
     clamped: bool
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return asdict(self)
+    warnings: list[str] = Field(default_factory=list)
 
     def __str__(self) -> str:
         net = "n/a" if self.net_j is None else format_energy(self.net_j, self.source)
@@ -118,7 +110,14 @@ def per_query_energy(
     energy_j = measurement.total_j
     if idle is None:
         return PerQueryEnergy(
-            measurement.source, completed, energy_j, 0.0, energy_j / completed, None, False, notes
+            source=measurement.source,
+            completed=completed,
+            energy_j=energy_j,
+            idle_j=0.0,
+            gross_j=energy_j / completed,
+            net_j=None,
+            clamped=False,
+            warnings=notes,
         )
     if idle.source != measurement.source:
         raise EnergyError(
@@ -137,5 +136,12 @@ def per_query_energy(
         )
         net_j = 0.0
     return PerQueryEnergy(
-        measurement.source, completed, energy_j, idle_j, energy_j / completed, net_j, clamped, notes
+        source=measurement.source,
+        completed=completed,
+        energy_j=energy_j,
+        idle_j=idle_j,
+        gross_j=energy_j / completed,
+        net_j=net_j,
+        clamped=clamped,
+        warnings=notes,
     )

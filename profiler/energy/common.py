@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from profiler.errors import ProfilerError
+
 Source = Literal["nvml-counter", "nvml-power", "rapl", "estimate"]
 #: Every source in probe order; a figure always carries one of these.
 SOURCES: Final[tuple[Source, ...]] = ("nvml-counter", "nvml-power", "rapl", "estimate")
@@ -19,7 +21,7 @@ SOURCES: Final[tuple[Source, ...]] = ("nvml-counter", "nvml-power", "rapl", "est
 MIN_PERIODS_PER_WINDOW: Final = 10
 
 
-class EnergyError(RuntimeError):
+class EnergyError(ProfilerError):
     """An energy measurement could not be taken; the message says why and what to do."""
 
 
@@ -35,7 +37,7 @@ class EnergyPermissionError(BackendUnavailable):
     """The counters exist but this user may not read them; the message says how to fix that."""
 
 
-class WindowError(EnergyError, ValueError):
+class WindowError(EnergyError):
     """A window was opened twice, or closed without being opened."""
 
 

@@ -115,11 +115,3 @@ class SystemCpu:
         self._last = (busy, total)
         elapsed = total - last_total
         return None if elapsed <= 0 else max(0.0, min(100.0, 100.0 * (busy - last_busy) / elapsed))
-
-
-def logical_cpus() -> int:
-    """Logical CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1

@@ -19,9 +19,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from pydantic import Field, computed_field
+
+from profiler.documents import Document
 from profiler.energy.common import (
     MIN_PERIODS_PER_WINDOW,
     EnergyBackend,
@@ -34,8 +35,7 @@ from profiler.energy.common import (
 from profiler.energy.factory import default_backend
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Document):
     """Energy of one window.
 
     Attributes:
@@ -57,9 +57,10 @@ class Measurement:
     start_monotonic_s: float
     end_monotonic_s: float
     start_wall_s: float
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
     method: str = ""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_j(self) -> float:
         """Energy summed over domains. Units: J."""
@@ -74,10 +75,6 @@ class Measurement:
     def is_estimate(self) -> bool:
         """True when the joules are the CPU-time estimate, not a hardware reading."""
         return self.source == "estimate"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON (the source travels with the numbers)."""
-        return {**asdict(self), "total_j": self.total_j}
 
     def __str__(self) -> str:
         return f"{self.name}: {format_energy(self.total_j, self.source)} over {self.duration_s:.3f} s"

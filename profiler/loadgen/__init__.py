@@ -9,7 +9,6 @@ Modules (none but :mod:`~profiler.loadgen.plugin` imports locust, so the rest is
 - :mod:`~profiler.loadgen.samples`: per-request samples and their gathering per stage.
 - :mod:`~profiler.loadgen.agent`: the load-generating process's side (stage state, shipping samples).
 - :mod:`~profiler.loadgen.coordinator`: the master's side (stages, energy windows, results).
-- :mod:`~profiler.loadgen.control`: the server's info and energy endpoints.
 - :mod:`~profiler.loadgen.results` and :mod:`~profiler.loadgen.table`: the results file and table.
 - :mod:`~profiler.loadgen.plugin`: the locust glue the locustfile installs.
 

@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 from rich.console import Console
 
+from profiler.client import ServerCallError, ServerClient
+from profiler.energy.baseline import IdleBaseline
 from profiler.loadgen.config import LoadConfig
-from profiler.loadgen.control import ControlError, ServerControl
 from profiler.loadgen.payloads import StagePayload
 from profiler.loadgen.results import (
     StageRun,
@@ -94,7 +95,7 @@ class Coordinator:
         config: LoadConfig,
         payloads: Mapping[int, StagePayload],
         cluster: Cluster,
-        control_factory: Callable[[str], ServerControl] = ServerControl,
+        control_factory: Callable[[str], ServerClient] = ServerClient,
         *,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -115,14 +116,14 @@ class Coordinator:
         """Forget the current run's progress (a new run starts); the last results are kept."""
         self.phase = "new"
         self.run_id = uuid.uuid4().hex  # tags this run's messages: a straggler of an earlier run is ignored
-        self.control: ServerControl | None = None
+        self.control: ServerClient | None = None
         self.collectors: dict[int, StageCollector] = {}
         self.runs: list[StageRun] = []
         self.current: StageRun | None = None
         self.window_open = False
         self.end_announced = False
         self.energy: dict[str, Any] | None = None
-        self.idle: dict[str, Any] | None = None
+        self.idle: IdleBaseline | None = None
         self.server: dict[str, Any] | None = None
         self.started_wall_s = 0.0
         self.stage_started_s = 0.0
@@ -181,10 +182,10 @@ class Coordinator:
         self._warn_about_buckets()
         if self.config.idle_seconds > 0:
             logger.info("measuring idle power for %g s before any load.", self.config.idle_seconds)
-            control = self.control
-            self.idle = self._try(
-                "measure idle power", lambda: control.measure_idle(self.config.idle_seconds)
-            )
+            try:
+                self.idle = self.control.measure_idle(self.config.idle_seconds)
+            except ServerCallError as exc:
+                logger.error("could not measure idle power: %s", exc)
         self.phase = "ramp"
         self.ramp_deadline_s = self.monotonic() + self.users / max(self.spawn_rate, 1e-9) + RAMP_GRACE_S
         return self.users, self.spawn_rate
@@ -192,7 +193,7 @@ class Coordinator:
     def _try(self, what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         try:
             return call()
-        except ControlError as exc:
+        except ServerCallError as exc:
             logger.error("could not %s: %s", what, exc)
             return None
 
@@ -219,7 +220,7 @@ class Coordinator:
             try:
                 self.control.open_window(run.name)
                 self.window_open = True
-            except ControlError as exc:
+            except ServerCallError as exc:
                 run.window_error = str(exc)
                 logger.error("no energy window for %s: %s", run.name, exc)
         run.started_wall_s = self.wall()
@@ -275,7 +276,7 @@ class Coordinator:
             self.window_open = False
             try:
                 run.window = self.control.close_window(run.name)
-            except ControlError as exc:
+            except ServerCallError as exc:
                 run.window_error = str(exc)
                 logger.error("energy window %s: %s", run.name, exc)
         run.ended_wall_s = self.wall()
@@ -315,7 +316,7 @@ class Coordinator:
             energy=self.energy,
             # Without --idle-seconds, the server's windows still subtract a baseline measured
             # earlier (by another run) if it has one; the results say which it was.
-            idle=self.idle or (self.energy or {}).get("idle"),
+            idle=self.idle.model_dump() if self.idle else (self.energy or {}).get("idle"),
             idle_measured=self.idle is not None,
             server=self.server,
             workload=[self.payloads[length].describe() for length in self.config.input_lengths],

@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from profiler.loadgen.config import ConfigError, LoadConfig
+from profiler.errors import ConfigError
+from profiler.loadgen.config import LoadConfig
 from profiler.workload import (
     Record,
     WorkloadError,

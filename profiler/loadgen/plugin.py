@@ -31,8 +31,9 @@ from locust import FastHttpUser
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner, WorkerRunner
 
+from profiler.errors import ConfigError
 from profiler.loadgen.agent import ActiveStage, WorkerAgent
-from profiler.loadgen.config import ConfigError, add_arguments, config_from_options
+from profiler.loadgen.config import add_arguments, config_from_options
 from profiler.loadgen.coordinator import Coordinator
 from profiler.loadgen.payloads import build_payloads
 from profiler.loadgen.samples import Sample, from_answer, from_error
@@ -237,7 +238,7 @@ class LoadGenPlugin:
                 payloads = build_payloads(config)
             except ConfigError as exc:
                 logger.error("%s", exc)
-                sys.stderr.write(f"loadtests/scrolls.py: {exc}\n")
+                sys.stderr.write(f"error: {exc}\n")
                 _stop_forked_workers(environment.parsed_options)
                 raise SystemExit(EXIT_CONFIG) from exc
             self.coordinator = Coordinator(config, payloads, _LocustCluster(environment))

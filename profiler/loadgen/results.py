@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiler.energy.windows import WindowResult
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.samples import TIMING_KEYS, Sample
 from profiler.stats import Summary
@@ -60,7 +61,7 @@ class StageRun:
     duration_s: float = 0.0
     load_s: float = 0.0
     offered_rps: float | None = None
-    window: dict[str, Any] | None = None
+    window: WindowResult | None = None
     window_error: str | None = None
     nodes: dict[str, int] | None = None
     unsent: int = 0
@@ -91,9 +92,8 @@ def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: str | 
     input_tokens = sum(sample.input_tokens for sample in ok)
     output_tokens = sum(sample.output_tokens for sample in ok)
     buckets = Counter(str(sample.bucket) for sample in ok)
-    window = run.window or {}
-    measurement = window.get("measurement") or {}
-    per_query = window.get("per_query") or {}
+    window = run.window
+    per_query = window.per_query if window else None
     return {
         "name": run.name,
         "length": run.length,
@@ -120,11 +120,11 @@ def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: str | 
         "output_tokens": output_tokens,
         "throughput_rps": _rate(len(ok), run.duration_s),
         "tokens_per_s": _rate(input_tokens + output_tokens, run.duration_s),
-        "window": run.window,
+        "window": window.model_dump() if window else None,
         "window_error": run.window_error,
-        "energy_source": measurement.get("source") or energy_source,
-        "gross_j_per_query": per_query.get("gross_j"),
-        "net_j_per_query": per_query.get("net_j"),
+        "energy_source": window.measurement.source if window else energy_source,
+        "gross_j_per_query": per_query.gross_j if per_query else None,
+        "net_j_per_query": per_query.net_j if per_query else None,
         "nodes": run.nodes or {},
         "complete": run.complete,
         "summary": latency_summary(latency),

@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from profiler.energy.windows import WindowResult
+from profiler.errors import ProfilerError
 from profiler.results import ACCURACY_NAME, FINGERPRINT_NAME, RESULTS_NAME, RecordsError, read_records
 
 CONFIG_NAME = "config.toml"
 SCHEMA = 1
 
 
-class ReportError(ValueError):
+class ReportError(ProfilerError):
     """A run directory the report cannot use; the message says what was wrong and what to do."""
 
 
@@ -233,6 +237,19 @@ def _timeline(record: _Fields) -> tuple[TimelinePoint, ...]:
     return tuple(points)
 
 
+def _window(stage: _Fields, what: str, line: int) -> WindowResult | None:
+    """The stage's energy window, as the server wrote it (None where none was measured)."""
+    raw = stage.data.get("window")
+    if raw is None:
+        return None
+    try:
+        return WindowResult.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        raise _fail(what, line, f"{stage.prefix}window.{field}", first["msg"].lower()) from exc
+
+
 def parse_record(raw: Any, line: int, what: str = RESULTS_NAME) -> Repeat:
     """Check one result record and keep what the report uses.
 
@@ -250,9 +267,8 @@ def parse_record(raw: Any, line: int, what: str = RESULTS_NAME) -> Repeat:
     load = record.sub("load")
     if stage is None or load is None:  # pragma: no cover - sub() raises for required fields
         raise _fail(what, line, "stage", "an object")
-    window = stage.sub("window", required=False)
-    measurement = window.sub("measurement", required=False) if window else None
-    per_query = window.sub("per_query", required=False) if window else None
+    window = _window(stage, what, line)
+    per_query = window.per_query if window else None
     warnings = []
     window_error = stage.opt_text("window_error")
     if window_error:
@@ -284,9 +300,9 @@ def parse_record(raw: Any, line: int, what: str = RESULTS_NAME) -> Repeat:
         energy_source=stage.opt_text("energy_source") or record.opt_text("energy_source"),
         gross_j_per_query=stage.opt_number("gross_j_per_query"),
         net_j_per_query=stage.opt_number("net_j_per_query"),
-        net_clamped=bool(per_query.data.get("net_clamped")) if per_query else False,
-        window_j=measurement.opt_number("total_j") if measurement else None,
-        window_s=measurement.opt_number("duration_s") if measurement else None,
+        net_clamped=per_query.clamped if per_query else False,
+        window_j=window.measurement.total_j if window else None,
+        window_s=window.measurement.duration_s if window else None,
         timeline=_timeline(record),
         peak_rss_bytes=record.opt_int("peak_rss_bytes"),
         peak_gpu_memory_bytes=record.opt_int("peak_gpu_memory_bytes"),

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -29,7 +28,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from profiler.energy import WindowError
+from profiler.energy import IdleBaseline, WindowError
+from profiler.energy.windows import WindowResult
 from profiler.engines.engine import Engine, Job, Outcome
 from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
 from profiler.server.energy import IdleBusy, RequestEnergy, ServerEnergy
@@ -45,6 +45,7 @@ from profiler.server.schemas import (
     problems,
     request_model,
 )
+from profiler.server.settings import ServeSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,15 +65,6 @@ TOKENIZE_THREADS = 2
 GENERATE_PATH = "/v1/generate"
 QUEUE_FULL = "the queue is full ({} waiting); retry shortly."
 RETRY = {"Retry-After": "1"}
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    max_batch_size: int = 8
-    max_wait_ms: float = 5.0
-    max_queue: int = 256
-    truncate: bool = False
-    max_body_bytes: int = 1 << 20
 
 
 def error(
@@ -356,7 +348,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     async def close_window(
         name: WindowName,
         requests: WithRequests = False,
-    ) -> dict[str, Any]:
+    ) -> WindowResult:
         try:
             return await run_in_threadpool(energy.end, name, requests)
         except WindowError as exc:
@@ -367,7 +359,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
         summary="A closed window's result, again.",
         responses={404: ERROR_RESPONSES[404]},
     )
-    async def read_window(name: WindowName) -> dict[str, Any]:
+    async def read_window(name: WindowName) -> WindowResult:
         result = energy.window(name)
         if result is None:
             raise ApiError(
@@ -380,13 +372,13 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
         summary="Measure idle power now (send no load meanwhile); one measurement at a time.",
         responses={409: ERROR_RESPONSES[409]},
     )
-    async def idle(body: IdleRequest | None = None) -> dict[str, Any]:
+    async def idle(body: IdleRequest | None = None) -> IdleBaseline:
         seconds = (body or IdleRequest()).seconds
         try:
             baseline = await run_in_threadpool(energy.measure_idle, seconds)
         except IdleBusy as exc:
             raise ApiError(409, "idle_running", str(exc)) from exc
-        return baseline.to_dict()
+        return baseline
 
     @app.get("/v1/energy/timeline", summary="Power timeline samples after a monotonic time.")
     async def timeline(

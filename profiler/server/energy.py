@@ -10,7 +10,6 @@ joules (with the source, and a warning when the batch was too short for the coun
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import warnings
@@ -32,6 +31,7 @@ from profiler.energy import (
     per_query_energy,
 )
 from profiler.energy.timeline import to_dicts
+from profiler.energy.windows import WindowResult
 from profiler.engines.engine import Outcome
 
 #: Completed requests remembered for window attribution (bounded: memory stays flat under load).
@@ -98,7 +98,7 @@ class ServerEnergy:
         self.timeline = PowerTimeline(rate_hz=timeline_hz, max_samples=KEEP_SAMPLES).start()
         self.idle: IdleBaseline | None = None
         self.completed: deque[_Completed] = deque(maxlen=KEEP_REQUESTS)
-        self.closed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.closed: OrderedDict[str, WindowResult] = OrderedDict()
         self.batch_ids = count()
         self.lock = threading.Lock()
         self.idle_running = threading.Lock()
@@ -149,7 +149,7 @@ class ServerEnergy:
         prefix = USER_WINDOW.format("")
         return [key.removeprefix(prefix) for key in self.meter.open_windows if key.startswith(prefix)]
 
-    def end(self, name: str, with_requests: bool = False) -> dict[str, Any]:
+    def end(self, name: str, with_requests: bool = False) -> WindowResult:
         """Close a user's window: its energy, the queries completed in it, per-query and per-request.
 
         Raises:
@@ -160,7 +160,7 @@ class ServerEnergy:
         except WindowError as exc:
             open_now = ", ".join(map(repr, self.user_windows())) or "none"
             raise WindowError(f"no open energy window {name!r} (open: {open_now}); open it first.") from exc
-        result = self._summarise(dataclasses.replace(measurement, name=name), with_requests)
+        result = self._summarise(measurement.model_copy(update={"name": name}), with_requests)
         with self.lock:
             self.closed[name] = result
             self.closed.move_to_end(name)
@@ -168,29 +168,28 @@ class ServerEnergy:
                 self.closed.popitem(last=False)
         return result
 
-    def _summarise(self, measurement: Measurement, with_requests: bool) -> dict[str, Any]:
+    def _summarise(self, measurement: Measurement, with_requests: bool) -> WindowResult:
         with self.lock:
             served = [
                 item
                 for item in self.completed
                 if measurement.start_monotonic_s <= item.finished_s <= measurement.end_monotonic_s
             ]
-        result: dict[str, Any] = {
-            "measurement": measurement.to_dict(),
-            "completed": len(served),
-            "per_query": None,
-            "idle": self.idle.to_dict() if self.idle else None,
-        }
+        per_query = requests = None
         if served:
-            result["per_query"] = per_query_energy(measurement, len(served), self.idle).to_dict()
+            per_query = per_query_energy(measurement, len(served), self.idle)
             if with_requests:
-                split = attribute_energy(
-                    measurement.total_j, [(item.request_id, item.busy_s) for item in served]
-                )
-                result["requests"] = split.to_dict()
-        return result
+                busy = [(item.request_id, item.busy_s) for item in served]
+                requests = attribute_energy(measurement.total_j, busy)
+        return WindowResult(
+            measurement=measurement,
+            completed=len(served),
+            per_query=per_query,
+            idle=self.idle,
+            requests=requests,
+        )
 
-    def window(self, name: str) -> dict[str, Any] | None:
+    def window(self, name: str) -> WindowResult | None:
         """A closed window's result (None if unknown)."""
         with self.lock:
             return self.closed.get(name)
@@ -221,7 +220,7 @@ class ServerEnergy:
             "domains": list(self.meter.domains),
             "method": self.meter.backend.describe(),
             "open_windows": self.user_windows(),
-            "idle": self.idle.to_dict() if self.idle else None,
+            "idle": self.idle.model_dump() if self.idle else None,
             "timeline_hz": 1 / self.timeline.period_s,
             "clock": "time.monotonic of the server process",
         }

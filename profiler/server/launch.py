@@ -17,14 +17,16 @@ from pathlib import Path
 import httpx
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from profiler.client import ServerClient
+from profiler.errors import ProfilerError, last_words
 from profiler.processes import dies_with_this_process
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(ProfilerError):
     """The server exited or never became ready; the message holds its log tail."""
 
 
-class PortInUseError(ValueError):
+class PortInUseError(ProfilerError):
     """The address cannot be listened on; the message says what to do."""
 
 
@@ -98,10 +100,6 @@ class ServerProcess:
     def client(self, timeout: float = 60) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
-    def log_tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def stop(self, timeout: float = 90) -> int:
         """SIGTERM (the server drains and exits 0), then the exit code."""
         if self.process.poll() is None:
@@ -152,16 +150,16 @@ def start_server(
     handle.close()
     server = ServerProcess(f"http://{host}:{port}", process, log)
     deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerStartError(
-                f"the server exited with status {process.returncode}:\n{server.log_tail()}"
-            )
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+    with ServerClient(server.url, timeout=2) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServerStartError(
+                    f"the server exited with status {process.returncode}: {last_words(log)} (its log: {log})"
+                )
+            if client.ready():
                 return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+            time.sleep(0.2)
     server.stop()
-    raise ServerStartError(f"the server was not ready after {ready_timeout:.0f} s:\n{server.log_tail()}")
+    raise ServerStartError(
+        f"the server was not ready after {ready_timeout:.0f} s: {last_words(log)} (its log: {log})"
+    )

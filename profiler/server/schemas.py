@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from profiler.modelinfo import MAX_DECODE_TOKENS, max_decode_tokens
+
 #: Upper bounds for a model without a decoder position table; a loaded model states its own
 #: (see :func:`request_model`).
-MAX_NEW_TOKENS = 1024
-MAX_TARGET_LENGTH = 1024
+MAX_NEW_TOKENS = MAX_TARGET_LENGTH = MAX_DECODE_TOKENS
 
 
 def _absent_by_default(schema: dict[str, Any]) -> None:
@@ -65,7 +66,7 @@ class GenerateRequest(BaseModel):
 def request_model(decoder_positions: int) -> type[GenerateRequest]:
     """:class:`GenerateRequest` bounded by a loaded model's decoder, so that its schema and its
     422 messages state the real limits (the first decoder position holds the start token)."""
-    limit = decoder_positions - 1 if decoder_positions > 1 else MAX_NEW_TOKENS
+    limit = max_decode_tokens(decoder_positions)
     fields = GenerateRequest.model_fields
     return create_model(
         "GenerateRequest",

@@ -1,4 +1,8 @@
-"""The sweep's TOML config: the matrix, checked up front with errors that name the key.
+"""The sweep's TOML config: the matrix, as strict models checked before anything runs.
+
+Unknown keys and wrong types are refused, each problem in one line that names the key
+(``load.max_new_tokens = 'lots': expected an integer.``), and so is a decode length over what a
+model's decoder can take.
 
 ```toml
 run_id = "led-vs-bigbird"          # optional; default: a timestamp
@@ -32,38 +36,75 @@ processes = 1                      # local worker processes; or
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from profiler.artifact import FORMATS
+from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
-SWEEP_FORMATS = ("eager", *FORMATS)
-MODES = ("generate", "forward", "encode")
+from profiler.artifact import MANIFEST_NAME, Format
+from profiler.errors import ConfigError
+from profiler.loadgen.config import DECODE_KEYS, IdleSeconds, InputLengths, Mode
+from profiler.modelinfo import decode_limit
+from profiler.server.settings import Batching
+from profiler.validation import Count, Strict, TupleOf, toml_key, validated
 
-
-class ConfigError(ValueError):
-    """A sweep config that cannot run; the message names the key and the allowed values."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    checkpoint: Path
-    formats: tuple[str, ...]
+SweepFormat = Literal["eager", Format]
+#: A TCP port a config names.
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-@dataclass(frozen=True)
-class LoadSpec:
-    input_lengths: tuple[int, ...]
-    mode: str = "generate"
-    max_new_tokens: int = 32
-    target_length: int = 64
-    concurrency: tuple[int, ...] = ()
-    rates: tuple[float, ...] = ()
-    stage_seconds: float = 10.0
-    repeats: int = 1
-    idle_seconds: float = 3.0
+def _from_base(value: Any, info: ValidationInfo) -> Any:
+    """A path as written, taken from the config's folder (``base`` in the validation context)."""
+    if not isinstance(value, str | Path):
+        raise ValueError("expected a path (a string)")
+    return (Path((info.context or {}).get("base", ".")) / value).resolve()
+
+
+def _model_dir(path: Path) -> Path:
+    if not (path / "config.json").is_file() and not (path / MANIFEST_NAME).is_file():
+        raise ValueError(
+            f"{path} is not a checkpoint or artifact directory (no config.json or {MANIFEST_NAME})"
+        )
+    return path
+
+
+def _run_id(run_id: str) -> str:
+    if not run_id or "/" in run_id:
+        raise ValueError("expected a non-empty name without '/'")
+    return run_id
+
+
+#: A path relative to the config's folder.
+ConfigPath = Annotated[Path, BeforeValidator(_from_base)]
+
+
+class ModelSpec(Strict):
+    """``[[models]]``: a checkpoint (or artifact) and the formats to serve it in."""
+
+    name: Annotated[str, Field(min_length=1)]
+    checkpoint: Annotated[ConfigPath, AfterValidator(_model_dir)]
+    formats: Annotated[TupleOf[SweepFormat], Field(min_length=1)] = ("onnx",)
+
+
+class LoadSpec(Strict):
+    """``[load]``: what locust sends; the bounds are the load generator's own, so what passes here
+    passes there."""
+
+    input_lengths: InputLengths
+    mode: Mode = "generate"
+    max_new_tokens: Count = 32
+    target_length: Count = 64
+    concurrency: TupleOf[Count] = ()
+    rates: TupleOf[PositiveFloat] = ()
+    stage_seconds: Annotated[float, Field(ge=1)] = 10.0
+    repeats: Count = 1
+    idle_seconds: IdleSeconds = 3.0
+
+    @model_validator(mode="after")
+    def some_load(self) -> LoadSpec:
+        if not self.concurrency and not self.rates:
+            raise ValueError("give concurrency (closed loop users) and/or rates (open loop requests/s)")
+        return self
 
     def levels(self) -> list[tuple[str, float]]:
         """(arrival, users or rate) for each load level."""
@@ -72,143 +113,67 @@ class LoadSpec:
         ]
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    run_id: str | None
-    output_dir: Path
-    models: tuple[ModelSpec, ...]
-    load: LoadSpec
-    server: dict[str, Any] = field(default_factory=dict)
-    locust: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+class ServerSpec(Batching):
+    """``[server]``: passed to `profiler serve`; only the keys given become options."""
+
+    host: str = "127.0.0.1"
+    #: None: any free port.
+    port: Port | None = None
+    #: Compute threads; 0: the runtime's default.
+    threads: Annotated[int, Field(ge=0)] | None = None
 
 
-def _expect(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, allowed: str) -> Any:
-    value = table[key]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ConfigError(f"{where}.{key} = {value!r}: expected {allowed}.")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key} = {value!r}: expected {allowed}.")
-    return value
+class LocustSpec(Strict):
+    """``[locust]``: local worker processes, or a master for workers on other hosts."""
+
+    processes: Count | None = None
+    expect_workers: Count | None = None
+    master_bind_port: Port | None = None
+    target_host: str | None = None
+
+    @model_validator(mode="after")
+    def one_kind_of_workers(self) -> LocustSpec:
+        if self.processes is not None and self.expect_workers is not None:
+            raise ValueError("give processes (local workers) or expect_workers (remote workers), not both")
+        return self
 
 
-def _unknown(table: dict[str, Any], known: set[str], where: str) -> None:
-    extra = sorted(set(table) - known)
-    if extra:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}; allowed: {', '.join(sorted(known))}.")
-
-
-def _positive_list(table: dict[str, Any], key: str, where: str, integers: bool) -> tuple[Any, ...]:
-    label = "integers" if integers else "numbers"
-    values = _expect(table, key, list, where, f"a list of positive {label}")
-    kinds = (int,) if integers else (int, float)
-    if not values or not all(isinstance(v, kinds) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ConfigError(f"{where}.{key} = {values!r}: expected a non-empty list of positive {label}.")
-    return tuple(values)
-
-
-def _models(raw: Any, base: Path) -> tuple[ModelSpec, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("models: add at least one [[models]] table with name, checkpoint and formats.")
-    specs = []
-    for index, table in enumerate(raw):
-        where = f"models[{index}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: expected a table with name, checkpoint and formats.")
-        _unknown(table, {"name", "checkpoint", "formats"}, where)
-        for key in ("name", "checkpoint"):
-            if key not in table:
-                raise ConfigError(f"{where}: missing {key}.")
-        name = _expect(table, "name", str, where, "a string")
-        checkpoint = (base / _expect(table, "checkpoint", str, where, "a path")).resolve()
-        formats = tuple(table.get("formats", ["onnx"]))
-        bad = [f for f in formats if f not in SWEEP_FORMATS]
-        if bad or not formats:
-            raise ConfigError(
-                f"{where}.formats = {list(formats)!r}: allowed values are {', '.join(SWEEP_FORMATS)}."
-            )
-        if not (checkpoint / "config.json").is_file() and not (checkpoint / "manifest.json").is_file():
-            raise ConfigError(
-                f"{where}.checkpoint = {str(checkpoint)!r}: not a checkpoint or artifact directory."
-            )
-        specs.append(ModelSpec(name, checkpoint, formats))
-    names = [spec.name for spec in specs]
+def _unique_names(models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+    names = [model.name for model in models]
     if len(set(names)) != len(names):
-        raise ConfigError(f"models: names must be unique, got {names}.")
-    return tuple(specs)
+        raise ValueError(f"names must be unique, got {names}")
+    return models
 
 
-def _load(table: Any) -> LoadSpec:
-    where = "load"
-    if not isinstance(table, dict):
-        raise ConfigError("load: add a [load] table with at least input_lengths and concurrency or rates.")
-    known = {
-        "input_lengths",
-        "mode",
-        "max_new_tokens",
-        "target_length",
-        "concurrency",
-        "rates",
-        "stage_seconds",
-        "repeats",
-        "idle_seconds",
-    }
-    _unknown(table, known, where)
-    if "input_lengths" not in table:
-        raise ConfigError("load.input_lengths: missing; e.g. [1024, 2048, 3072, 4096].")
-    mode = table.get("mode", "generate")
-    if mode not in MODES:
-        raise ConfigError(f"load.mode = {mode!r}: allowed values are {', '.join(MODES)}.")
-    if "concurrency" not in table and "rates" not in table:
-        raise ConfigError("load: give concurrency (closed loop users) and/or rates (open loop requests/s).")
-    spec = LoadSpec(
-        input_lengths=_positive_list(table, "input_lengths", where, integers=True),
-        mode=mode,
-        max_new_tokens=int(table.get("max_new_tokens", 32)),
-        target_length=int(table.get("target_length", 64)),
-        concurrency=_positive_list(table, "concurrency", where, integers=True)
-        if "concurrency" in table
-        else (),
-        rates=tuple(float(r) for r in _positive_list(table, "rates", where, integers=False))
-        if "rates" in table
-        else (),
-        stage_seconds=float(table.get("stage_seconds", 10.0)),
-        repeats=int(table.get("repeats", 1)),
-        idle_seconds=float(table.get("idle_seconds", 3.0)),
-    )
-    for key in ("max_new_tokens", "target_length", "repeats"):
-        if getattr(spec, key) < 1:
-            raise ConfigError(f"load.{key} = {getattr(spec, key)}: expected an integer >= 1.")
-    if spec.stage_seconds < 1:
-        raise ConfigError(f"load.stage_seconds = {spec.stage_seconds}: expected at least 1 second.")
-    if spec.idle_seconds < 0:
-        raise ConfigError(f"load.idle_seconds = {spec.idle_seconds}: expected 0 (skip) or more.")
-    return spec
+class SweepConfig(Strict):
+    """A whole sweep config, checked."""
+
+    run_id: Annotated[str, AfterValidator(_run_id)] | None = None
+    output_dir: Annotated[ConfigPath, Field(validate_default=True)] = Path("reports")
+    models: Annotated[TupleOf[ModelSpec], Field(min_length=1), AfterValidator(_unique_names)]
+    load: LoadSpec
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    locust: LocustSpec = Field(default_factory=LocustSpec)
+
+
+def _check_decode_lengths(config: SweepConfig) -> None:
+    """Refuse a decode length some model cannot serve: its server would answer every request 422."""
+    for index, model in enumerate(config.models):
+        limit = decode_limit(model.checkpoint)
+        for key in DECODE_KEYS:
+            value = getattr(config.load, key)
+            if value > limit:
+                raise ConfigError(
+                    f"load.{key} = {value}: models[{index}] ({model.name}) decodes at most {limit} tokens; "
+                    "lower it."
+                )
 
 
 def parse_config(raw: dict[str, Any], base: Path) -> SweepConfig:
     """Check a parsed TOML document; relative paths are taken from ``base`` (the config's folder)."""
-    _unknown(raw, {"run_id", "output_dir", "models", "load", "server", "locust"}, "config")
-    server = raw.get("server", {})
-    _unknown(server, {"max_batch_size", "max_wait_ms", "max_queue", "port", "threads", "host"}, "server")
-    locust = raw.get("locust", {})
-    _unknown(locust, {"processes", "expect_workers", "master_bind_port", "target_host"}, "locust")
-    if "processes" in locust and "expect_workers" in locust:
-        raise ConfigError(
-            "locust: give processes (local workers) or expect_workers (remote workers), not both."
-        )
-    run_id = raw.get("run_id")
-    if run_id is not None and (not isinstance(run_id, str) or not run_id or "/" in run_id):
-        raise ConfigError(f"run_id = {run_id!r}: expected a non-empty name without '/'.")
-    return SweepConfig(
-        run_id=run_id,
-        output_dir=(base / str(raw.get("output_dir", "reports"))).resolve(),
-        models=_models(raw.get("models"), base),
-        load=_load(raw.get("load")),
-        server=dict(server),
-        locust=dict(locust),
-        raw=raw,
-    )
+    config = validated(SweepConfig, raw, toml_key, context={"base": base})
+    _check_decode_lengths(config)
+    return config
 
 
 def load_config(path: Path) -> SweepConfig:

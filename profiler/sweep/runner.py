@@ -25,6 +25,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from profiler.artifact import MANIFEST_NAME, Manifest
+from profiler.client import ServerCallError, ServerClient
+from profiler.errors import ConfigError, ProfilerError, last_words
 from profiler.loadgen.launch import locust_command
 from profiler.processes import dies_with_this_process
 from profiler.results import FINGERPRINT_NAME, RecordsError, ResultStore, fingerprint
@@ -35,7 +37,7 @@ from profiler.server.launch import (
     ensure_port_free,
     start_server,
 )
-from profiler.sweep.config import ConfigError, ModelSpec, SweepConfig, load_config, parse_config
+from profiler.sweep.config import ModelSpec, SweepConfig, load_config
 
 CONFIG_NAME = "config.toml"
 #: Where the running locust writes its results, in the run directory (deleted once read).
@@ -46,7 +48,7 @@ LOCUST_MASTER_PORT = 5557
 OPEN_LOOP_USERS = 16
 
 
-class SweepError(RuntimeError):
+class SweepError(ProfilerError):
     """The sweep cannot go on; the message says why (with a server's log tail where relevant)."""
 
 
@@ -87,9 +89,7 @@ def resume_config(run_dir: Path) -> SweepConfig:
     path = run_dir / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CONFIG_NAME}; pass a directory made by `profiler sweep`.")
-    config = load_config(path)
-    raw = dict(config.raw)
-    return parse_config({**raw, "run_id": run_dir.name, "output_dir": str(run_dir.parent)}, path.parent)
+    return load_config(path).model_copy(update={"run_id": run_dir.name, "output_dir": run_dir.parent})
 
 
 class Sweep:
@@ -166,10 +166,10 @@ class Sweep:
     def _check_port(self) -> None:
         """The server's host (and port, if fixed) and the locust master's port, before anything runs."""
         server, locust = self.config.server, self.config.locust
-        addresses = [(str(server.get("host", "127.0.0.1")), int(server.get("port") or 0))]
-        if locust.get("processes") or locust.get("expect_workers"):
-            host = "127.0.0.1" if locust.get("processes") else "0.0.0.0"
-            addresses.append((host, int(locust.get("master_bind_port", LOCUST_MASTER_PORT))))
+        addresses = [(server.host, server.port or 0)]
+        if locust.processes or locust.expect_workers:
+            host = "127.0.0.1" if locust.processes else "0.0.0.0"
+            addresses.append((host, locust.master_bind_port or LOCUST_MASTER_PORT))
         try:
             for host, port in addresses:
                 ensure_port_free(host, port)
@@ -184,7 +184,7 @@ class Sweep:
 
         out = self.run_dir / "artifacts" / f"{model.name}-{fmt}"
         lengths = sorted(set(self.config.load.input_lengths))
-        batch = int(self.config.server.get("max_batch_size", 8))
+        batch = self.config.server.max_batch_size
         if (out / MANIFEST_NAME).is_file():
             manifest = Manifest.read(out)
             if manifest.buckets == lengths and manifest.source_sha256 == checkpoint_sha256(model.checkpoint):
@@ -199,15 +199,14 @@ class Sweep:
         server = self.config.server
         args = [
             f"--{key.replace('_', '-')}={value}"
-            for key, value in server.items()
-            if key not in ("port", "host")
+            for key, value in server.model_dump(exclude_unset=True, exclude={"port", "host"}).items()
         ]
         try:
             return start_server(
                 artifact,
                 *args,
-                host=server.get("host", "127.0.0.1"),
-                port=server.get("port"),
+                host=server.host,
+                port=server.port,
                 log=self.run_dir / f"server-{model.name}-{fmt}.log",
             )
         except ServerStartError as exc:
@@ -217,11 +216,11 @@ class Sweep:
         seconds = self.config.load.idle_seconds
         if seconds <= 0:
             return None
-        with server.client(timeout=seconds + 60) as client:
-            response = client.post("/v1/energy/idle", json={"seconds": seconds})
-            response.raise_for_status()
-            result: dict[str, Any] = response.json()
-            return result
+        with ServerClient(server.url) as client:
+            try:
+                return client.measure_idle(seconds).model_dump()
+            except ServerCallError as exc:
+                raise SweepError(f"idle power could not be measured: {exc}") from exc
 
     def _locust_command(self, server: ServerProcess, artifact: Path, run: Run, results: Path) -> list[str]:
         load, locust = self.config.load, self.config.locust
@@ -235,15 +234,15 @@ class Sweep:
         ]  # fmt: skip
         if run.arrival == "poisson":
             options += ["--rate", f"{run.level:g}"]
-        if locust.get("processes"):  # forked workers on this machine: nobody else may join
-            options += ["--processes", str(locust["processes"]), "--master-bind-host", "127.0.0.1"]
-        if locust.get("expect_workers"):
-            options += ["--master", "--expect-workers", str(locust["expect_workers"])]
-        if locust.get("master_bind_port"):
-            options += ["--master-bind-port", str(locust["master_bind_port"])]
-            if locust.get("processes"):  # where the forked workers look for their master
-                options += ["--master-port", str(locust["master_bind_port"])]
-        return locust_command(str(locust.get("target_host", server.url)), users, *options)
+        if locust.processes:  # forked workers on this machine: nobody else may join
+            options += ["--processes", str(locust.processes), "--master-bind-host", "127.0.0.1"]
+        if locust.expect_workers:
+            options += ["--master", "--expect-workers", str(locust.expect_workers)]
+        if locust.master_bind_port:
+            options += ["--master-bind-port", str(locust.master_bind_port)]
+            if locust.processes:  # where the forked workers look for their master
+                options += ["--master-port", str(locust.master_bind_port)]
+        return locust_command(locust.target_host or server.url, users, *options)
 
     def _locust(
         self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
@@ -272,8 +271,10 @@ class Sweep:
             status = self.locust.returncode
             self.locust = None
             if not results.is_file():
-                tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-                raise SweepError(f"locust exited {status} without results for {run.label}:\n{tail}")
+                raise SweepError(
+                    f"locust exited {status} without results for {run.label}: {last_words(log)} "
+                    f"(its log: {log})"
+                )
             data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
             return data
         finally:
@@ -286,9 +287,9 @@ class Sweep:
     def _records(
         self, run: Run, server: ServerProcess, results: dict[str, Any], idle: dict[str, Any] | None
     ) -> list[dict[str, Any]]:
-        with server.client() as client:
-            info = client.get("/v1/info").json()
-            timeline = client.get("/v1/energy/timeline").json()["samples"]
+        with ServerClient(server.url) as client:
+            info = client.info()
+            timeline = client.timeline()
         peak_rss = _peak_rss_bytes(server.process.pid)
         records = []
         for stage in results["stages"]:

@@ -97,7 +97,7 @@ def test_window_of_ten_periods_does_not_warn() -> None:
 def test_measurement_is_json_ready_and_keeps_its_source() -> None:
     meter = EnergyMeter(ScriptedBackend((0.0, 0.0), (2.0, 3.0)), wall_clock=lambda: 1.7e9)
     meter.begin("m")
-    record = json.loads(json.dumps(meter.end("m").to_dict()))
+    record = json.loads(meter.end("m").model_dump_json())
     assert record == {
         "name": "m",
         "source": "rapl",
@@ -132,6 +132,7 @@ def test_estimate_runs_for_real_on_this_machine() -> None:
     assert 2.5 < measurement.energy_j["cpu"] < 4.5
 
 
+@pytest.mark.integration
 def test_estimate_counts_child_processes() -> None:
     meter = EnergyMeter(EstimateBackend())
     burn = "import time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass"
@@ -175,7 +176,15 @@ def test_net_energy_is_clamped_and_flagged() -> None:
 
 
 def test_per_query_energy_rejects_nonsense() -> None:
-    measurement = Measurement("m", "estimate", 1.0, {"cpu": 1.0}, 0.0, 1.0, 0.0)
+    measurement = Measurement(
+        name="m",
+        source="estimate",
+        duration_s=1.0,
+        energy_j={"cpu": 1.0},
+        start_monotonic_s=0.0,
+        end_monotonic_s=1.0,
+        start_wall_s=0.0,
+    )
     with pytest.raises(ValueError, match="at least one"):
         per_query_energy(measurement, completed=0)
     meter = EnergyMeter(ScriptedBackend((0.0, 0.0), (1.0, 1.0)))

@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from profiler.client import ServerCallError
+from profiler.energy.baseline import IdleBaseline, per_query_energy
+from profiler.energy.meter import Measurement
+from profiler.energy.windows import WindowResult
 from profiler.loadgen.agent import WorkerAgent
-from profiler.loadgen.control import ControlError
 from profiler.loadgen.coordinator import Coordinator
 from profiler.loadgen.samples import Sample, from_answer
 from profiler.loadgen.schedule import Timing
 
 ENERGY = {"source": "estimate", "estimate": True, "method": "estimate: CPU seconds x 10 W", "idle": None}
+
+
+def window_result(name: str, completed: int, idle: IdleBaseline | None = None) -> WindowResult:
+    """A closed 3 s window of 12 J as the server answers it, built by the server's own classes."""
+    measurement = Measurement(
+        name=name,
+        source="estimate",
+        duration_s=3.0,
+        energy_j={"cpu": 12.0},
+        start_monotonic_s=100.0,
+        end_monotonic_s=103.0,
+        start_wall_s=1.7e9,
+    )
+    per_query = per_query_energy(measurement, completed, idle) if completed else None
+    return WindowResult(measurement=measurement, completed=completed, per_query=per_query, idle=idle)
 
 
 class Clock:
@@ -43,7 +62,7 @@ def ok_sample(stage: int, latency_ms: float, bucket: int = 1024) -> Sample:
 
 
 class Server:
-    """A fake ServerControl: records the calls, answers like `profiler serve` on a CPU."""
+    """A fake ServerClient: records the calls, answers like `profiler serve` on a CPU."""
 
     def __init__(self, calls: list[str], fail_windows: bool = False) -> None:
         self.calls = calls
@@ -58,23 +77,19 @@ class Server:
         self.calls.append("energy")
         return dict(ENERGY)
 
-    def measure_idle(self, seconds: float) -> dict[str, Any]:
+    def measure_idle(self, seconds: float) -> IdleBaseline:
         self.calls.append(f"idle {seconds:g}")
-        return {"source": "estimate", "duration_s": seconds, "power_w": {"cpu": 1.0}, "total_w": 1.0}
+        return IdleBaseline(source="estimate", duration_s=seconds, power_w={"cpu": 1.0})
 
     def open_window(self, name: str) -> None:
         self.calls.append(f"open {name}")
         if self.fail_windows:
-            raise ControlError("POST /v1/energy/windows: HTTP 500")
+            raise ServerCallError("POST /v1/energy/windows: HTTP 500")
 
-    def close_window(self, name: str) -> dict[str, Any]:
+    def close_window(self, name: str) -> WindowResult:
         self.calls.append(f"close {name}")
-        return {
-            "measurement": {"name": name, "source": "estimate", "duration_s": 3.0, "total_j": 12.0},
-            "completed": 4,
-            "per_query": {"source": "estimate", "completed": 4, "gross_j": 3.0, "net_j": 2.25},
-            "idle": None,
-        }
+        idle = IdleBaseline(source="estimate", duration_s=5.0, power_w={"cpu": 1.0})
+        return window_result(name, completed=4, idle=idle)  # net: (12 J - 1 W x 3 s) / 4
 
     def close(self) -> None:
         self.closed = True
@@ -90,10 +105,7 @@ class Cluster:
         self.per_stage = per_stage
         self.coordinator: Coordinator | None = None
         self.users_running = 0
-        self.agents = {
-            node: WorkerAgent(lambda message, node=node: self._deliver(node, message), lambda fn: fn())
-            for node in nodes
-        }
+        self.agents = {node: WorkerAgent(partial(self._deliver, node), lambda fn: fn()) for node in nodes}
         self.silent: set[str] = set()  # workers whose last samples never arrive
 
     def _deliver(self, node: str, message: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from profiler.loadgen.config import DEFAULT_LENGTHS, ConfigError, add_arguments, config_from_options
+from profiler.errors import ConfigError
+from profiler.loadgen.config import add_arguments, config_from_options
+from profiler.modelinfo import DEFAULT_LENGTHS
 
 
 def parse(*args: str) -> argparse.Namespace:
@@ -59,20 +61,68 @@ def test_every_flag_parses(tokenizer_dir: Path, tmp_path: Path) -> None:
     [
         (("--input-lengths", "1024,abc"), "whole number"),
         (("--input-lengths", "1024,,2048"), "comma-separated"),
-        (("--input-lengths", "1024,1024"), "appears twice"),
-        (("--input-lengths", "0"), "at least 2"),
-        (("--rate", "-1"), "must be > 0"),
-        (("--stage-seconds", "0"), "must be > 0"),
-        (("--max-fail-ratio", "1.5"), "<= 1"),
-        (("--max-new-tokens", "5000"), "<= 1024"),
-        (("--idle-seconds", "-2"), ">= 0"),
-        (("--records", "x"), "not a whole number"),
+        (("--records", "x"), "invalid int value: 'x'"),
+        (("--rate", "fast"), "invalid float value: 'fast'"),
         (("--mode", "train"), "invalid choice"),
     ],
 )
 def test_malformed_values_fail_while_parsing(args: tuple[str, ...], message: str) -> None:
     with pytest.raises(argparse.ArgumentError, match=message):
         parse(*args)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("--input-lengths", "1024,1024"),
+            "--input-lengths = [1024, 1024]: a length appears twice; each stage needs its own.",
+        ),
+        (("--input-lengths", "0"), "--input-lengths = 0: expected a value >= 2."),
+        (("--arrival", "poisson", "--rate", "-1"), "--rate = -1.0: expected a value > 0."),
+        (("--stage-seconds", "0"), "--stage-seconds = 0.0: expected a value > 0."),
+        (("--max-fail-ratio", "1.5"), "--max-fail-ratio = 1.5: expected a value <= 1."),
+        (("--idle-seconds", "-2"), "--idle-seconds = -2.0: expected a value >= 0."),
+        (("--idle-seconds", "601"), "--idle-seconds = 601.0: expected a value <= 600."),
+        (("--records", "0"), "--records = 0: expected a value >= 1."),
+        (("--max-new-tokens", "0"), "--max-new-tokens = 0: expected a value >= 1."),
+    ],
+)
+def test_values_out_of_range_are_one_line_each(args: tuple[str, ...], line: str, tokenizer_dir: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_options(parse("--tokenizer", str(tokenizer_dir), *args))
+    assert str(info.value) == line
+
+
+def test_the_config_is_strict(tokenizer_dir: Path) -> None:
+    """Options set by code rather than argparse (a locust config, a plugin) are checked as strictly."""
+    options = parse("--tokenizer", str(tokenizer_dir))
+    options.max_new_tokens, options.seed = True, "7"
+    with pytest.raises(ConfigError) as info:
+        config_from_options(options)
+    assert str(info.value).splitlines() == [
+        "--max-new-tokens = true: expected an integer.",
+        '--seed = "7": expected an integer.',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flag", "field"), [("--max-new-tokens", "max_new_tokens"), ("--target-length", "target_length")]
+)
+def test_decode_lengths_over_the_served_models_bound(
+    flag: str, field: str, tiny_checkpoints: dict[str, Path], tokenizer_dir: Path
+) -> None:
+    """--tokenizer names the served model: its decoder's bound (LED's 1024 positions: 1023) holds."""
+    model = tiny_checkpoints["led"]
+    config = config_from_options(parse("--tokenizer", str(model), flag, "1023"))
+    assert getattr(config, field) == 1023
+    with pytest.raises(ConfigError) as info:
+        config_from_options(parse("--tokenizer", str(model), flag, "5000"))
+    assert str(info.value) == f"{flag} = 5000: the model in {model} decodes at most 1023 tokens; lower it."
+    with pytest.raises(
+        ConfigError, match=f"{flag} = 1025: the model in {tokenizer_dir} decodes at most 1024"
+    ):
+        config_from_options(parse("--tokenizer", str(tokenizer_dir), flag, "1025"))
 
 
 @pytest.mark.parametrize(

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
-from profiler.loadgen.control import ControlError, ServerControl
+from profiler.client import ServerCallError, ServerClient
+
+from .fakes import window_result
 
 
-def control(handler) -> tuple[ServerControl, list[str]]:  # type: ignore[no-untyped-def]
+def control(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[ServerClient, list[str]]:
     seen: list[str] = []
 
     def record(request: httpx.Request) -> httpx.Response:
         query = f"?{request.url.query.decode()}" if request.url.query else ""
         seen.append(f"{request.method} {request.url.path}{query}")
-        return handler(request)  # type: ignore[no-any-return]
+        return handler(request)
 
     client = httpx.Client(base_url="http://server", transport=httpx.MockTransport(record))
-    return ServerControl("http://server", client), seen
+    return ServerClient("http://server", client), seen
 
 
 def test_a_window_left_open_is_closed_and_reopened() -> None:
@@ -26,7 +30,7 @@ def test_a_window_left_open_is_closed_and_reopened() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/end"):
             state["open"] = False
-            return httpx.Response(200, json={"measurement": {}, "completed": 0, "per_query": None})
+            return httpx.Response(200, json=window_result("generate@1024", completed=0).model_dump())
         if state["open"]:
             return httpx.Response(409, json={"error": {"type": "window_open"}})
         state["open"] = True
@@ -39,7 +43,7 @@ def test_a_window_left_open_is_closed_and_reopened() -> None:
         "POST /v1/energy/windows/generate@1024/end",
         "POST /v1/energy/windows/generate@1024",
     ]
-    assert server.close_window("generate@1024")["completed"] == 0
+    assert server.close_window("generate@1024").completed == 0
     assert seen[-1] == "POST /v1/energy/windows/generate@1024/end?requests=false"
 
 
@@ -51,7 +55,7 @@ def test_info_drops_the_manifest_and_errors_say_where() -> None:
 
     server, _ = control(handler)
     assert server.info() == {"buckets": [1024]}
-    with pytest.raises(ControlError, match=r"POST /v1/energy/windows/x/end: HTTP 404"):
+    with pytest.raises(ServerCallError, match=r"POST /v1/energy/windows/x/end: HTTP 404"):
         server.close_window("x")
 
 
@@ -60,5 +64,13 @@ def test_an_unreachable_server_is_a_control_error() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     server, _ = control(handler)
-    with pytest.raises(ControlError, match="ConnectError"):
+    with pytest.raises(ServerCallError, match="ConnectError"):
         server.energy()
+
+
+def test_an_answer_that_is_not_a_window_result_names_the_field() -> None:
+    body = window_result("generate@1024", completed=4).model_dump()
+    body["per_query"]["net_clamped"] = False  # a field no server of this version writes
+    server, _ = control(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(ServerCallError, match=r"not a WindowResult \(per_query.net_clamped: Extra inputs"):
+        server.close_window("generate@1024")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ LENGTHS = (1024, 2048)
 
 def make(
     tmp_path: Path,
-    per_stage,  # type: ignore[no-untyped-def]
+    per_stage: Callable[[str, int], list[Sample]],
     nodes: tuple[str, ...] = ("w0", "w1"),
     fail_windows: bool = False,
     **overrides: object,

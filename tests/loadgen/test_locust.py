@@ -13,15 +13,24 @@ from typing import Any
 
 import pytest
 
-from profiler.server.launch import ServerProcess
+from profiler.server.launch import ServerProcess, free_port
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
 
 
 def locust(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run locust from the checkout's root, exactly as the docs say."""
+    """Run locust from the checkout's root, exactly as the docs say.
+
+    With ``--processes``, the master listens on a free port rather than locust's fixed 5557, so
+    that another load test on this machine (another test run) cannot take its workers.
+    """
     command = [str(LOCUST), "-f", "loadtests/scrolls.py", *args]
+    if "--processes" in args:
+        port = str(free_port())
+        command += ["--master-bind-port", port, "--master-port", port]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 

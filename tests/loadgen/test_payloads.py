@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from profiler.loadgen.config import ConfigError, LoadConfig
+from profiler.errors import ConfigError
+from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.payloads import build_payloads, request_body
 from profiler.workload import Record, write_jsonl
 

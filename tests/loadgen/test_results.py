@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ STAGE_KEYS = {
 }  # fmt: skip
 
 
-def results_for(stages: list[dict[str, object]], **config: object) -> dict[str, object]:
+def results_for(stages: list[dict[str, Any]], **config: object) -> dict[str, Any]:
     return build_results(
         LoadConfig(**config),  # type: ignore[arg-type]
         host="http://h:1",
@@ -51,7 +52,7 @@ def results_for(stages: list[dict[str, object]], **config: object) -> dict[str, 
     )
 
 
-def one_stage() -> dict[str, object]:
+def one_stage() -> dict[str, Any]:
     run = StageRun(index=0, name="generate@1024", length=1024, duration_s=2.0, load_s=2.0)
     return stage_result(run, [ok_sample(0, 10.0), ok_sample(0, 30.0)], "estimate")
 
@@ -60,7 +61,7 @@ def test_schema_has_every_field_the_sweep_reads() -> None:
     results = results_for([one_stage()])
     assert set(results) >= TOP_KEYS
     assert results["schema"] == 1
-    stage = results["stages"][0]  # type: ignore[index]
+    stage = results["stages"][0]
     assert set(stage) >= STAGE_KEYS
     assert set(stage["server_timings_ms"]) == {
         "queue_ms",
@@ -70,7 +71,7 @@ def test_schema_has_every_field_the_sweep_reads() -> None:
         "total_ms",
     }
     assert set(stage["summary"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms"}
-    assert set(results["slo"]) == {"p99_ms", "max_fail_ratio", "passed", "violations"}  # type: ignore[arg-type]
+    assert set(results["slo"]) == {"p99_ms", "max_fail_ratio", "passed", "violations"}
     json.dumps(results, allow_nan=False)  # plain JSON
 
 

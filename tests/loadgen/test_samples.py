@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import msgpack
 
@@ -111,10 +112,11 @@ def test_agents_ship_samples_per_stage_with_a_final_after_the_drain() -> None:
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
+    def send(node: str, message: dict[str, object]) -> None:
+        sent.append((node, message))
+
     agents = {
-        node: WorkerAgent(
-            lambda message, node=node: sent.append((node, message)), lambda fn: fn(), sleep, lambda: clock[0]
-        )
+        node: WorkerAgent(partial(send, node), lambda fn: fn(), sleep, lambda: clock[0])
         for node in ("w0", "w1")
     }
     start = {

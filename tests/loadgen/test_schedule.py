@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
-from profiler.loadgen.schedule import Pacer, PoissonSchedule, user_seed
+from profiler.loadgen.schedule import Pacer, PoissonSchedule, Timing, user_seed
 from profiler.stats import percentile
 
 
@@ -47,9 +48,10 @@ def test_rate_must_be_positive() -> None:
         PoissonSchedule(0.0, seed=1)
 
 
-def _run_one_user(pacer: Pacer, service, horizon_s: float) -> list:  # type: ignore[no-untyped-def]
+def _run_one_user(pacer: Pacer, service: Callable[[float], float], horizon_s: float) -> list[Timing]:
     """One user on a simulated clock, as the sender runs: wait for the due time, send, wait for the answer."""
-    now, timings = 0.0, []
+    now = 0.0
+    timings: list[Timing] = []
     while True:
         due = pacer.due(now)
         if due > horizon_s:

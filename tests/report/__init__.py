@@ -1,11 +1,17 @@
-"""Helpers for report tests: result records shaped exactly as ``profiler sweep`` writes them."""
+"""Helpers for report tests: result records shaped as ``profiler sweep`` writes them (the energy
+window is built by the same classes the server uses)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from profiler.energy.baseline import PerQueryEnergy
+from profiler.energy.common import Source
+from profiler.energy.meter import Measurement
+from profiler.energy.windows import WindowResult
 
 
 def make_record(
@@ -44,32 +50,28 @@ def make_record(
     completed = len(latency_ms)
     window = None
     if source is not None and window_j is not None:
-        window = {
-            "measurement": {
-                "name": f"generate@{length}",
-                "source": source,
-                "duration_s": duration_s,
-                "energy_j": {"cpu" if device == "cpu" else "gpu:0": window_j},
-                "total_j": window_j,
-                "start_monotonic_s": 100.0,
-                "end_monotonic_s": 100.0 + duration_s,
-                "start_wall_s": 1.7e9,
-                "warnings": [],
-                "method": "test",
-            },
-            "completed": completed,
-            "per_query": {
-                "source": source,
-                "completed": completed,
-                "energy_j": window_j,
-                "idle_j": (idle_w or 0.0) * duration_s,
-                "gross_j": gross_j,
-                "net_j": net_j,
-                "net_clamped": net_clamped,
-                "warnings": [],
-            },
-            "idle": None,
-        }
+        measurement = Measurement(
+            name=f"generate@{length}",
+            source=cast(Source, source),
+            duration_s=duration_s,
+            energy_j={"cpu" if device == "cpu" else "gpu:0": window_j},
+            start_monotonic_s=100.0,
+            end_monotonic_s=100.0 + duration_s,
+            start_wall_s=1.7e9,
+            method="test",
+        )
+        per_query = PerQueryEnergy(
+            source=cast(Source, source),
+            completed=completed,
+            energy_j=window_j,
+            idle_j=(idle_w or 0.0) * duration_s,
+            gross_j=gross_j if gross_j is not None else window_j / max(completed, 1),
+            net_j=net_j,
+            clamped=net_clamped,
+        )
+        window = WindowResult(
+            measurement=measurement, completed=completed, per_query=per_query, idle=None
+        ).model_dump()
     return {
         "schema": 1,
         "run_id": run_id,

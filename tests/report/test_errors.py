@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from profiler.errors import ProfilerError
 from profiler.report import ReportError, load, render_report
 from profiler.report.load import load_run
 
@@ -19,8 +20,9 @@ def _render(run_dir: Path, other: Path | None = None) -> None:
     render_report(run_dir, other, quiet_console())
 
 
-def test_report_error_is_a_value_error() -> None:
-    assert issubclass(ReportError, ValueError)
+def test_report_error_is_a_profiler_error() -> None:
+    """The CLI turns exactly this root into one line and exit status 2."""
+    assert issubclass(ReportError, ProfilerError)
 
 
 def test_missing_directory(tmp_path: Path) -> None:

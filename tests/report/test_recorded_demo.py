@@ -9,7 +9,8 @@ from pathlib import Path
 from profiler.report import render_report
 from profiler.results import read_records
 from profiler.stats import percentile
-from tests.report.conftest import copy_run, quiet_console
+
+from .conftest import copy_run, quiet_console
 
 
 def test_a_recorded_demo_run_renders(tmp_path: Path) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from profiler.server.launch import ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
 
 TEXT = "Where is the committee located?\n\nThe committee reviewed the annual budget in March."
 
@@ -139,12 +142,15 @@ def test_the_server_survives_bad_input_and_counts_it(client: httpx.Client) -> No
 
 
 def test_requests_of_one_bucket_are_batched(client: httpx.Client) -> None:
-    def call(i: int) -> dict[str, object]:
-        return client.post("/v1/generate", json={"input_ids": [5 + i] * 300, "max_new_tokens": 4}).json()
+    def call(i: int) -> dict[str, Any]:
+        body: dict[str, Any] = client.post(
+            "/v1/generate", json={"input_ids": [5 + i] * 300, "max_new_tokens": 4}
+        ).json()
+        return body
 
     with ThreadPoolExecutor(4) as pool:
         bodies = list(pool.map(call, range(4)))
-    assert max(int(str(body["batch_size"])) for body in bodies) > 1
+    assert max(body["batch_size"] for body in bodies) > 1
     assert all(body["bucket"] == 1024 for body in bodies)
 
 

@@ -14,6 +14,8 @@ import pytest
 from profiler.server.launch import ServerProcess, start_server
 from profiler.server.schemas import DEFAULT_IDLE_SECONDS
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def client(served_models: dict[str, Path]) -> Iterator[httpx.Client]:
@@ -26,7 +28,8 @@ def client(served_models: dict[str, Path]) -> Iterator[httpx.Client]:
 def generate(client: httpx.Client, tokens: int = 1500) -> dict[str, object]:
     response = client.post("/v1/generate", json={"input_ids": [11] * tokens, "max_new_tokens": 8})
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    body: dict[str, object] = response.json()
+    return body
 
 
 def test_energy_info_names_its_source(client: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from profiler.server.launch import ServerProcess, free_port
 TEXT = "The committee reviewed the annual budget of the northern district. " * 20
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("arch", ARCHS)
 def test_eager_onnx_and_torchscript_serve_the_same_tokens(
     arch: str, served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
@@ -36,6 +37,7 @@ def test_eager_onnx_and_torchscript_serve_the_same_tokens(
     assert outputs["torchscript"] == outputs["eager"]
 
 
+@pytest.mark.integration
 def test_truncate_cuts_long_inputs(
     served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
@@ -45,6 +47,7 @@ def test_truncate_cuts_long_inputs(
     assert (body["truncated"], body["input_tokens"], body["bucket"]) == (True, 4096, 4096)
 
 
+@pytest.mark.integration
 def test_a_full_queue_answers_503_with_retry_after(
     served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
@@ -74,6 +77,7 @@ def test_a_full_queue_answers_503_with_retry_after(
         assert client.get("/healthz").status_code == 200
 
 
+@pytest.mark.e2e
 def test_sigterm_finishes_in_flight_requests_and_exits_0(
     served_models: dict[str, Path], server_factory: Callable[..., ServerProcess]
 ) -> None:
@@ -93,6 +97,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(
     assert result["status"] == 200
 
 
+@pytest.mark.integration
 def test_serve_rejects_a_bad_path_and_a_busy_port(tmp_path: Path, served_models: dict[str, Path]) -> None:
     profiler = str(Path(sys.executable).parent / "profiler")
     missing = subprocess.run(

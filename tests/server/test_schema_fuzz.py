@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -13,6 +14,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from profiler.server.launch import ServerProcess, start_server
+
+pytestmark = pytest.mark.integration
 
 #: Longest idle measurement a generated case may ask for: the schema allows 600 s.
 IDLE_SECONDS_CAP = 0.2
@@ -35,7 +38,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_the_api_honours_its_schema(case: schemathesis.Case, live: ServerProcess) -> None:
+def test_the_api_honours_its_schema(case: schemathesis.Case[Any], live: ServerProcess) -> None:
     if case.path == "/v1/energy/idle" and isinstance(case.body, dict):
         seconds = case.body.get("seconds")
         if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds > IDLE_SECONDS_CAP:

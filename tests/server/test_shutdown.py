@@ -21,6 +21,8 @@ import pytest
 
 from profiler.server.launch import ServerProcess
 
+pytestmark = pytest.mark.e2e
+
 #: Stops per engine; each one sent by another route (the process, then thread after thread).
 STOPS = 5
 #: An idle server drains nothing: it must be gone well within this.

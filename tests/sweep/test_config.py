@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import pytest
+from rich.console import Console
 
-from profiler.sweep.config import ConfigError, load_config, parse_config
-from profiler.sweep.runner import new_run_dir
+from profiler.errors import ConfigError
+from profiler.sweep.config import load_config, parse_config
+from profiler.sweep.runner import Run, Sweep, new_run_dir, resume_config
+
+if TYPE_CHECKING:
+    from profiler.server.launch import ServerProcess
 
 
 def _config(checkpoint: Path, **overrides: object) -> dict[str, object]:
@@ -33,16 +40,16 @@ def test_a_valid_config(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> No
             {"colour": "red"},
             "config: unknown key(s) colour; allowed: load, locust, models, output_dir, run_id, server",
         ),
-        ({"models": []}, "add at least one [[models]]"),
+        ({"models": []}, "models = []: expected at least 1 item(s)."),
         ({"load": {"concurrency": [1]}}, "load.input_lengths: missing"),
         (
             {"load": {"input_lengths": [1024], "concurrency": [0]}},
-            "load.concurrency = [0]: expected a non-empty list",
+            "load.concurrency[0] = 0: expected a value >= 1.",
         ),
         ({"load": {"input_lengths": [1024]}}, "give concurrency"),
         (
             {"load": {"input_lengths": [1024], "concurrency": [1], "mode": "train"}},
-            "allowed values are generate",
+            """load.mode = "train": expected one of 'generate', 'forward' or 'encode'.""",
         ),
         ({"load": {"input_lengths": ["long"], "concurrency": [1]}}, "load.input_lengths"),
         ({"load": {"input_lengths": [1024], "rates": [-1.0]}}, "load.rates"),
@@ -61,7 +68,7 @@ def test_bad_configs_name_the_key_and_the_allowed_values(
 
 def test_bad_model_entries(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
     with pytest.raises(
-        ConfigError, match=r"models\[0\].formats = \['tflite'\]: allowed values are eager, onnx"
+        ConfigError, match=r"""models\[0\].formats\[0\] = "tflite": expected one of 'eager', 'onnx'"""
     ):
         parse_config(
             _config(
@@ -93,3 +100,142 @@ def test_config_files_and_run_directories(tmp_path: Path, tiny_checkpoints: dict
     assert (run_dir / "config.toml").read_text() == path.read_text()
     with pytest.raises(ConfigError, match="already holds a run; resume it with --resume"):
         new_run_dir(config, path)
+    resumed = resume_config(run_dir)
+    assert (resumed.run_id, resumed.output_dir, resumed.models) == ("r1", run_dir.parent, config.models)
+
+
+@pytest.mark.parametrize(
+    ("load", "line"),
+    [
+        ({"max_new_tokens": "lots"}, 'load.max_new_tokens = "lots": expected an integer.'),
+        ({"max_new_tokens": True}, "load.max_new_tokens = true: expected an integer."),
+        ({"repeats": 2.0}, "load.repeats = 2.0: expected an integer."),
+        ({"stage_seconds": "10"}, 'load.stage_seconds = "10": expected a number.'),
+        ({"idle_seconds": 601}, "load.idle_seconds = 601: expected a value <= 600."),
+        ({"input_lengths": [1]}, "load.input_lengths[0] = 1: expected a value >= 2."),
+        (
+            {"input_lengths": [1024, 1024]},
+            "load.input_lengths = [1024, 1024]: a length appears twice; each stage needs its own.",
+        ),
+        (
+            {"colour": 1},
+            "load: unknown key(s) colour; allowed: concurrency, idle_seconds, input_lengths, "
+            "max_new_tokens, mode, rates, repeats, stage_seconds, target_length.",
+        ),
+    ],
+)
+def test_load_values_are_strict(
+    load: dict[str, object], line: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    """``true`` is not 1 and "lots" is not a number: one line naming the key, never a traceback."""
+    table = {"input_lengths": [1024], "concurrency": [1], **load}
+    with pytest.raises(ConfigError) as info:
+        parse_config(_config(tiny_checkpoints["led"], load=table), tmp_path)
+    assert str(info.value) == line
+
+
+def test_each_problem_is_one_line(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    table = {"input_lengths": [1024], "concurrency": [1], "max_new_tokens": "lots", "repeats": 0}
+    with pytest.raises(ConfigError) as info:
+        parse_config(_config(tiny_checkpoints["led"], load=table), tmp_path)
+    assert str(info.value).splitlines() == [
+        'load.max_new_tokens = "lots": expected an integer.',
+        "load.repeats = 0: expected a value >= 1.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        ({"server": {"max_batch_size": 0}}, "server.max_batch_size = 0: expected a value >= 1."),
+        ({"server": {"max_wait_ms": -1}}, "server.max_wait_ms = -1: expected a value >= 0."),
+        ({"server": {"port": "8000"}}, 'server.port = "8000": expected an integer.'),
+        ({"server": {"port": 70000}}, "server.port = 70000: expected a value <= 65535."),
+        ({"locust": {"processes": True}}, "locust.processes = true: expected an integer."),
+        ({"locust": {"target_host": 5}}, "locust.target_host = 5: expected a string."),
+        ({"run_id": 7}, "run_id = 7: expected a string."),
+        ({"output_dir": ["reports"]}, 'output_dir = ["reports"]: expected a path (a string).'),
+        ({"load": 5}, "load = 5: expected a table."),
+    ],
+)
+def test_every_table_is_strict(
+    change: dict[str, object], line: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_config(tiny_checkpoints["led"], **change), tmp_path)
+    assert str(info.value) == line
+
+
+def test_decode_lengths_over_a_models_limit_are_refused(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    """The server caps decoding at the decoder's positions less the start token: LED 1024 -> 1023."""
+    models = [
+        {"name": "led-small", "checkpoint": str(tiny_checkpoints["led"])},
+        {"name": "bigbird", "checkpoint": str(tiny_checkpoints["bigbird-pegasus"])},
+    ]
+
+    def load(chosen: list[dict[str, str]] = models, **values: object) -> dict[str, object]:
+        table = {"input_lengths": [1024], "concurrency": [1], **values}
+        return _config(tmp_path, models=chosen, load=table)
+
+    assert parse_config(load(max_new_tokens=1023, target_length=1023), tmp_path).load.max_new_tokens == 1023
+    with pytest.raises(ConfigError) as info:
+        parse_config(load(max_new_tokens=5000), tmp_path)
+    assert str(info.value) == (
+        "load.max_new_tokens = 5000: models[0] (led-small) decodes at most 1023 tokens; lower it."
+    )
+    with pytest.raises(ConfigError, match=r"^load.target_length = 5000: models\[0\] \(led-small\)"):
+        parse_config(load(mode="forward", target_length=5000), tmp_path)
+    with pytest.raises(ConfigError, match=r"models\[0\] \(bigbird\) decodes at most 4095 tokens"):
+        parse_config(load(models[1:], max_new_tokens=4096), tmp_path)
+
+
+def test_the_documented_and_demo_configs_parse(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    """docs/sweeps.md's config (every key it documents) and the demo's both load unchanged."""
+    docs = (Path(__file__).parents[2] / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    documented = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "sweep.toml"
+    path.write_text(documented.replace("build/demo/led-small", str(tiny_checkpoints["led"])))
+    config = load_config(path)
+    assert config.run_id == "led-vs-bigbird"
+    assert config.output_dir == (tmp_path / "reports").resolve()
+    assert config.models[0].formats == ("eager", "onnx", "torchscript")
+    assert config.load.levels() == [("closed", 1.0), ("closed", 4.0), ("poisson", 2.0), ("poisson", 5.0)]
+    assert (config.load.target_length, config.load.idle_seconds, config.load.stage_seconds) == (64, 3.0, 10.0)
+    assert (config.server.max_batch_size, config.server.max_wait_ms, config.locust.processes) == (8, 5.0, 2)
+
+    from profiler.demo import DEMO_CONFIG, MODEL_ENTRY
+
+    entry = MODEL_ENTRY.format(name="led-small", checkpoint=tiny_checkpoints["led"])
+    path.write_text(
+        DEMO_CONFIG.format(
+            run_id="demo", output_dir=tmp_path, models=entry, lengths="1024, 2048", stage_seconds="2"
+        )
+    )
+    demo = load_config(path)
+    assert (demo.server.max_batch_size, demo.load.input_lengths) == (4, (1024, 2048))
+
+
+def test_the_sweep_passes_the_tables_on(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the [server] keys given become `profiler serve` options; [locust] becomes locust's."""
+    server = {"max_batch_size": 2, "host": "0.0.0.0", "port": 8123}
+    locust = {"processes": 2, "master_bind_port": 6000, "target_host": "http://far:1"}
+    config = parse_config(_config(tiny_checkpoints["led"], server=server, locust=locust), tmp_path)
+    sweep = Sweep(config, tmp_path, Console())
+    started: dict[str, object] = {}
+    monkeypatch.setattr(
+        "profiler.sweep.runner.start_server",
+        lambda artifact, *args, **kwargs: started.update(args=args, **kwargs),
+    )
+    sweep._start(tmp_path, config.models[0], "eager")
+    assert (started["args"], started["host"], started["port"]) == (("--max-batch-size=2",), "0.0.0.0", 8123)
+    run = Run(config.models[0], "onnx", "closed", 4.0, 1)
+    live = cast("ServerProcess", SimpleNamespace(url="http://127.0.0.1:9"))  # only its url is read
+    command = sweep._locust_command(live, tmp_path, run, tmp_path / "r.json")
+    text = " ".join(command)
+    assert "--host http://far:1 -u 4" in text
+    assert "--max-new-tokens 32 --target-length 64" in text
+    assert "--processes 2 --master-bind-host 127.0.0.1 --master-bind-port 6000 --master-port 6000" in text

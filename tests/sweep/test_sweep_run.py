@@ -19,7 +19,7 @@ from test_processes import gone
 from profiler.results import read_records
 from profiler.server.launch import ensure_port_free, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _write_config(tmp_path: Path, checkpoint: Path) -> Path:

@@ -1,6 +1,6 @@
 """Load-generator headroom: is locust, not the server, ever the bottleneck?
 
-``python -m profiler.loadgen.headroom`` serves the small LED checkpoint exported to ONNX (the
+``python -m benchmarks headroom`` serves the small LED checkpoint exported to ONNX (the
 fastest cell of the demo), then runs ``locust -f loadtests/scrolls.py`` open loop at several
 offered rates up to and past the highest throughput the demo reaches, and reports, per rate: the
 locust process tree's CPU use (share of one core, from its CPU time over the run), the achieved
@@ -22,6 +22,8 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import write_results
+from exporters.export import export
 from profiler.checkpoints import build_checkpoint
 from profiler.loadgen.launch import locust_command
 from profiler.processes import dies_with_this_process
@@ -91,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=16)
     args = parser.parse_args(argv)
     console = Console()
-    from exporters.export import export
-
     checkpoint = build_checkpoint("led", "small", args.workdir / "led-small", overwrite=True).path
     artifact = args.workdir / "led-onnx"
     with console.status("exporting"):
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['locust_cpu_pct_of_one_core']:.1f}",
         )
     console.print(table)
-    (args.workdir / "headroom.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(rows, args.workdir / "headroom.json", console)
     return 0
 
 

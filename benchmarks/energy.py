@@ -1,6 +1,6 @@
 """Overhead of measuring: eager encoder throughput with the power timeline and a meter window, over without.
 
-    python -m profiler.energy.bench [--rounds 8] [--seconds 1.5] [--rate-hz 10] [--tokens 1024]
+    python -m benchmarks energy [--rounds 8] [--seconds 1.5] [--rate-hz 10] [--tokens 1024]
 
 Builds the small LED demo checkpoint, then runs the encoder (batch 1) in rounds. Each round times
 both conditions back to back, alternating which goes first so drift (thermal, other processes)
@@ -22,15 +22,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from profiler.checkpoints import build_checkpoint
 from profiler.energy.meter import EnergyMeter
 from profiler.energy.timeline import PowerTimeline
 from profiler.stats import mean_ci, percentile
+from profiler.workload import synthesize
 
 _DESCRIPTION = "Overhead of the power timeline and an open meter window on eager encoder throughput."
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m profiler.energy.bench", description=_DESCRIPTION)
+    parser = argparse.ArgumentParser(description=_DESCRIPTION)
     parser.add_argument("--rounds", type=int, default=8, help="rounds of off/on pairs (default 8)")
     parser.add_argument("--seconds", type=float, default=1.5, help="seconds per condition per round")
     parser.add_argument("--rate-hz", type=float, default=10.0, help="timeline sampling rate (default 10)")
@@ -50,9 +52,6 @@ def _encoder_pass(workdir: Path, tokens: int, threads: int) -> Callable[[], None
     if threads:
         torch.set_num_threads(threads)
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from profiler.checkpoints import build_checkpoint
-    from profiler.workload import synthesize
 
     path = build_checkpoint("led", "small", workdir / "led-small").path
     model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()

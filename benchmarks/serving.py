@@ -1,4 +1,4 @@
-"""Serving benchmark, measured side by side in one run: ``python -m profiler.server.bench``.
+"""Serving benchmark, measured side by side in one run: ``python -m benchmarks serving``.
 
 1. Serving overhead, per bucket: p50 latency through HTTP at concurrency 1 (a live ``profiler
    serve`` with batching off) over the p50 of the same engine called in-process, calls alternating
@@ -13,19 +13,19 @@ sample document cut to each bucket's length.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import write_results
 from exporters.export import DEFAULT_LENGTHS, export
 from profiler.checkpoints import ARCHS, build_checkpoint
+from profiler.client import ServerClient
 from profiler.engines.engine import Engine, Job, load_engine
 from profiler.server.launch import start_server
 from profiler.workload import fit_to_length, load_sample, load_tokenizer
@@ -42,18 +42,16 @@ def sample_ids(artifact: Path, length: int) -> list[int]:
 
 def overhead(engine: Engine, url: str, ids: list[int], rounds: int) -> tuple[float, float]:
     """(in-process p50 ms, HTTP p50 ms), calls alternating after one warm-up each."""
-    body = json.dumps({"input_ids": ids, "max_new_tokens": NEW_TOKENS}).encode()
     job = Job(ids, "generate", NEW_TOKENS)
     local: list[float] = []
     remote: list[float] = []
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with ServerClient(url, timeout=120) as client:
         for index in range(rounds + 1):
             started = time.perf_counter()
             engine.run([job])
             middle = time.perf_counter()
-            response = client.post("/v1/generate", content=body, headers={"content-type": "application/json"})
+            client.generate(ids, NEW_TOKENS)
             finished = time.perf_counter()
-            response.raise_for_status()
             if index:  # the first round warms both paths
                 local.append((middle - started) * 1000)
                 remote.append((finished - middle) * 1000)
@@ -73,7 +71,6 @@ def offline_throughput(engine: Engine, ids: list[int], batch: int, seconds: floa
 
 def served_throughput(url: str, ids: list[int], clients: int, seconds: float) -> tuple[float, float]:
     """(requests per second, mean batch size) of ``clients`` closed-loop HTTP clients."""
-    body = json.dumps({"input_ids": ids, "max_new_tokens": NEW_TOKENS}).encode()
     stop = time.perf_counter() + seconds
     counts: list[int] = []
     batches: list[int] = []
@@ -81,14 +78,11 @@ def served_throughput(url: str, ids: list[int], clients: int, seconds: float) ->
 
     def client_loop() -> None:
         done, sizes = 0, []
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with ServerClient(url, timeout=120) as client:
             while time.perf_counter() < stop:
-                response = client.post(
-                    "/v1/generate", content=body, headers={"content-type": "application/json"}
-                )
-                response.raise_for_status()
+                answer = client.generate(ids, NEW_TOKENS)
                 done += 1
-                sizes.append(response.json()["batch_size"])
+                sizes.append(answer["batch_size"])
         with lock:
             counts.append(done)
             batches.extend(sizes)
@@ -217,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args, console)
     for table in render(results, args):
         console.print(table)
-    out = args.workdir / "bench-serving.json"
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    console.print(f"results: {out}")
+    write_results(results, args.workdir / "bench-serving.json", console)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Exported vs eager latency, side by side in one run: ``python -m exporters.bench``.
+"""Exported vs eager latency, side by side in one run: ``python -m benchmarks exporters``.
 
 For each architecture (small demo checkpoints), format and bucket it times the encoder pass and
 32-token greedy generation at batch 1 on the shipped sample document cut to the bucket's length,
@@ -10,7 +10,6 @@ drift on a shared machine hits all of them alike. It prints medians and eager/ex
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import write_results
 from exporters.export import DEFAULT_LENGTHS, export
 from exporters.parity import eager_generate
 from profiler.artifact import FORMATS
@@ -146,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(rows) - len(below)} of {len(rows)} cells reach {TARGET_RATIO}x; "
         f"torch threads {torch.get_num_threads()}, numpy {np.__version__}."
     )
-    results = args.workdir / "bench-exporters.json"
-    results.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    console.print(f"results: {results}")
+    write_results(rows, args.workdir / "bench-exporters.json", console)
     return 0
 
 

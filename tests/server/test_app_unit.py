@@ -1,0 +1,199 @@
+"""The real app from ``create_app`` driven in process through httpx's ASGI transport: no uvicorn, no
+subprocess. The engine is the tiny LED checkpoint, eager, and its batch worker runs on a thread of
+the test (``profiler serve`` runs it on the main thread); requests go through ``Admission`` as
+run.py wraps the app, so the 503s it answers before routing are covered too."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from profiler.engines.engine import load_engine
+from profiler.server.app import Admission, Service, create_app
+from profiler.server.schemas import GenerateResponse
+from profiler.server.settings import ServeSettings
+from profiler.workload import load_tokenizer
+
+# A batch of the tiny model is far shorter than the estimate can resolve; the server says so on
+# every such batch, and these tests read no joules closely.
+pytestmark = pytest.mark.filterwarnings("ignore::profiler.energy.ShortWindowWarning")
+
+TEXT = "Where is the committee located?\n\nThe committee reviewed the annual budget in March."
+SETTINGS = ServeSettings(max_batch_size=4, max_wait_ms=0.0, max_queue=16)
+#: Warm-up runs every bucket of the tiny model once: a second or two, far less on a quiet machine.
+READY_WITHIN_S = 120.0
+
+
+class InProcessServer:
+    """One app, its service, and a client on one event loop kept for the app's whole life.
+
+    One loop, because the batch worker resolves each request's future on the loop that queued it.
+    """
+
+    def __init__(self, checkpoint: Path, settings: ServeSettings) -> None:
+        app = create_app(load_engine(checkpoint), load_tokenizer(checkpoint), settings)
+        self.service: Service = app.state.service
+        self.loop = asyncio.new_event_loop()
+        transport = httpx.ASGITransport(app=Admission(app, self.service))
+        self.client = httpx.AsyncClient(transport=transport, base_url="http://in-process")
+        self.worker: threading.Thread | None = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.request(method, path, **kwargs))
+
+    def start_worker(self) -> None:
+        """Run the batch worker (warm-up first) on a thread, and wait until the app says ready."""
+        self.worker = threading.Thread(target=self.service.serve_forever, name="batch-worker", daemon=True)
+        self.worker.start()
+        deadline = time.monotonic() + READY_WITHIN_S
+        while not self.service.ready:
+            assert self.worker.is_alive(), "the batch worker died during warm-up"
+            assert time.monotonic() < deadline, f"not ready within {READY_WITHIN_S} s"
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.service.stop()
+        if self.worker is not None:
+            self.worker.join(timeout=30)
+            assert not self.worker.is_alive(), "the batch worker did not stop"
+        self.loop.run_until_complete(self.client.aclose())
+        self.loop.close()
+
+    def counted(self, status: int) -> float:
+        """Requests with ``status`` that /metrics has counted outside any bucket (errors)."""
+        prefix = f'profiler_requests_total{{bucket="none",status="{status}"}}'
+        for line in self.request("GET", "/metrics").text.splitlines():
+            if line.startswith(prefix):
+                return float(line.split()[-1])
+        return 0.0
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoints: dict[str, Path]) -> Iterator[InProcessServer]:
+    """An app whose worker has warmed up, shared by the tests that need a ready model."""
+    served = InProcessServer(tiny_checkpoints["led"], SETTINGS)
+    served.start_worker()
+    yield served
+    served.close()
+
+
+def test_before_the_worker_warms_up_generate_is_503_then_200_once_ready(
+    tiny_checkpoints: dict[str, Path],
+) -> None:
+    served = InProcessServer(tiny_checkpoints["led"], SETTINGS)
+    try:
+        refused = served.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 2})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["type"] == "warming_up"
+        assert served.counted(503) == 1  # refused before routing, and still counted
+        assert served.request("GET", "/readyz").status_code == 503
+        assert served.request("GET", "/healthz").json() == {"status": "ok"}
+        served.start_worker()
+        assert served.request("GET", "/readyz").json() == {"status": "ready"}
+        answered = served.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 2})
+        assert answered.status_code == 200, answered.text
+    finally:
+        served.close()
+
+
+def test_generate_answers_with_every_documented_field(server: InProcessServer) -> None:
+    response = server.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 6})
+    assert response.status_code == 200, response.text
+    body = GenerateResponse.model_validate(response.json())
+    assert body.request_id == response.headers["x-request-id"]
+    assert (body.mode, body.bucket, body.batch_size, body.truncated) == ("generate", 1024, 1, False)
+    assert 0 < body.input_tokens < 1024
+    assert 1 <= len(body.output_ids) <= 6
+    assert body.timings.total_ms >= body.timings.encode_ms + body.timings.decode_ms
+    assert (body.energy.source, body.energy.estimate) == ("estimate", True)
+    assert 0 <= body.energy.joules <= body.energy.batch_joules
+    names = [part.split(";")[0] for part in response.headers["server-timing"].split(", ")]
+    assert names == ["queue", "tokenize", "encode", "decode", "total"]
+
+
+def test_input_ids_go_to_the_smallest_bucket_that_holds_them(server: InProcessServer) -> None:
+    response = server.request("POST", "/v1/generate", json={"input_ids": [5] * 1025, "max_new_tokens": 2})
+    assert response.status_code == 200, response.text
+    assert (response.json()["input_tokens"], response.json()["bucket"]) == (1025, 2048)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"text": "a", "temperature": 0.7}, "temperature"),
+        ({"text": "a", "max_new_tokens": 0}, "max_new_tokens"),
+        ({"input_ids": [5, 6.0]}, "input_ids.1"),
+    ],
+)
+def test_a_bad_body_is_422_naming_the_field(
+    server: InProcessServer, body: dict[str, Any], field: str
+) -> None:
+    response = server.request("POST", "/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert error["message"].startswith(f"{field}: ")
+    assert [item["field"] for item in error["details"]] == [field]
+
+
+def test_malformed_json_is_400(server: InProcessServer) -> None:
+    response = server.request(
+        "POST", "/v1/generate", content=b'{"text": "a"', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "malformed_json"
+
+
+def test_an_input_over_the_largest_bucket_is_413(server: InProcessServer) -> None:
+    response = server.request("POST", "/v1/generate", json={"input_ids": [5] * 4097})
+    assert response.status_code == 413
+    assert "largest bucket of 4096" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "kind"),
+    [
+        ("GET", "/no/such/path", 404, "not_found"),
+        ("GET", "/v1/generate", 405, "method_not_allowed"),
+    ],
+)
+def test_framework_errors_have_the_documented_shape_and_are_counted(
+    server: InProcessServer, method: str, path: str, status: int, kind: str
+) -> None:
+    before = server.counted(status)
+    response = server.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error"}
+    error = response.json()["error"]
+    assert error["type"] == kind
+    assert path in error["message"]
+    if status == 405:
+        assert response.headers["allow"] == "POST"
+        assert "use POST" in error["message"]
+    assert server.counted(status) == before + 1
+
+
+def test_a_bad_body_is_counted_in_metrics(server: InProcessServer) -> None:
+    before = server.counted(422)
+    assert server.request("POST", "/v1/generate", json={"text": ""}).status_code == 422
+    assert server.counted(422) == before + 1
+
+
+def test_info_describes_the_engine_and_the_settings(
+    server: InProcessServer, tiny_checkpoints: dict[str, Path]
+) -> None:
+    info = server.request("GET", "/v1/info").json()
+    assert (info["engine"], info["device"], info["providers"]) == ("eager", "cpu", [])
+    assert info["source"] == str(tiny_checkpoints["led"])
+    assert info["buckets"] == [1024, 2048, 3072, 4096]
+    assert info["batching"] == {"max_batch_size": 4, "max_wait_ms": 0.0, "max_queue": 16}
+    assert (info["truncate"], info["max_body_bytes"]) == (False, SETTINGS.max_body_bytes)
