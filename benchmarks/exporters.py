@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from profiler.artifact import FORMATS
 from profiler.checkpoints import ARCHS, build_checkpoint
 from profiler.engines.graphs import Seq2SeqGraphs, load_graphs
 from profiler.engines.greedy import greedy_generate
+from profiler.validation import parse_numbers
 from profiler.workload import fit_to_length, load_sample
 
 #: Ratio the exporters issue asks for at every bucket.
@@ -49,7 +50,7 @@ def interleaved_medians(calls: dict[str, Callable[[], object]], rounds: int) -> 
 
 
 def bench_arch(
-    arch: str, workdir: Path, lengths: list[int], rounds: int, new_tokens: int, console: Console
+    arch: str, workdir: Path, lengths: Sequence[int], rounds: int, new_tokens: int, console: Console
 ) -> list[dict[str, Any]]:
     """Build, export (both formats) and time one architecture at every bucket."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -130,16 +131,17 @@ def render(rows: list[dict[str, Any]], new_tokens: int, rounds: int) -> Table:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workdir", type=Path, default=Path("build/bench-exporters"))
-    parser.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
+    parser.add_argument(
+        "--lengths", type=partial(parse_numbers, kind=int, positive=True), default=DEFAULT_LENGTHS
+    )
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--arch", choices=ARCHS, action="append", help="default: both")
     args = parser.parse_args(argv)
     console = Console()
-    lengths = [int(part) for part in args.lengths.split(",")]
     rows = []
     for arch in args.arch or ARCHS:
-        rows += bench_arch(arch, args.workdir, lengths, args.rounds, args.new_tokens, console)
+        rows += bench_arch(arch, args.workdir, args.lengths, args.rounds, args.new_tokens, console)
     console.print(render(rows, args.new_tokens, args.rounds))
     below = [row for row in rows if row["ratio"] < TARGET_RATIO]
     console.print(

@@ -11,10 +11,10 @@ headroom sends what is offered while its CPU stays well under one core.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,12 @@ from rich.table import Table
 from benchmarks import write_results
 from exporters.export import export
 from profiler.checkpoints import build_checkpoint
+from profiler.energy.cputime import ProcessTreeCpu
 from profiler.loadgen.launch import locust_command
+from profiler.loadgen.results import LoadTestResults
 from profiler.processes import dies_with_this_process
 from profiler.server.launch import start_server
-from profiler.stats import percentile
-
-
-def tree_cpu_seconds(process: Any) -> float:
-    """CPU seconds of a process and its children (alive ones; reaped ones via the parent)."""
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+from profiler.validation import parse_numbers
 
 
 def run_rate(
@@ -59,25 +49,25 @@ def run_rate(
             stderr=subprocess.DEVNULL,
             preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
         )
-        process = psutil.Process(child.pid)
+        tree = ProcessTreeCpu(child.pid)
         readings: list[tuple[float, float]] = []  # (monotonic s, CPU s) while locust runs
         while child.poll() is None:
             try:
-                readings.append((time.monotonic(), tree_cpu_seconds(process)))
+                readings.append((time.monotonic(), tree.seconds()))
             except psutil.Error:
                 break
             time.sleep(0.2)
-        data = json.loads(results.read_text())
-    stage = data["stages"][0]
+        data = LoadTestResults.model_validate_json(results.read_text())
+    stage = data.stages[0]
     # CPU over the load itself: from when the stage started sending (start-up imports excluded).
-    begin = next((r for r in readings if r[0] >= readings[-1][0] - stage["duration_s"]), readings[0])
+    begin = next((r for r in readings if r[0] >= readings[-1][0] - stage.duration_s), readings[0])
     end = readings[-1]
     return {
         "offered_rps": rate,
-        "sent_rps": stage.get("sent_rps"),
-        "completed_rps": stage["throughput_rps"],
-        "unsent": stage.get("unsent"),
-        "p50_ms": percentile(stage["latency_ms"], 50) if stage["latency_ms"] else None,
+        "sent_rps": stage.sent_rps,
+        "completed_rps": stage.throughput_rps,
+        "unsent": stage.unsent,
+        "p50_ms": stage.summary.p50_ms,
         "locust_cpu_pct_of_one_core": 100 * (end[1] - begin[1]) / max(end[0] - begin[0], 1e-9),
     }
 
@@ -87,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, default=Path("build/headroom"))
-    parser.add_argument("--rates", default="10,40,80,120", help="offered requests/s, comma-separated")
+    parser.add_argument(
+        "--rates",
+        type=partial(parse_numbers, kind=float, positive=True),
+        default=(10.0, 40.0, 80.0, 120.0),
+        help="offered requests/s, comma-separated",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="load per rate")
     parser.add_argument("--length", type=int, default=1024)
     parser.add_argument("--users", type=int, default=16)
@@ -102,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     try:
-        for rate in (float(r) for r in args.rates.split(",")):
+        for rate in args.rates:
             with console.status(f"offering {rate:g} requests/s"):
                 rows.append(run_rate(server.url, artifact, rate, args.seconds, args.length, args.users))
     finally:

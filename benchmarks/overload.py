@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,6 +41,7 @@ from rich.table import Table
 
 from exporters.export import export
 from profiler.checkpoints import build_checkpoint
+from profiler.energy.cputime import process_seconds
 from profiler.engines.engine import load_engine
 from profiler.server.app import Admission, create_app
 from profiler.server.launch import start_server
@@ -230,13 +232,14 @@ async def overload(target: Target, args: argparse.Namespace, table: Table) -> No
 
     rate = sustainable * args.factor
     client, server = psutil.Process(), psutil.Process(target.pid)
-    cpu_before = (sum(client.cpu_times()[:2]), sum(server.cpu_times()[:2]), time.perf_counter())
+    cpu = partial(process_seconds, reaped_children=False)  # each process alone: user + system
+    cpu_before = (cpu(client), cpu(server), time.perf_counter())
     load = asyncio.ensure_future(open_loop(pool, generate, rate, args.seconds))
     health = await with_health_probe(target, load)
     replies = load.result()
     wall = time.perf_counter() - cpu_before[2]
-    client_cores = (sum(client.cpu_times()[:2]) - cpu_before[0]) / wall
-    server_cores = (sum(server.cpu_times()[:2]) - cpu_before[1]) / wall
+    client_cores = (cpu(client) - cpu_before[0]) / wall
+    server_cores = (cpu(server) - cpu_before[1]) / wall
     rss_after = rss_mib(target.pid)
     refused = [r.latency_s for r in replies if r.status == 503]
     served = [r.latency_s for r in replies if r.status == 200]

@@ -16,6 +16,7 @@ import argparse
 import statistics
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from profiler.checkpoints import ARCHS, build_checkpoint
 from profiler.client import ServerClient
 from profiler.engines.engine import Engine, Job, load_engine
 from profiler.server.launch import start_server
+from profiler.validation import parse_numbers
 from profiler.workload import fit_to_length, load_sample, load_tokenizer
 
 NEW_TOKENS = 32
@@ -82,7 +84,7 @@ def served_throughput(url: str, ids: list[int], clients: int, seconds: float) ->
             while time.perf_counter() < stop:
                 answer = client.generate(ids, NEW_TOKENS)
                 done += 1
-                sizes.append(answer["batch_size"])
+                sizes.append(answer.batch_size)
         with lock:
             counts.append(done)
             batches.extend(sizes)
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="batching: duration of each side")
     parser.add_argument(
-        "--batch-lengths", type=lambda text: [int(x) for x in text.split(",")], default=[1024, 4096]
+        "--batch-lengths", type=partial(parse_numbers, kind=int, positive=True), default=(1024, 4096)
     )
     args = parser.parse_args(argv)
     console = Console()

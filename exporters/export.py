@@ -23,7 +23,7 @@ from torch.jit._trace import TracerWarning
 
 from exporters.modules import SUPPORTED_MODEL_TYPES, DecoderInitGraph, DecoderStepGraph, EncoderGraph
 from exporters.optimum_route import export_with_optimum, optimum_supports
-from profiler.artifact import FORMATS, ArtifactError, Format, Manifest
+from profiler.artifact import FORMATS, ArtifactError, Format, GraphIO, Manifest, decoder_graphs, encoder_graph
 from profiler.checkpoints import load_model
 from profiler.errors import file_in_the_way
 from profiler.modelinfo import DEFAULT_LENGTHS, bucket_granularity, decoder_spec, max_input_length
@@ -183,46 +183,39 @@ def _decoder_examples(model: Any, batch: int, length: int) -> tuple[tuple[torch.
     return init_args, step_args
 
 
-def _cache_names(layers: int) -> tuple[list[str], list[str], list[str]]:
-    past = [f"past_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
-    present = [f"present_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
-    cross = [f"cross_{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
-    return past, present, cross
-
-
 def _export_onnx(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
-    layers = model.config.decoder_layers
-    past, present, cross = _cache_names(layers)
+    io = GraphIO.of("profiler", model.config.decoder_layers)
     encoders = {}
     for length in lengths:
-        name = f"encoder_{length}.onnx"
+        name = encoder_graph(length, "onnx")
         torch.onnx.export(
             EncoderGraph(model, length).eval(),
             _example_inputs(model.config, batch, length),
             str(staging / name),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"}},
+            input_names=[io.input_ids, io.attention_mask],
+            output_names=[io.last_hidden_state],
+            dynamic_axes={io.input_ids: {0: "batch"}, io.attention_mask: {0: "batch"}},
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
         encoders[str(length)] = name
     init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    init_name, step_name = decoder_graphs("onnx")
     encoder_axes = {0: "batch", 1: "encoder_length"}
     cache_axes = {0: "batch", 2: "past_length"}
     torch.onnx.export(
         DecoderInitGraph(model).eval(),
         init_args,
-        str(staging / "decoder_init.onnx"),
-        input_names=["input_ids", "encoder_hidden", "encoder_mask"],
-        output_names=["logits", *present, *cross],
+        str(staging / init_name),
+        input_names=io.init_inputs(),
+        output_names=io.init_outputs(),
         dynamic_axes={
-            "input_ids": {0: "batch"},
-            "encoder_hidden": encoder_axes,
-            "encoder_mask": encoder_axes,
-            "logits": {0: "batch"},
-            **{name: {0: "batch"} for name in present},
-            **{name: {0: "batch", 2: "encoder_length"} for name in cross},
+            io.input_ids: {0: "batch"},
+            io.encoder_hidden: encoder_axes,
+            io.encoder_mask: encoder_axes,
+            io.logits: {0: "batch"},
+            **{name: {0: "batch"} for name in io.presents},
+            **{name: {0: "batch", 2: "encoder_length"} for name in io.cross_presents},
         },
         opset_version=ONNX_OPSET,
         dynamo=False,
@@ -230,21 +223,21 @@ def _export_onnx(model: Any, lengths: Sequence[int], batch: int, staging: Path) 
     torch.onnx.export(
         DecoderStepGraph(model).eval(),
         step_args,
-        str(staging / "decoder_step.onnx"),
-        input_names=["input_ids", "position", "encoder_mask", *past, *cross],
-        output_names=["logits", *present],
+        str(staging / step_name),
+        input_names=io.step_inputs(),
+        output_names=io.step_outputs(),
         dynamic_axes={
-            "input_ids": {0: "batch"},
-            "encoder_mask": encoder_axes,
-            "logits": {0: "batch"},
-            **dict.fromkeys(past, cache_axes),
-            **{name: {0: "batch", 2: "total_length"} for name in present},
-            **{name: {0: "batch", 2: "encoder_length"} for name in cross},
+            io.input_ids: {0: "batch"},
+            io.encoder_mask: encoder_axes,
+            io.logits: {0: "batch"},
+            **dict.fromkeys(io.self_cache, cache_axes),
+            **{name: {0: "batch", 2: "total_length"} for name in io.presents},
+            **{name: {0: "batch", 2: "encoder_length"} for name in io.cross_cache},
         },
         opset_version=ONNX_OPSET,
         dynamo=False,
     )
-    return {"encoders": encoders, "decoder_init": "decoder_init.onnx", "decoder_step": "decoder_step.onnx"}
+    return {"encoders": encoders, "decoder_init": init_name, "decoder_step": step_name}
 
 
 def _export_torchscript(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
@@ -256,15 +249,18 @@ def _export_torchscript(model: Any, lengths: Sequence[int], batch: int, staging:
 
     encoders = {
         str(length): save(
-            EncoderGraph(model, length), _example_inputs(model.config, batch, length), f"encoder_{length}.pt"
+            EncoderGraph(model, length),
+            _example_inputs(model.config, batch, length),
+            encoder_graph(length, "torchscript"),
         )
         for length in lengths
     }
     init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    init_name, step_name = decoder_graphs("torchscript")
     return {
         "encoders": encoders,
-        "decoder_init": save(DecoderInitGraph(model), init_args, "decoder_init.pt"),
-        "decoder_step": save(DecoderStepGraph(model), step_args, "decoder_step.pt"),
+        "decoder_init": save(DecoderInitGraph(model), init_args, init_name),
+        "decoder_step": save(DecoderStepGraph(model), step_args, step_name),
     }
 
 
@@ -346,16 +342,18 @@ def export(
             parity_skipped=skip_parity,
             **graphs,
         )
+        parity = []
         if not skip_parity:
             from exporters.parity import check_parity, failed_parity_message
 
-            manifest.parity = check_parity(model, staging, manifest, new_tokens)
-            if not all(row.passed for row in manifest.parity):
-                raise ExportError(failed_parity_message(manifest.parity, manifest.parity_tolerance))
-        manifest.export_seconds = round(time.perf_counter() - started, 3)
-        manifest.file_sizes = {
-            path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()
-        }
+            parity = check_parity(model, staging, manifest, new_tokens)
+            if not all(row.passed for row in parity):
+                raise ExportError(failed_parity_message(parity, manifest.parity_tolerance))
+        sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()}
+        seconds = round(time.perf_counter() - started, 3)
+        manifest = manifest.model_copy(
+            update={"parity": parity, "export_seconds": seconds, "file_sizes": sizes}
+        )
         manifest.write(staging)
         _publish(staging, out)
     except BaseException:

@@ -2,8 +2,8 @@
 
 Their attention does not depend on the sequence length's layout, so optimum's single dynamic
 encoder serves every bucket, which parity then checks bucket by bucket. optimum's graphs follow
-its own input/output names; the manifest records ``graph_io = "optimum"`` and the ONNX runner
-maps them (see :mod:`profiler.engines.graphs`).
+its own file and input/output names (both in :mod:`profiler.artifact`); the manifest records
+``graph_io = "optimum"`` and the ONNX runner feeds the graphs by those names.
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from profiler.artifact import OPTIMUM_GRAPHS
+
 #: The optimum task whose three graphs match the profiler's encoder / init / step contract.
 TASK = "text2text-generation-with-past"
-ENCODER, DECODER_INIT, DECODER_STEP = (
-    "encoder_model.onnx",
-    "decoder_model.onnx",
-    "decoder_with_past_model.onnx",
-)
 
 
 def optimum_supports(model_type: str) -> bool:
@@ -48,14 +45,14 @@ def export_with_optimum(checkpoint: Path, lengths: list[int], staging: Path) -> 
         do_validation=False,  # the profiler's own parity check runs on every bucket instead
         local_files_only=True,
     )
-    graph_names = (ENCODER, DECODER_INIT, DECODER_STEP)
     for path in scratch.iterdir():  # graphs and any external-data files beside them
-        if path.name.startswith(tuple(name.removesuffix(".onnx") for name in graph_names)):
+        if path.name.startswith(tuple(name.removesuffix(".onnx") for name in OPTIMUM_GRAPHS)):
             path.rename(staging / path.name)
     shutil.rmtree(scratch)
+    encoder, decoder_init, decoder_step = OPTIMUM_GRAPHS
     return {
-        "encoders": {str(length): ENCODER for length in lengths},
-        "decoder_init": DECODER_INIT,
-        "decoder_step": DECODER_STEP,
+        "encoders": {str(length): encoder for length in lengths},
+        "decoder_init": decoder_init,
+        "decoder_step": decoder_step,
         "graph_io": "optimum",
     }

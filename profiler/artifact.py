@@ -2,30 +2,126 @@
 
 An artifact directory holds ``manifest.json``, the tokenizer files and the graphs. Engines read
 nothing else: the manifest names every graph file, the buckets, and the decoder's shapes and
-special token ids, and records how the export was verified.
+special token ids, and records how the export was verified. The names the exporter gives the
+graph files and the graphs' inputs and outputs are defined here too, so the side that writes a
+graph and the side that feeds it cannot drift apart.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import ClassVar, Literal, get_args
 
+from pydantic import Field, ValidationError
+
+from profiler.documents import Document
 from profiler.errors import ProfilerError
+from profiler.validation import toml_key
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
+#: Whose names the graphs' inputs and outputs follow: the profiler's own graphs
+#: (:mod:`exporters.modules`) or optimum-onnx's (:mod:`exporters.optimum_route`).
+Convention = Literal["profiler", "optimum"]
 
 
 class ArtifactError(ProfilerError):
     """An artifact that cannot be made, opened or run as asked; the message says what to do."""
 
 
+#: File suffix of a graph in each format.
+SUFFIXES: dict[Format, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+#: The files optimum-onnx writes for seq2seq generation with past: one dynamic encoder that
+#: serves every bucket, the first decoder step, every later step.
+OPTIMUM_GRAPHS = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+
+
+def encoder_graph(length: int, fmt: Format) -> str:
+    """File of the profiler's encoder for the bucket ``length``: traced at exactly that length,
+    so one per bucket."""
+    return f"encoder_{length}{SUFFIXES[fmt]}"
+
+
+def decoder_graphs(fmt: Format) -> tuple[str, str]:
+    """Files of the profiler's decoder graphs: the first step, and every later step (these serve
+    every bucket)."""
+    return f"decoder_init{SUFFIXES[fmt]}", f"decoder_step{SUFFIXES[fmt]}"
+
+
 @dataclass(frozen=True)
-class DecoderSpec:
+class GraphIO:
+    """Input and output names of an artifact's graphs under one convention.
+
+    The ONNX exporter names the profiler's graphs with these and the ONNX runner feeds and
+    fetches every graph by them; TorchScript graphs take and return the same tensors by position.
+    Caches are listed layer by layer, key then value. Not a document: it is derived from the
+    manifest's ``graph_io`` and layer count, never written.
+    """
+
+    #: The same under both conventions: the encoder's inputs and output, the decoders' token ids
+    #: and logits.
+    input_ids: ClassVar[str] = "input_ids"
+    attention_mask: ClassVar[str] = "attention_mask"
+    last_hidden_state: ClassVar[str] = "last_hidden_state"
+    logits: ClassVar[str] = "logits"
+
+    encoder_hidden: str
+    encoder_mask: str
+    #: The later-step decoder's position input; optimum's graphs have none (they count the past).
+    position: str | None
+    self_cache: tuple[str, ...]  # inputs of the later-step graph
+    cross_cache: tuple[str, ...]
+    presents: tuple[str, ...]  # outputs of both decoder graphs
+    cross_presents: tuple[str, ...]  # outputs of the first-step graph
+
+    @classmethod
+    def of(cls, convention: Convention, layers: int) -> GraphIO:
+        """The names for a decoder of ``layers`` layers."""
+        pairs = [(i, kind) for i in range(layers) for kind in ("key", "value")]
+        if convention == "optimum":
+            return cls(
+                "encoder_hidden_states",
+                "encoder_attention_mask",
+                None,
+                tuple(f"past_key_values.{i}.decoder.{kind}" for i, kind in pairs),
+                tuple(f"past_key_values.{i}.encoder.{kind}" for i, kind in pairs),
+                tuple(f"present.{i}.decoder.{kind}" for i, kind in pairs),
+                tuple(f"present.{i}.encoder.{kind}" for i, kind in pairs),
+            )
+        # The cross-attention caches keep their names: the first step makes them, later ones take them.
+        cross = tuple(f"cross_{kind}_{i}" for i, kind in pairs)
+        return cls(
+            "encoder_hidden",
+            "encoder_mask",
+            "position",
+            tuple(f"past_{kind}_{i}" for i, kind in pairs),
+            cross,
+            tuple(f"present_{kind}_{i}" for i, kind in pairs),
+            cross,
+        )
+
+    # In the order the profiler's graphs take their arguments and return their results
+    # (exporters.modules), which torch.onnx.export needs; ONNX Runtime feeds by name.
+
+    def init_inputs(self) -> list[str]:
+        return [self.input_ids, self.encoder_hidden, self.encoder_mask]
+
+    def init_outputs(self) -> list[str]:
+        return [self.logits, *self.presents, *self.cross_presents]
+
+    def step_inputs(self) -> list[str]:
+        position = [] if self.position is None else [self.position]
+        return [self.input_ids, *position, self.encoder_mask, *self.self_cache, *self.cross_cache]
+
+    def step_outputs(self) -> list[str]:
+        return [self.logits, *self.presents]
+
+
+class DecoderSpec(Document):
     """What a greedy loop needs to drive the decoder graphs."""
 
     layers: int
@@ -38,8 +134,7 @@ class DecoderSpec:
     max_target_positions: int
 
 
-@dataclass(frozen=True)
-class BucketParity:
+class BucketParity(Document):
     """Exported graphs against eager PyTorch at one bucket and batch size."""
 
     length: int
@@ -51,47 +146,49 @@ class BucketParity:
     passed: bool
 
 
-@dataclass
-class Manifest:
-    """Everything an engine needs to know about an artifact."""
+class Manifest(Document):
+    """Everything an engine needs to know about an artifact; written once by the exporter, read
+    back strictly by every engine."""
 
+    schema_version: int = SCHEMA_VERSION
     format: Format
     model_type: str
     source_path: str
     source_sha256: str
     buckets: list[int]
     batch_sizes: list[int]
+    #: Bucket length (as a string: JSON keys are) -> its encoder's graph file.
     encoders: dict[str, str]
     decoder_init: str
     decoder_step: str
     decoder: DecoderSpec
     versions: dict[str, str]
-    #: Input/output naming of the graphs: "profiler" (exporters.modules) or "optimum".
-    graph_io: str = "profiler"
-    parity: list[BucketParity] = field(default_factory=list)
+    graph_io: Convention = "profiler"
+    parity: list[BucketParity] = Field(default_factory=list)
     parity_skipped: bool = False
     parity_tolerance: float = 1e-3
     export_seconds: float = 0.0
-    file_sizes: dict[str, int] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
+    file_sizes: dict[str, int] = Field(default_factory=dict)
 
     def encoder_file(self, length: int) -> str:
         """Graph file of the encoder for the bucket ``length``."""
         return self.encoders[str(length)]
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+    def graph_files(self) -> list[str]:
+        """Every graph file the manifest names, once each."""
+        return sorted({*self.encoders.values(), self.decoder_init, self.decoder_step})
 
     def write(self, directory: Path) -> None:
-        (directory / MANIFEST_NAME).write_text(self.to_json(), encoding="utf-8")
+        """``directory/manifest.json``, the fields in the order above: what :meth:`read` checks."""
+        (directory / MANIFEST_NAME).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def read(cls, directory: str | Path) -> Manifest:
         """Load and check ``directory/manifest.json``.
 
         Raises:
-            ArtifactError: missing or unreadable manifest, unknown schema, or a graph file it
-                names is missing.
+            ArtifactError: missing or unreadable manifest, unknown schema, a field missing, unknown
+                or of the wrong type, or a graph file it names is missing.
         """
         directory = Path(directory)
         path = directory / MANIFEST_NAME
@@ -100,29 +197,34 @@ class Manifest:
                 f"{directory}: no {MANIFEST_NAME}; pass a directory written by `profiler export`."
             )
         try:
-            raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+            raw = json.loads(text)
+        except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
             raise ArtifactError(f"{path}: unreadable ({exc}); export the artifact again.") from exc
+        if not isinstance(raw, dict):
+            raise ArtifactError(f"{path}: not a JSON object; export the artifact again.")
         if raw.get("schema_version") != SCHEMA_VERSION:
             raise ArtifactError(
                 f"{path}: schema version {raw.get('schema_version')!r}, this profiler reads "
                 f"{SCHEMA_VERSION}; export the artifact again with this version."
             )
         try:
-            manifest = cls(
-                **{
-                    **raw,
-                    "decoder": DecoderSpec(**raw["decoder"]),
-                    "parity": [BucketParity(**row) for row in raw.get("parity", [])],
-                }
-            )
-        except (KeyError, TypeError) as exc:
-            raise ArtifactError(f"{path}: malformed manifest ({exc}); export it again.") from exc
+            manifest = cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ArtifactError(
+                f"{path}: not a manifest this profiler reads ({problems(exc)}); export the artifact again."
+            ) from exc
         missing = [name for name in manifest.graph_files() if not (directory / name).is_file()]
         if missing:
             raise ArtifactError(f"{directory}: graph file(s) missing: {', '.join(missing)}.")
         return manifest
 
-    def graph_files(self) -> list[str]:
-        """Every graph file the manifest names, once each."""
-        return sorted({*self.encoders.values(), self.decoder_init, self.decoder_step})
+
+def problems(exc: ValidationError) -> str:
+    """pydantic's findings on one line, each as ``field: what is wrong`` (``decoder.layers: ...``):
+    an artifact error is printed on one line."""
+    found = []
+    for error in exc.errors(include_url=False):
+        what = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        found.append(f"{toml_key(error['loc'])}: {what[:1].lower()}{what[1:]}")
+    return "; ".join(found)

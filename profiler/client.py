@@ -1,8 +1,8 @@
 """The one client of `profiler serve`'s API, for the sweep, `profiler eval`, the load generator's
 coordinator and the benchmarks; the load itself goes through locust's users.
 
-Answers are checked as the typed documents the server writes (an energy window's result, the
-idle baseline), and every failure is a :class:`ServerCallError` naming the endpoint and the
+Every answer is checked as the typed document the server writes (:mod:`profiler.api`, the
+energy documents), and every failure is a :class:`ServerCallError` naming the endpoint and the
 server's answer. Under locust the process is gevent-patched, so these blocking calls yield to
 the users and heartbeats while they wait.
 """
@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
-from profiler.energy.windows import WindowResult
+from profiler.energy.timeline import Timeline, TimelineSample
+from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.errors import ProfilerError
 
 D = TypeVar("D", bound=Document)
@@ -82,34 +84,24 @@ class ServerClient:
         except ServerCallError:
             return False
 
-    def info(self, manifest: bool = False) -> dict[str, Any]:
-        """``GET /v1/info``: engine, device, buckets, batching (and the artifact's manifest)."""
-        body = self._json(self._call("GET", "/v1/info"), "GET /v1/info")
-        if not manifest:
-            body.pop("manifest", None)
-        return body
+    def info(self) -> ServerInfo:
+        """``GET /v1/info``: engine, device, buckets, batching and the artifact's manifest."""
+        return self._document(ServerInfo, self._call("GET", "/v1/info"), "GET /v1/info")
 
-    def generate(self, input_ids: list[int], max_new_tokens: int) -> dict[str, Any]:
-        """``POST /v1/generate`` in generate mode: the answer (``text``, ``batch_size``, timings...)."""
+    def generate(self, input_ids: list[int], max_new_tokens: int) -> GenerateResponse:
+        """``POST /v1/generate`` in generate mode: the text, the bucket and batch, the timings."""
         body = {"input_ids": input_ids, "max_new_tokens": max_new_tokens}
-        answer = self._json(self._call("POST", "/v1/generate", json=body), "POST /v1/generate")
-        if not isinstance(answer.get("text"), str):
-            raise ServerCallError("POST /v1/generate: the answer has no text; is it a profiler server?")
-        return answer
+        response = self._call("POST", "/v1/generate", json=body)
+        return self._document(GenerateResponse, response, "POST /v1/generate")
 
-    def timeline(self, since: float = 0.0) -> list[dict[str, Any]]:
+    def timeline(self, since: float = 0.0) -> list[TimelineSample]:
         """``GET /v1/energy/timeline``: power samples after ``since`` (the server's monotonic clock)."""
-        answer = self._json(
-            self._call("GET", "/v1/energy/timeline", params={"since": since}), "GET /v1/energy/timeline"
-        )
-        samples = answer.get("samples")
-        if not isinstance(samples, list):
-            raise ServerCallError("GET /v1/energy/timeline: the answer has no samples list.")
-        return samples
+        response = self._call("GET", "/v1/energy/timeline", params={"since": since})
+        return self._document(Timeline, response, "GET /v1/energy/timeline").samples
 
-    def energy(self) -> dict[str, Any]:
-        """``GET /v1/energy``: the source, whether it is an estimate, the method."""
-        return self._json(self._call("GET", "/v1/energy"), "GET /v1/energy")
+    def energy(self) -> EnergyInfo:
+        """``GET /v1/energy``: the source, whether it is an estimate, the method, the idle baseline."""
+        return self._document(EnergyInfo, self._call("GET", "/v1/energy"), "GET /v1/energy")
 
     def measure_idle(self, seconds: float) -> IdleBaseline:
         """``POST /v1/energy/idle``: blocks for ``seconds`` while the server measures idle power."""
@@ -127,7 +119,7 @@ class ServerClient:
             logger.warning("energy window %r was still open (an interrupted run?); reopening it.", name)
             self._call("POST", f"{path}/end")
             response = self._call("POST", path)
-        self._json(response, f"POST {path}")
+        self._document(OpenedWindow, response, f"POST {path}")
 
     def close_window(self, name: str) -> WindowResult:
         """``POST /v1/energy/windows/{name}/end?requests=false``: the window's measurement and J/query."""

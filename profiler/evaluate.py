@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from profiler.accuracy import AccuracyError, TaskScore, references_from_records, score_task
+from profiler.buckets import truncate_ids
 from profiler.client import ServerCallError, ServerClient
-from profiler.results import ACCURACY_NAME, RecordsError, ResultStore
+from profiler.jsonl import RecordsError
+from profiler.results import AccuracyRecord
+from profiler.rundir import RunDirectory
 from profiler.workload import Record, load_tokenizer
 
 
@@ -27,11 +30,6 @@ class EvalTarget:
     format: str
     generate: Callable[[list[list[int]]], list[str]]
     tokenizer: Any
-
-
-def truncate_ids(ids: list[int], length: int) -> list[int]:
-    """The server's truncation: keep the first ``length - 1`` tokens and the closing special token."""
-    return ids if len(ids) <= length else ids[: length - 1] + ids[-1:]
 
 
 def examples(records: Sequence[Record]) -> list[Record]:
@@ -61,7 +59,7 @@ def local_target(path: Path, max_new_tokens: int, batch_size: int) -> EvalTarget
             texts += [tokenizer.decode(o.output_ids, skip_special_tokens=True) for o in outcomes]
         return texts
 
-    model = str(engine.info.get("source_path", path)).rstrip("/").split("/")[-1]
+    model = Path(engine.manifest.source_path if engine.manifest else engine.source).name
     return EvalTarget(model, engine.kind, generate, tokenizer)
 
 
@@ -69,22 +67,22 @@ def remote_target(url: str, max_new_tokens: int, tokenizer_dir: Path | None) -> 
     """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory."""
     client = ServerClient(url, timeout=600)
     try:
-        info = client.info(manifest=True)
+        info = client.info()
     except ServerCallError as exc:
         raise AccuracyError(
             f"{url}: no profiler server answered ({exc}); start one with `profiler serve`."
         ) from exc
-    source = Path(info["source"])
+    source = Path(info.source)
     tokenizer = load_tokenizer(tokenizer_dir or source)
 
     def generate(inputs: list[list[int]]) -> list[str]:
         try:
-            return [client.generate(ids, max_new_tokens)["text"] for ids in inputs]
+            return [client.generate(ids, max_new_tokens).text for ids in inputs]
         except ServerCallError as exc:
             raise AccuracyError(str(exc)) from exc
 
-    model = Path(info.get("manifest", {}).get("source_path", source)).name
-    return EvalTarget(model, info["engine"], generate, tokenizer)
+    model = Path(info.manifest.source_path if info.manifest else info.source).name
+    return EvalTarget(model, info.engine, generate, tokenizer)
 
 
 def predict(target: EvalTarget, records: Sequence[Record], length: int) -> dict[str, str]:
@@ -110,16 +108,16 @@ def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: Task
     """
     if not run_dir.is_dir():
         raise AccuracyError(f"--run {run_dir}: no such directory; pass a run directory of `profiler sweep`.")
-    store = ResultStore(run_dir, ACCURACY_NAME)
-    record = {
-        "model": target.model,
-        "format": target.format,
-        "input_length": length,
-        "task": result.task,
-        "score": result.score,
-        "metrics": result.metrics,
-        "count": result.count,
-    }
+    store = RunDirectory(run_dir).accuracy
+    record = AccuracyRecord(
+        model=target.model,
+        format=target.format,
+        input_length=length,
+        task=result.task,
+        score=result.score,
+        metrics=result.metrics,
+        count=result.count,
+    )
     try:
         store.open()
     except RecordsError as exc:

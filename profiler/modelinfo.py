@@ -7,7 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from profiler.artifact import MANIFEST_NAME, DecoderSpec
+from pydantic import ValidationError
+
+from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, problems
 from profiler.errors import ConfigError
 
 #: The study's input lengths: the default buckets.
@@ -42,18 +44,30 @@ def default_buckets(config: Any) -> list[int]:
 
 
 def decoder_spec(config: Any) -> DecoderSpec:
-    """Decoder shapes and special ids; T5-style configs name them differently."""
+    """Decoder shapes and special ids; T5-style configs name them differently.
+
+    Raises:
+        ArtifactError: the config lacks a special token id the greedy loop needs (or has one of
+            the wrong type); the message names it.
+    """
     heads = getattr(config, "decoder_attention_heads", None) or config.num_heads
-    return DecoderSpec(
-        layers=getattr(config, "decoder_layers", None) or config.num_decoder_layers,
-        heads=heads,
-        head_dim=getattr(config, "d_kv", None) or config.d_model // heads,
-        vocab_size=config.vocab_size,
-        decoder_start_token_id=config.decoder_start_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        max_target_positions=decoder_positions(config),
-    )
+    try:
+        return DecoderSpec(
+            layers=getattr(config, "decoder_layers", None) or config.num_decoder_layers,
+            heads=heads,
+            head_dim=getattr(config, "d_kv", None) or config.d_model // heads,
+            vocab_size=config.vocab_size,
+            decoder_start_token_id=config.decoder_start_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            max_target_positions=decoder_positions(config),
+        )
+    except ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors())
+        raise ArtifactError(
+            f"the checkpoint's config.json has no usable {fields} (a greedy decoder needs its start, end "
+            "and padding token ids as integers); set them in config.json, then try again."
+        ) from exc
 
 
 def decoder_positions(config: Any) -> int:
@@ -86,7 +100,10 @@ def decode_limit(directory: Path) -> int:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if path == manifest:
-            return max_decode_tokens(DecoderSpec(**raw["decoder"]).max_target_positions)
+            return max_decode_tokens(DecoderSpec.model_validate(raw["decoder"]).max_target_positions)
         return max_decode_tokens(decoder_positions(SimpleNamespace(**raw)))
+    except ValidationError as exc:
+        why = problems(exc)
+        raise ConfigError(f"{path}: unreadable decoder ({why}); export the artifact again.") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); copy or export the model again.") from exc

@@ -1,195 +1,156 @@
-"""Result records, the environment fingerprint, and the append-only JSONL files of a run.
+"""The records of a run: one :class:`ResultRecord` per sweep cell (``results.jsonl``) and one
+:class:`AccuracyRecord` per score (``accuracy.jsonl``), each typed once for its writer, the report
+and the tests.
 
-A record is one sweep cell (``results.jsonl``) or one accuracy score (``accuracy.jsonl``). Records
-are appended one line at a time with a single ``write`` and an ``fsync``, so a writer killed at
-any moment (even ``kill -9``) leaves every finished record intact and at most one torn last line
-(no newline), which :func:`read_records` skips and :meth:`ResultStore.open` cuts off. Any other
-line that is not a JSON object is damage no writer of ours leaves: it is refused, never skipped,
-so no record after it is silently lost.
+A result record carries ``schema_version``. Version 1 records (written before the records were
+typed, e.g. by the demo of earlier releases) are read through :func:`upgrade_v1`, the one place
+that knows their layout; nothing else ever sees a version-1 record.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import subprocess
-from importlib import metadata
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from profiler.errors import ProfilerError
+from pydantic import Field, model_validator
 
-RESULTS_NAME = "results.jsonl"
-ACCURACY_NAME = "accuracy.jsonl"
-FINGERPRINT_NAME = "environment.json"
+from profiler.documents import Document
+from profiler.energy.baseline import IdleBaseline
+from profiler.energy.timeline import TimelineSample
+from profiler.jsonl import RecordsError
+from profiler.loadgen.config import Arrival
+from profiler.loadgen.results import StageResult
+from profiler.modes import Mode
 
-#: Packages whose versions change what is measured.
-FINGERPRINT_PACKAGES = (
-    "long-context-profiler",
-    "torch",
-    "transformers",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "optimum",
-    "optimum-onnx",
-    "locust",
-    "fastapi",
-    "uvicorn",
-    "nvidia-ml-py",
-    "numpy",
-)
+#: The version this code writes.
+RESULT_SCHEMA_VERSION = 2
 
 
-class RecordsError(ProfilerError):
-    """A line of a records file, other than a torn last one, is not a record; the file is untouched."""
+class LoadShape(Document):
+    """A cell's load: closed loop (``concurrency`` users back to back) or open loop (``rate`` req/s)."""
+
+    arrival: Arrival
+    concurrency: int | None
+    rate: float | None
+
+    @model_validator(mode="after")
+    def one_level(self) -> LoadShape:
+        if (self.arrival == "closed") != (self.concurrency is not None) or (self.rate is None) == (
+            self.concurrency is None
+        ):
+            raise ValueError("closed loop has a concurrency and no rate; open loop a rate and no concurrency")
+        return self
+
+    @property
+    def level(self) -> float:
+        """Users in closed loop, requests/s in open loop."""
+        return float(self.concurrency if self.concurrency is not None else self.rate or 0.0)
 
 
-def _scan(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Complete records, and the byte length they fill (all but a torn last line).
+class ResultRecord(Document):
+    """One cell of a sweep: a model in one format at one load level, repeat and input length.
+
+    Attributes:
+        cell: the record's key (``model|format|arrival:level|repeat N|length``); a resumed sweep
+            skips the cells already recorded.
+        checkpoint: the checkpoint the cell's artifact came from.
+        engine / device: what the server reported running (``GET /v1/info``).
+        bucket: the stage's input length. Units: tokens.
+        stage: the load test's stage for this length, every raw sample and its energy window.
+        idle: the idle baseline measured before the server's first locust run.
+        timeline: the server's power timeline samples inside the stage's energy window.
+        peak_rss_bytes: the server's resident-memory high-water mark so far.
+        peak_gpu_memory_bytes: the most GPU memory the timeline saw in the stage; None without NVML.
+        recorded_wall_s: when the record was appended. ``time.time()``.
+    """
+
+    schema_version: Literal[2] = 2
+    run_id: str
+    cell: str
+    model: str
+    checkpoint: str
+    format: str
+    engine: str
+    device: str
+    bucket: int
+    mode: Mode
+    max_new_tokens: int
+    load: LoadShape
+    repeat: int = Field(ge=1)
+    stage: StageResult
+    idle: IdleBaseline | None
+    timeline: list[TimelineSample]
+    peak_rss_bytes: int | None
+    peak_gpu_memory_bytes: int | None
+    recorded_wall_s: float
+
+
+#: Stage fields that early version-1 writers did not record, with the value that says so honestly.
+_V1_STAGE_DEFAULTS: dict[str, Any] = {
+    "unsent": 0,
+    "service_ms": [],
+    "lag_ms": [],
+    "failed_latency_ms": [],
+    "truncated": 0,
+    "window_error": None,
+    "nodes": {},
+    "complete": True,  # such writers did not know; the report only warns on an explicit False
+}
+
+
+def upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record in the version-2 layout.
+
+    Version 1 named its version ``schema``, repeated the stage's energy source at the top level,
+    and, from its earliest writers, may lack the stage's load time, send rate and drain figures.
+    """
+    record = {key: value for key, value in raw.items() if key not in ("schema", "energy_source")}
+    record["schema_version"] = 2
+    stage = dict(record.get("stage") or {})
+    if stage.get("energy_source") is None:
+        stage["energy_source"] = raw.get("energy_source")
+    for key, value in _V1_STAGE_DEFAULTS.items():
+        stage.setdefault(key, value)
+    if "load_s" not in stage and "duration_s" in stage:
+        stage["load_s"] = stage["duration_s"]
+    if "sent_rps" not in stage and "requests" in stage and "load_s" in stage:
+        stage["sent_rps"] = stage["requests"] / stage["load_s"] if stage["load_s"] > 0 else 0.0
+    record["stage"] = stage
+    return record
+
+
+def parse_result(raw: dict[str, Any]) -> ResultRecord:
+    """One line of ``results.jsonl`` as a record, upgraded from version 1 where it is one.
 
     Raises:
-        RecordsError: a complete line is not a JSON object; the message names the file and line.
+        ValidationError: a field is missing or wrong.
+        RecordsError: a version this code cannot read.
     """
-    records: list[dict[str, Any]] = []
-    valid = 0
-    for number, line in enumerate(path.read_bytes().splitlines(keepends=True), start=1):
-        if not line.endswith(b"\n"):
-            break  # the last line, and the writer was killed mid-line
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _damaged(path, number, f"not JSON: {exc.msg} at column {exc.colno}") from exc
-        except UnicodeDecodeError as exc:
-            raise _damaged(path, number, "not UTF-8 text") from exc
-        if not isinstance(record, dict):
-            raise _damaged(path, number, f"a JSON {type(record).__name__}, not an object")
-        records.append(record)
-        valid += len(line)
-    return records, valid
-
-
-def _damaged(path: Path, number: int, why: str) -> RecordsError:
-    return RecordsError(
-        f"{path} line {number} is damaged ({why}); the file was left unchanged. Repair or delete "
-        "that line, then run the command again: a deleted result is measured again by "
-        "`profiler sweep --resume`, a deleted score by `profiler eval ... --run`."
-    )
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every record of a records file (a torn last line is skipped); none if it does not exist.
-
-    Raises:
-        RecordsError: another line is not a record.
-    """
-    return _scan(path)[0] if path.exists() else []
-
-
-class ResultStore:
-    """Append-only records in one file of a run directory (results by default)."""
-
-    def __init__(self, directory: Path, name: str = RESULTS_NAME) -> None:
-        self.directory = directory
-        self.path = directory / name
-
-    def open(self) -> list[dict[str, Any]]:
-        """Existing records; a torn last line from a killed writer is cut off so appends stay valid.
-
-        Raises:
-            RecordsError: another line is not a record (nothing is cut off then).
-        """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            return []
-        records, valid = _scan(self.path)
-        if self.path.stat().st_size != valid:
-            with self.path.open("r+b") as handle:
-                handle.truncate(valid)
-        return records
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Write one record as one line, atomically enough to survive ``kill -9``."""
-        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            written = os.write(descriptor, line)
-            if written != len(line):
-                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _gpus() -> list[dict[str, Any]]:
-    """GPU names, memory and driver through NVML; empty where there is none."""
-    from profiler.energy import EnergyError
-    from profiler.energy.nvml import NvmlDevices
-
-    try:
-        devices = NvmlDevices()
-    except EnergyError:  # no NVML library, driver or GPU: the fingerprint says so by an empty list
-        return []
-    try:
-        return devices.describe()
-    finally:
-        devices.close()
-
-
-def _git_commit(directory: Path) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+    version = raw.get("schema_version", raw.get("schema"))
+    if version == 1 and "schema" in raw:
+        return ResultRecord.model_validate(upgrade_v1(raw))
+    if version != RESULT_SCHEMA_VERSION:
+        raise RecordsError(
+            f"schema version {version!r}, and this profiler reads versions 1 and {RESULT_SCHEMA_VERSION}; "
+            "report it with the profiler version that wrote it"
         )
-    except OSError:
-        return None
-    commit = result.stdout.strip()
-    if not commit:
-        return None
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=directory,
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout.strip()
-    return f"{commit}{'-dirty' if dirty else ''}"
+    return ResultRecord.model_validate(raw)
 
 
-def fingerprint(source_dir: Path | None = None) -> dict[str, Any]:
-    """CPU, GPUs and driver, Python and package versions, git commit of the code that ran."""
-    versions = {}
-    for name in FINGERPRINT_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return {
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        if hasattr(os, "sysconf")
-        else None,
-        "gpus": _gpus(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "git_commit": _git_commit(source_dir or Path(__file__).resolve().parent.parent),
-    }
+class AccuracyRecord(Document):
+    """One line of ``accuracy.jsonl``: a model's SCROLLS score on a task at one input length.
+
+    Attributes:
+        format: the engine that produced the predictions (``eager``, ``onnx``, ``torchscript``).
+        input_length: the length inputs were cut to. Units: tokens.
+        score: the leaderboard's number for the task; ``metrics`` holds the official keys.
+        count: examples scored.
+    """
+
+    schema_version: Literal[1] = 1
+    model: str
+    format: str
+    input_length: int
+    task: str
+    score: float
+    metrics: dict[str, float]
+    count: int

@@ -4,12 +4,16 @@ A sweep's TOML, the load generator's flags and `profiler serve`'s options are al
 on :class:`Strict`: unknown keys and wrong types are refused (``true`` is not an integer, ``"5"``
 is not a number), and :func:`validated` turns pydantic's report into a :class:`ConfigError` with
 one line per problem, each naming the key (``load.max_new_tokens``, ``--max-batch-size``) and
-what it expects, so the CLI can print it instead of a traceback.
+what it expects, so the CLI can print it instead of a traceback. A comma-separated list of
+numbers given as one option (``--lengths 1024,2048``) is read by :func:`parse_numbers`, the one
+parser of such lists, whose errors are one line too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -20,6 +24,7 @@ from profiler.documents import Document
 from profiler.errors import ConfigError
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[int | str, ...]
 
@@ -116,3 +121,38 @@ def validated(model: type[M], data: Any, name: Callable[[Loc], str], context: An
     except ValidationError as exc:
         lines = [_line(error, name) for error in exc.errors(include_url=False)]
         raise ConfigError("\n".join(lines)) from exc
+
+
+class NumberListError(ConfigError, argparse.ArgumentTypeError):
+    """A malformed number list. A :class:`ConfigError`, so the CLI prints it as one line; an
+    ``ArgumentTypeError``, so argparse, given :func:`parse_numbers` as a ``type=``, prints it
+    after the flag's name instead of its own ``invalid value``."""
+
+
+def parse_numbers(text: str, kind: type[N], *, positive: bool = False, option: str = "") -> tuple[N, ...]:
+    """``"1024, 2048"`` -> ``(1024, 2048)``: whole numbers for ``kind=int``, finite ones for ``float``.
+
+    ``positive`` also refuses 0 and below. ``option`` (e.g. ``--lengths``) starts the message;
+    leave it out under argparse, which names the flag itself.
+
+    Raises:
+        NumberListError: one line naming the bad part, e.g. ``--lengths: "10x24" is not a whole number``.
+    """
+    prefix = f"{option}: " if option else ""
+    noun = ("positive " if positive else "") + ("whole number" if kind is int else "number")
+    if not text.strip():
+        raise NumberListError(f"{prefix}no numbers given; expected comma-separated {noun}s")
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts:
+        shown = json.dumps(text, ensure_ascii=False)
+        raise NumberListError(f"{prefix}{shown} has an empty item; expected comma-separated {noun}s")
+    numbers = []
+    for part in parts:
+        try:
+            number = kind(part)
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or (positive and number <= 0):
+            raise NumberListError(f"{prefix}{json.dumps(part, ensure_ascii=False)} is not a {noun}")
+        numbers.append(number)
+    return tuple(numbers)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny checkpoints built once per session, never a hub download."""
+"""Shared fixtures: tiny checkpoints and their exports, built once per session, never a hub download."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from profiler.artifact import FORMATS
 from profiler.checkpoints import ARCHS, build_checkpoint
+from profiler.modelinfo import DEFAULT_LENGTHS
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +27,21 @@ def small_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
     """One small (demo-size) checkpoint directory per architecture."""
     root = tmp_path_factory.mktemp("small")
     return {arch: build_checkpoint(arch, "small", root / arch).path for arch in ARCHS}
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[str, Path]) -> dict[str, Path]:
+    """``arch-format`` -> every arch x format exported from the tiny checkpoints at the study's
+    four buckets, parity checked at batch sizes 1 and 2. Shared: copy one before changing it."""
+    from exporters.export import export  # torch and transformers: only for the tests that export
+
+    root = tmp_path_factory.mktemp("artifacts")
+    out = {}
+    for arch in ARCHS:
+        for fmt in FORMATS:
+            path = root / f"{arch}-{fmt}"
+            export(
+                tiny_checkpoints[arch], fmt, path, lengths=DEFAULT_LENGTHS, batch_sizes=[1, 2], new_tokens=16
+            )
+            out[f"{arch}-{fmt}"] = path
+    return out

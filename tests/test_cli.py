@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner, Result
 
 from profiler.cli import app
+from profiler.rundir import RunDirectory
 from profiler.workload import load_jsonl, token_count
 
 
@@ -108,9 +109,16 @@ def test_workload_synth_then_check(tmp_path: Path, tiny_checkpoints: dict[str, P
     assert "max 1024" in checked.output
 
 
-@pytest.mark.parametrize("lengths", ["1024,abc", "0", ","])
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ("1024,abc", '--lengths: "abc" is not a positive whole number'),
+        ("0", '--lengths: "0" is not a positive whole number'),
+        (",", '--lengths: "," has an empty item'),
+    ],
+)
 def test_workload_synth_rejects_bad_lengths(
-    lengths: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+    lengths: str, message: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
 ) -> None:
     result = invoke(
         [
@@ -125,7 +133,7 @@ def test_workload_synth_rejects_bad_lengths(
         ],
     )
     assert result.exit_code == 2
-    assert "1024,2048" in result.output
+    assert message in result.output
     assert not (tmp_path / "x.jsonl").exists()
 
 
@@ -163,14 +171,14 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "reports").iterdir()
-    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-    cells = {(r["model"], r["format"], r["load"]["concurrency"]) for r in records}
+    records = RunDirectory(run_dir).results.read()
+    cells = {(r.model, r.format, r.load.concurrency) for r in records}
     assert cells == {
         (f"{arch}-small", fmt, users)
         for arch in ("led", "bigbird-pegasus")
         for fmt in ("eager", "onnx", "torchscript")
         for users in (1, 4)
     }
-    assert all(r["stage"]["requests"] > 0 and r["stage"]["failures"] == 0 for r in records)
-    assert {r["energy_source"] for r in records} == {"estimate"}
+    assert all(r.stage.requests > 0 and r.stage.failures == 0 for r in records)
+    assert {r.stage.energy_source for r in records} == {"estimate"}
     assert "J/query" in result.output

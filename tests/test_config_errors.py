@@ -90,6 +90,13 @@ def test_one_decode_limit_for_the_server_and_the_sweep(
     decoder |= {"eos_token_id": 2, "pad_token_id": 1, "max_target_positions": 512}
     (artifact / "manifest.json").write_text(json.dumps({"decoder": decoder}))
     assert decode_limit(artifact) == 511
+    (artifact / "manifest.json").write_text(
+        json.dumps({"decoder": decoder | {"max_target_positions": "512"}})
+    )
+    with pytest.raises(
+        ConfigError, match=r"unreadable decoder \(max_target_positions: input should be a valid integer\)"
+    ):
+        decode_limit(artifact)
     (artifact / "manifest.json").write_text("{")
     with pytest.raises(ConfigError, match=r"manifest\.json: unreadable"):
         decode_limit(artifact)

@@ -3,7 +3,6 @@ the real CLI, and nothing is cut or dropped; only a torn last line (a killed wri
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ from report import make_record, write_run
 
 from profiler.accuracy import AccuracyError, TaskScore
 from profiler.evaluate import EvalTarget, record_accuracy
-from profiler.results import read_records
+from profiler.results import AccuracyRecord
+from profiler.rundir import RunDirectory
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +83,13 @@ def test_a_torn_last_line_is_the_only_line_skipped(run_dir: Path) -> None:
 
 def test_report_refuses_a_damaged_accuracy_line(run_dir: Path) -> None:
     accuracy = run_dir / "accuracy.jsonl"
-    scores = [{"model": "led-small", "task": "qasper", "score": float(s), "count": 8} for s in range(3)]
-    accuracy.write_text("".join(json.dumps(score) + "\n" for score in scores), encoding="utf-8")
+    scores = [
+        AccuracyRecord(
+            model="led-small", format="onnx", input_length=1024, task="qasper", score=s, metrics={}, count=8
+        )
+        for s in range(3)
+    ]
+    accuracy.write_text("".join(score.model_dump_json() + "\n" for score in scores), encoding="utf-8")
     before = _damage(accuracy, 2)
     _assert_refused(_profiler("report", str(run_dir)), accuracy, 2)
     assert accuracy.read_bytes() == before
@@ -103,7 +108,10 @@ def test_record_accuracy_cuts_a_torn_last_line_then_appends(tmp_path: Path) -> N
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"model": "led-small", "sco')  # an eval killed mid-write
     record_accuracy(tmp_path, _target(), 2048, _score(20.0))
-    assert [(r["input_length"], r["score"]) for r in read_records(path)] == [(1024, 10.0), (2048, 20.0)]
+    assert [(r.input_length, r.score) for r in RunDirectory(tmp_path).accuracy.read()] == [
+        (1024, 10.0),
+        (2048, 20.0),
+    ]
     assert path.read_bytes().endswith(b"\n")
 
 

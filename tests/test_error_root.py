@@ -14,8 +14,8 @@ from profiler.cli import UsageError, app
 from profiler.client import ServerCallError
 from profiler.energy.common import EnergyError, WindowError
 from profiler.errors import ConfigError, ProfilerError
+from profiler.jsonl import RecordsError
 from profiler.report.load import ReportError
-from profiler.results import RecordsError
 from profiler.server.launch import PortInUseError, ServerStartError
 from profiler.stats import StatsError
 from profiler.sweep.runner import SweepError

@@ -8,7 +8,6 @@ from typer.testing import CliRunner, Result
 
 from exporters.export import export
 from profiler.cli import app
-from profiler.evaluate import truncate_ids
 from profiler.server.launch import start_server
 from profiler.workload import load_sample, write_jsonl
 
@@ -17,11 +16,6 @@ SAMPLE = Path(__file__).resolve().parents[1] / "profiler" / "data" / "sample.jso
 
 def invoke(args: list[str]) -> Result:
     return CliRunner().invoke(app, args, prog_name="profiler")
-
-
-def test_truncation_matches_the_server() -> None:
-    assert truncate_ids([0, 5, 6, 7, 2], 3) == [0, 5, 2]
-    assert truncate_ids([0, 5, 2], 3) == [0, 5, 2]
 
 
 def test_eval_in_process_scores_and_records_beside_the_run(

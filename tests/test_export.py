@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +21,9 @@ from profiler.checkpoints import ARCHS
 from profiler.cli import app
 from profiler.engines.graphs import OnnxGraphs, load_graphs
 from profiler.engines.greedy import greedy_generate
+from profiler.modelinfo import DEFAULT_LENGTHS
 
-BUCKETS = [1024, 2048, 3072, 4096]
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[str, Path]) -> dict[str, Path]:
-    """Every arch x format exported from the tiny checkpoints at the study's four buckets."""
-    root = tmp_path_factory.mktemp("artifacts")
-    out = {}
-    for arch in ARCHS:
-        for fmt in FORMATS:
-            path = root / f"{arch}-{fmt}"
-            export(tiny_checkpoints[arch], fmt, path, lengths=BUCKETS, batch_sizes=[1, 2], new_tokens=16)
-            out[f"{arch}-{fmt}"] = path
-    return out
+BUCKETS = list(DEFAULT_LENGTHS)  # those of the `artifacts` fixture
 
 
 @pytest.mark.integration
@@ -97,9 +86,9 @@ def test_an_input_off_the_buckets_is_refused(artifacts: dict[str, Path]) -> None
 
 @pytest.mark.integration
 def test_a_corrupted_graph_fails_parity_at_its_bucket(
-    artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path]
+    artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
-    directory = artifacts["bigbird-pegasus-onnx"]
+    directory = shutil.copytree(artifacts["bigbird-pegasus-onnx"], tmp_path / "artifact")  # others share it
     manifest = Manifest.read(directory)
     graph_path = directory / manifest.encoder_file(2048)
     graph = onnx.load(str(graph_path))
@@ -229,7 +218,7 @@ def test_cli_export_prints_the_parity_table(tmp_path: Path, tiny_checkpoints: di
     ("args", "message"),
     [
         (["--lengths", "8192"], "above the model's maximum"),
-        (["--batch-sizes", "0"], "positive batch sizes"),
+        (["--batch-sizes", "0"], '--batch-sizes: "0" is not a positive whole number'),
         (["--format", "tflite"], "tflite"),
     ],
 )

@@ -1,6 +1,7 @@
-"""CPU time of this process tree and CPU utilisation of the whole system, through psutil.
+"""CPU time of a process or process tree and CPU utilisation of the whole system, through psutil.
 
-The estimate backend and the power timeline both need these numbers; psutil is imported here only.
+The estimate backend, the power timeline and the benchmarks all need these numbers; they are
+summed here only.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 CLOCK_TICK_S: Final[float] = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
 
-def _process_seconds(process: Any) -> float:
-    """User + system time of a process and of the children it has reaped. Units: s."""
+def process_seconds(process: Any, *, reaped_children: bool) -> float:
+    """User + system CPU time of a ``psutil.Process``; with ``reaped_children``, plus that of the
+    children it has waited for. Live children are never included: :class:`ProcessTreeCpu` adds
+    them. Units: s.
+
+    Raises:
+        psutil.Error: the process is gone or not ours to read.
+    """
     times = process.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
+    total = times.user + times.system
+    if reaped_children:
+        total += times.children_user + times.children_system
+    return float(total)
 
 
 def _own_seconds() -> float:
@@ -63,10 +73,10 @@ class ProcessTreeCpu:
             except psutil.Error:
                 self._children = []
             self._scanned_at = now
-        total = _own_seconds() if self._own else _process_seconds(self._root)
+        total = _own_seconds() if self._own else process_seconds(self._root, reaped_children=True)
         for child in self._children:
             try:
-                total += _process_seconds(child)
+                total += process_seconds(child, reaped_children=True)
             except psutil.Error:  # exited (then counted by its parent) or not ours to read
                 continue
         return total

@@ -12,9 +12,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from pydantic import Field
+
+from profiler.documents import Document
 from profiler.energy.common import BackendUnavailable, EnergyError, NotSupportedError
 from profiler.energy.cputime import ProcessTreeCpu, SystemCpu
 from profiler.energy.nvml import NvmlDevices
@@ -31,8 +33,7 @@ _GPU_READERS: dict[str, Callable[[NvmlDevices, int], float]] = {
 _GPU_METRICS = tuple(_GPU_READERS)
 
 
-@dataclass(frozen=True, slots=True)
-class GpuSample:
+class GpuSample(Document):
     """One GPU at one instant; a field is None where the GPU or driver cannot report it."""
 
     index: int
@@ -42,14 +43,9 @@ class GpuSample:
     temperature_c: int | None
     sm_clock_mhz: int | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return {"index": self.index, **{name: getattr(self, name) for name in _GPU_METRICS}}
 
-
-@dataclass(frozen=True, slots=True)
-class TimelineSample:
-    """One tick of the timeline.
+class TimelineSample(Document):
+    """One tick of the timeline: served by ``GET /v1/energy/timeline``, stored in each result record.
 
     Attributes:
         t_monotonic_s: ``time.monotonic()``, the clock request timings use. Units: s.
@@ -64,17 +60,13 @@ class TimelineSample:
     t_wall_s: float
     cpu_tree_pct: float | None
     cpu_system_pct: float | None
-    gpus: tuple[GpuSample, ...] = ()
+    gpus: list[GpuSample] = Field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict, ready for JSON."""
-        return {
-            "t_monotonic_s": self.t_monotonic_s,
-            "t_wall_s": self.t_wall_s,
-            "cpu_tree_pct": self.cpu_tree_pct,
-            "cpu_system_pct": self.cpu_system_pct,
-            "gpus": [gpu.to_dict() for gpu in self.gpus],
-        }
+
+class Timeline(Document):
+    """The answer of ``GET /v1/energy/timeline``."""
+
+    samples: list[TimelineSample]
 
 
 def _open_gpus() -> NvmlDevices | None:
@@ -144,12 +136,12 @@ class PowerTimeline:
         values = [self._gpu_metric(index, metric) for metric in _GPU_METRICS]
         power, util, memory, temperature, clock = values
         return GpuSample(
-            index,
-            None if power is None else float(power),
-            None if util is None else int(util),
-            None if memory is None else int(memory),
-            None if temperature is None else int(temperature),
-            None if clock is None else int(clock),
+            index=index,
+            power_w=None if power is None else float(power),
+            utilization_pct=None if util is None else int(util),
+            memory_used_bytes=None if memory is None else int(memory),
+            temperature_c=None if temperature is None else int(temperature),
+            sm_clock_mhz=None if clock is None else int(clock),
         )
 
     def sample(self) -> TimelineSample:
@@ -168,7 +160,7 @@ class PowerTimeline:
             t_wall_s=self._wall_clock(),
             cpu_tree_pct=tree_pct,
             cpu_system_pct=self._system.percent(),
-            gpus=tuple(self._gpu_sample(i) for i in indices),
+            gpus=[self._gpu_sample(i) for i in indices],
         )
         self._samples.append(sample)
         return sample
@@ -231,11 +223,6 @@ class PowerTimeline:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def to_dicts(samples: Sequence[TimelineSample]) -> list[dict[str, Any]]:
-    """Samples as plain dicts, for results.jsonl."""
-    return [sample.to_dict() for sample in samples]
 
 
 def _time(sample: TimelineSample, clock: Clock) -> float:

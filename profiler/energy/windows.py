@@ -1,8 +1,9 @@
-"""The answer to closing a named energy window: one document, from the server to the report.
+"""The answers to opening and closing a named energy window: one document each, from the server
+to the report.
 
-The server writes it (``POST /v1/energy/windows/{name}/end``), the load generator stores it in
-each stage of its results file, the sweep copies that stage into ``results.jsonl`` and the
-report reads it back, all through this one class.
+The server writes a closed window's result (``POST /v1/energy/windows/{name}/end``), the load
+generator stores it in each stage of its results file, the sweep copies that stage into
+``results.jsonl`` and the report reads it back, all through this one class.
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 from profiler.documents import Document
 from profiler.energy.attribution import Attribution
 from profiler.energy.baseline import IdleBaseline, PerQueryEnergy
+from profiler.energy.common import Source
 from profiler.energy.meter import Measurement
+
+
+class OpenedWindow(Document):
+    """``POST /v1/energy/windows/{name}``: the window is open and measures from now."""
+
+    name: str
+    source: Source
 
 
 class WindowResult(Document):

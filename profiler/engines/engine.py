@@ -7,20 +7,19 @@ and timing; the format-specific work is the runner's (:mod:`profiler.engines.gra
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal
 
 import numpy as np
 
 from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest
+from profiler.buckets import bucket_for
 from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
 from profiler.engines.greedy import decode_greedy
+from profiler.modes import Mode
 
-Mode = Literal["generate", "forward", "encode"]
-MODES: tuple[Mode, ...] = get_args(Mode)
 EngineKind = Literal["eager", "onnx", "torchscript"]
 
 
@@ -52,11 +51,21 @@ class Engine:
     Not thread-safe: one batch runs at a time (the server's batcher calls it from one thread).
     """
 
-    def __init__(self, graphs: Seq2SeqGraphs, kind: EngineKind, source: Path, info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        graphs: Seq2SeqGraphs,
+        kind: EngineKind,
+        source: Path,
+        model_type: str,
+        manifest: Manifest | None = None,
+    ) -> None:
         self.graphs = graphs
         self.kind = kind
+        #: The directory served: an artifact, or for eager the checkpoint itself.
         self.source = source
-        self.info = info
+        self.model_type = model_type
+        #: The artifact's manifest; None for an eager checkpoint.
+        self.manifest = manifest
         self.buckets = sorted(graphs.buckets)
         self.decoder: DecoderSpec = graphs.decoder
         #: Where the model really runs ("cpu" or "cuda"), whatever was asked for.
@@ -68,14 +77,10 @@ class Engine:
     def max_length(self) -> int:
         return self.buckets[-1]
 
-    def bucket_for(self, tokens: int) -> int | None:
-        """Smallest bucket that holds ``tokens``; None when over the largest."""
-        return next((bucket for bucket in self.buckets if bucket >= tokens), None)
-
     def run(self, jobs: list[Job]) -> list[Outcome]:
         """Run jobs of one mode together, padded to the bucket of the longest."""
         longest = max(len(job.input_ids) for job in jobs)
-        bucket = self.bucket_for(longest)
+        bucket = bucket_for(self.buckets, longest)
         if bucket is None:
             raise ArtifactError(f"input of {longest} tokens is over the largest bucket ({self.max_length}).")
         mode = jobs[0].mode
@@ -148,8 +153,8 @@ def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engi
         raise ArtifactError(f"{path}: no such directory; pass an artifact or checkpoint directory.")
     if (path / MANIFEST_NAME).is_file():
         manifest = Manifest.read(path)
-        info = json.loads(manifest.to_json())
-        return Engine(open_graphs(path, manifest, device, threads), manifest.format, path, info)
+        graphs = open_graphs(path, manifest, device, threads)
+        return Engine(graphs, manifest.format, path, manifest.model_type, manifest)
     if (path / "config.json").is_file():
         return _eager_engine(path, device)
     raise ArtifactError(
@@ -172,5 +177,4 @@ def _eager_engine(path: Path, device: str) -> Engine:
     if not buckets:
         raise ArtifactError(f"{path}: the model takes none of the study's lengths; export it with --lengths.")
     spec = decoder_spec(config)
-    info = {"format": "eager", "model_type": config.model_type, "buckets": buckets, "source_path": str(path)}
-    return Engine(EagerGraphs(path, buckets, spec, device), "eager", path, info)
+    return Engine(EagerGraphs(path, buckets, spec, device), "eager", path, config.model_type)

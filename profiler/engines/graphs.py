@@ -7,13 +7,12 @@ drives, so the decoding loop is written once for every format.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from profiler.artifact import ArtifactError, DecoderSpec, Manifest
+from profiler.artifact import ArtifactError, DecoderSpec, GraphIO, Manifest
 from profiler.errors import one_line
 
 if TYPE_CHECKING:
@@ -65,42 +64,6 @@ def bucket_of(buckets: list[int], input_ids: np.ndarray) -> int:
             f"({', '.join(map(str, buckets))}) first."
         )
     return length
-
-
-@dataclass(frozen=True)
-class GraphIO:
-    """Input and output names of the decoder graphs under one naming convention."""
-
-    encoder_hidden: str
-    encoder_mask: str
-    position: str | None
-    self_cache: list[str]  # per layer key, value (inputs of the step graph)
-    cross_cache: list[str]
-    presents: list[str]  # per layer key, value (outputs)
-    cross_presents: list[str]  # outputs of the first step
-
-    @classmethod
-    def of(cls, convention: str, layers: int) -> GraphIO:
-        pairs = [(i, kind) for i in range(layers) for kind in ("key", "value")]
-        if convention == "optimum":
-            return cls(
-                "encoder_hidden_states",
-                "encoder_attention_mask",
-                None,
-                [f"past_key_values.{i}.decoder.{kind}" for i, kind in pairs],
-                [f"past_key_values.{i}.encoder.{kind}" for i, kind in pairs],
-                [f"present.{i}.decoder.{kind}" for i, kind in pairs],
-                [f"present.{i}.encoder.{kind}" for i, kind in pairs],
-            )
-        return cls(
-            "encoder_hidden",
-            "encoder_mask",
-            "position",
-            [f"past_{kind}_{i}" for i, kind in pairs],
-            [f"cross_{kind}_{i}" for i, kind in pairs],
-            [f"present_{kind}_{i}" for i, kind in pairs],
-            [f"cross_{kind}_{i}" for i, kind in pairs],
-        )
 
 
 class OnnxGraphs:
@@ -177,17 +140,17 @@ class OnnxGraphs:
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
         session = self.encoders[bucket_of(self.buckets, input_ids)]
-        _, (hidden,) = self._run(
-            session, {"input_ids": input_ids, "attention_mask": attention_mask}, [], ["last_hidden_state"]
-        )
+        io = self.io
+        feeds = {io.input_ids: input_ids, io.attention_mask: attention_mask}
+        _, (hidden,) = self._run(session, feeds, [], [io.last_hidden_state])
         return hidden
 
     def decoder_init(
         self, input_ids: np.ndarray, encoder_hidden: Any, attention_mask: np.ndarray
     ) -> tuple[np.ndarray, Caches, Caches]:
         io = self.io
-        feeds = {"input_ids": input_ids, io.encoder_hidden: encoder_hidden, io.encoder_mask: attention_mask}
-        (logits,), caches = self._run(self.init, feeds, ["logits"], [*io.presents, *io.cross_presents])
+        feeds = {io.input_ids: input_ids, io.encoder_hidden: encoder_hidden, io.encoder_mask: attention_mask}
+        (logits,), caches = self._run(self.init, feeds, [io.logits], [*io.presents, *io.cross_presents])
         layers = len(io.presents)
         return _last_position(logits), caches[:layers], caches[layers:]
 
@@ -201,14 +164,14 @@ class OnnxGraphs:
     ) -> tuple[np.ndarray, Caches]:
         io = self.io
         feeds = {
-            "input_ids": input_ids,
+            io.input_ids: input_ids,
             io.encoder_mask: attention_mask,
             **dict(zip(io.self_cache, past, strict=True)),
             **dict(zip(io.cross_cache, cross, strict=True)),
         }
         if io.position is not None:
             feeds[io.position] = np.array([position], dtype=np.int64)
-        (logits,), presents = self._run(self.step, feeds, ["logits"], list(io.presents))
+        (logits,), presents = self._run(self.step, feeds, [io.logits], list(io.presents))
         return _last_position(logits), presents
 
 

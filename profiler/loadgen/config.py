@@ -1,14 +1,15 @@
 """The load test's own flags: registration on locust's parser, and the checked config.
 
-argparse only reads each flag's text: a malformed number or length list fails as the command line
-is parsed (locust then exits 2 with argparse's usage message). :func:`config_from_options` then
-checks the values and their combinations against :class:`LoadConfig`, a strict model, and the
-files they name, raising :class:`ConfigError` with one line per problem that names the flag.
+argparse only reads each flag's text: a malformed number or length list (read by
+:func:`~profiler.validation.parse_numbers`) fails as the command line is parsed (locust then exits
+2 with argparse's usage message). :func:`config_from_options` then checks the values and their
+combinations against :class:`LoadConfig`, a strict model, and the files they name, raising
+:class:`ConfigError` with one line per problem that names the flag.
 """
 
 from __future__ import annotations
 
-import argparse
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -16,11 +17,10 @@ from pydantic import AfterValidator, Field, PositiveFloat, model_validator
 
 from profiler.errors import ConfigError
 from profiler.modelinfo import DEFAULT_LENGTHS, MAX_DECODE_TOKENS, decode_limit
-from profiler.validation import Count, Strict, TupleOf, flag, validated
+from profiler.modes import MODES, Mode
+from profiler.validation import Count, Strict, TupleOf, flag, parse_numbers, validated
 
-Mode = Literal["generate", "forward", "encode"]
 Arrival = Literal["closed", "poisson"]
-MODES: tuple[Mode, ...] = get_args(Mode)
 ARRIVALS: tuple[Arrival, ...] = get_args(Arrival)
 
 #: A tokenizer directory holds at least one of these (Hugging Face's fast and slow formats).
@@ -98,21 +98,6 @@ class LoadConfig(Strict):
         return f"{self.mode}@{length}"
 
 
-def parse_lengths(text: str) -> tuple[int, ...]:
-    """``"1024,2048"`` -> ``(1024, 2048)``; their bounds are :class:`LoadConfig`'s to check."""
-    parts = [part.strip() for part in text.split(",")]
-    if any(not part for part in parts):
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: give comma-separated token counts, e.g. 1024,2048,3072,4096."
-        )
-    try:
-        return tuple(int(part) for part in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: every length must be a whole number of tokens, e.g. 1024,2048."
-        ) from None
-
-
 def add_arguments(parser: Any) -> None:
     """Register the flags on locust's parser (``events.init_command_line_parser``).
 
@@ -131,7 +116,7 @@ def add_arguments(parser: Any) -> None:
 
     add(
         "--input-lengths",
-        type=parse_lengths,
+        type=partial(parse_numbers, kind=int),  # bounds are LoadConfig's, which names the flag
         metavar="N,N,...",
         help=f"Input lengths in tokens, one stage each, in order (default {lengths}).",
     )

@@ -29,15 +29,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rich.console import Console
 
+from profiler.api import EnergyInfo, ServerInfo
+from profiler.buckets import bucket_for
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.payloads import StagePayload
 from profiler.loadgen.results import (
+    LoadTestResults,
     StageRun,
     build_results,
     default_results_path,
@@ -48,6 +51,7 @@ from profiler.loadgen.samples import StageCollector
 from profiler.loadgen.table import print_results
 
 logger = logging.getLogger(__name__)
+D = TypeVar("D")
 
 #: Locust calls ``tick`` about once a second; a stage ending sooner than this ends inside the tick.
 TICK_S = 1.0
@@ -108,7 +112,7 @@ class Coordinator:
         self.control_factory = control_factory
         self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
         self.console = console
-        self.results: dict[str, Any] | None = None
+        self.results: LoadTestResults | None = None
         self.results_path: Path | None = None
         self.reset()
 
@@ -122,9 +126,9 @@ class Coordinator:
         self.current: StageRun | None = None
         self.window_open = False
         self.end_announced = False
-        self.energy: dict[str, Any] | None = None
+        self.energy: EnergyInfo | None = None
         self.idle: IdleBaseline | None = None
-        self.server: dict[str, Any] | None = None
+        self.server: ServerInfo | None = None
         self.started_wall_s = 0.0
         self.stage_started_s = 0.0
         self.ramp_deadline_s = 0.0
@@ -190,7 +194,7 @@ class Coordinator:
         self.ramp_deadline_s = self.monotonic() + self.users / max(self.spawn_rate, 1e-9) + RAMP_GRACE_S
         return self.users, self.spawn_rate
 
-    def _try(self, what: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    def _try(self, what: str, call: Callable[[], D]) -> D | None:
         try:
             return call()
         except ServerCallError as exc:
@@ -200,13 +204,14 @@ class Coordinator:
     def _warn_about_buckets(self) -> None:
         if not self.server or self.config.tokenizer is None:
             return
-        largest = max(self.server.get("buckets") or [0])
-        over = [length for length in self.config.input_lengths if length > largest]
-        if over and not self.server.get("truncate"):
+        over = [
+            length for length in self.config.input_lengths if bucket_for(self.server.buckets, length) is None
+        ]
+        if over and not self.server.truncate:
             logger.warning(
                 "the server's largest bucket is %d tokens: stages at %s will fail with 413 "
                 "(serve a model exported with longer buckets, or start it with --truncate).",
-                largest,
+                max(self.server.buckets, default=0),
                 ", ".join(map(str, over)),
             )
 
@@ -302,7 +307,7 @@ class Coordinator:
 
     def _finish(self, complete: bool) -> None:
         self.phase = "done"
-        source = (self.energy or {}).get("source")
+        source = self.energy.source if self.energy else None
         stages = [
             stage_result(run, self.collectors.get(run.index, StageCollector()).samples, source)
             for run in self.runs
@@ -316,7 +321,7 @@ class Coordinator:
             energy=self.energy,
             # Without --idle-seconds, the server's windows still subtract a baseline measured
             # earlier (by another run) if it has one; the results say which it was.
-            idle=self.idle.model_dump() if self.idle else (self.energy or {}).get("idle"),
+            idle=self.idle or (self.energy.idle if self.energy else None),
             idle_measured=self.idle is not None,
             server=self.server,
             workload=[self.payloads[length].describe() for length in self.config.input_lengths],

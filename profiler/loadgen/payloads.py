@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from profiler.documents import Document
 from profiler.errors import ConfigError
 from profiler.loadgen.config import LoadConfig
 from profiler.workload import (
@@ -37,6 +38,21 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+
+class WorkloadSource(Document):
+    """Where one stage's documents came from, for the results file (not the bodies themselves).
+
+    Attributes:
+        source: ``sample``, ``synthesized``, ``dataset`` (cut to length) or ``dataset-text``.
+        records: the ``pid`` of each body's record, in order.
+        skipped: dataset records passed over because they are shorter than the length.
+    """
+
+    length: int
+    source: Literal["sample", "synthesized", "dataset", "dataset-text"]
+    records: list[str]
+    skipped: int
 
 
 @dataclass(frozen=True)
@@ -57,14 +73,16 @@ class StagePayload:
     record_ids: tuple[str, ...]
     skipped: int = 0
 
-    def describe(self) -> dict[str, Any]:
-        """For the results file: where the documents came from (not the bodies themselves)."""
-        return {
-            "length": self.length,
-            "source": self.source,
-            "records": list(self.record_ids),
-            "skipped": self.skipped,
-        }
+    def describe(self) -> WorkloadSource:
+        """For the results file: where the documents came from."""
+        return WorkloadSource.model_validate(
+            {
+                "length": self.length,
+                "source": self.source,
+                "records": list(self.record_ids),
+                "skipped": self.skipped,
+            }
+        )
 
 
 def request_body(config: LoadConfig, *, input_ids: list[int] | None = None, text: str | None = None) -> str:

@@ -278,12 +278,12 @@ class LoadGenPlugin:
         results = self.coordinator.results
         if results is None:
             return
-        slo = results["slo"]
-        if not slo["passed"]:
-            for violation in slo["violations"]:
+        slo = results.slo
+        if not slo.passed:
+            for violation in slo.violations:
                 logger.error("SLO missed: %s", violation)
             environment.process_exit_code = EXIT_SLO
-        elif results["complete"] and (slo["p99_ms"] is not None or slo["max_fail_ratio"] is not None):
+        elif results.complete and (slo.p99_ms is not None or slo.max_fail_ratio is not None):
             # The SLOs were given and met: failures within --max-fail-ratio do not fail the run
             # (locust would otherwise exit 1 on any failed request).
             environment.process_exit_code = 0

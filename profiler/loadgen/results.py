@@ -1,39 +1,35 @@
-"""The results file: one document per load test, with every raw sample and each stage's window.
+"""The locust results file: one document per load test, with every raw sample and each stage's
+energy window, typed once here for its writer (the coordinator), the sweep that reads it and the
+tests. Figures derived from other fields (each stage's latency summary and J/query, whether the
+SLOs passed) are written out for people and other tools and recomputed, never trusted, on reading.
 
-Schema 1 (``profiler sweep`` reads it; fields are only ever added)::
-
-    {"schema": 1, "host", "mode", "max_new_tokens", "target_length", "arrival", "rate", "users",
-     "stage_seconds", "energy": GET /v1/energy, "idle": idle baseline or null,
-     "stages": [{"name", "length", "started_wall_s", "ended_wall_s", "duration_s", "offered_rps",
-                 "requests", "failures", "failure_reasons", "latency_ms", "server_timings_ms",
-                 "request_energy_j", "buckets", "batch_sizes", "input_tokens", "output_tokens",
-                 "throughput_rps", "tokens_per_s", "window", "energy_source",
-                 "gross_j_per_query", "net_j_per_query", "summary"}, ...],
-     "slo": {"p99_ms", "max_fail_ratio", "passed", "violations"}}
-
-See docs/loadtests.md for each field. Percentiles come from :func:`profiler.stats.percentile`,
-the project's one percentile function, over the raw samples; nothing is rounded here.
+Percentiles come from :func:`profiler.stats.percentile`, the project's one percentile function, over
+the raw samples; nothing is rounded here. See docs/loadtests.md for each field.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
+from pydantic import computed_field
+
+from profiler.api import EnergyInfo, ServerInfo
+from profiler.documents import Document
+from profiler.energy.baseline import IdleBaseline
+from profiler.energy.common import Source
 from profiler.energy.windows import WindowResult
-from profiler.loadgen.config import LoadConfig
+from profiler.loadgen.config import Arrival, LoadConfig
+from profiler.loadgen.payloads import WorkloadSource
 from profiler.loadgen.samples import TIMING_KEYS, Sample
+from profiler.modes import Mode
 from profiler.stats import Summary
-
-SCHEMA = 1
 
 
 @dataclass
@@ -68,88 +64,171 @@ class StageRun:
     complete: bool = False
 
 
-def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float | None]:
-    """p50/p90/p99/mean of raw latencies (None for each when there are none)."""
-    if not latencies_ms:
-        return {"p50_ms": None, "p90_ms": None, "p99_ms": None, "mean_ms": None}
-    summary = Summary.from_samples(latencies_ms)
-    return {"p50_ms": summary.p50, "p90_ms": summary.p90, "p99_ms": summary.p99, "mean_ms": summary.mean}
+class LatencySummary(Document):
+    """p50/p90/p99/mean of a stage's successful requests; None for each when there are none. Units: ms."""
+
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    mean_ms: float | None
+
+    @classmethod
+    def of(cls, latencies_ms: Sequence[float]) -> LatencySummary:
+        if not latencies_ms:
+            return cls(p50_ms=None, p90_ms=None, p99_ms=None, mean_ms=None)
+        summary = Summary.from_samples(latencies_ms)
+        return cls(p50_ms=summary.p50, p90_ms=summary.p90, p99_ms=summary.p99, mean_ms=summary.mean)
+
+
+class StageResult(Document):
+    """One stage (one input length) of a load test: raw samples, counts, rates and its energy window.
+
+    Latency lists hold successful requests only (a fast 503 would flatter them); failed requests
+    keep ``failed_latency_ms``. Rates count successful requests over ``duration_s``. Times are
+    ``time.time()`` (``*_wall_s``) or seconds; latencies are ms.
+
+    Attributes:
+        load_s: from the stage's start until its end was announced (no new requests after it).
+        duration_s: start to the end of the drain, on the monotonic clock.
+        offered_rps / sent_rps: the open-loop rate asked for (None in closed loop) and sent.
+        unsent: open-loop arrivals due in the stage that no user was free to send.
+        buckets: requests per encoder bucket (keys are the bucket lengths, as JSON keys).
+        truncated: inputs the server cut to its largest bucket.
+        window / window_error: the stage's energy window, or why there is none.
+        energy_source: the window's source, or the server's where no window was measured.
+        nodes: samples received from each load-generating process.
+        complete: the stage ran its full length and every process sent its last samples in time.
+    """
+
+    name: str
+    length: int
+    started_wall_s: float
+    ended_wall_s: float
+    duration_s: float
+    load_s: float
+    offered_rps: float | None
+    sent_rps: float
+    unsent: int
+    requests: int
+    failures: int
+    failure_reasons: dict[str, int]
+    latency_ms: list[float]
+    service_ms: list[float]
+    lag_ms: list[float]
+    failed_latency_ms: list[float]
+    server_timings_ms: dict[str, list[float]]
+    request_energy_j: list[float]
+    buckets: dict[str, int]
+    batch_sizes: list[int]
+    truncated: int
+    input_tokens: int
+    output_tokens: int
+    throughput_rps: float
+    tokens_per_s: float
+    window: WindowResult | None
+    window_error: str | None
+    energy_source: Source | None
+    nodes: dict[str, int]
+    complete: bool
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> LatencySummary:
+        return LatencySummary.of(self.latency_ms)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gross_j_per_query(self) -> float | None:
+        """The window's energy over its completed queries. Units: J."""
+        per_query = self.window.per_query if self.window else None
+        return per_query.gross_j if per_query else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def net_j_per_query(self) -> float | None:
+        """Gross minus idle power over the window; None without an idle baseline. Units: J."""
+        per_query = self.window.per_query if self.window else None
+        return per_query.net_j if per_query else None
 
 
 def _rate(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
 
 
-def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: str | None) -> dict[str, Any]:
-    """One entry of ``stages``: raw samples, counts, rates, energy and the latency summary.
-
-    Latency figures come from successful requests (a fast 503 would flatter them); failed ones
-    keep their own list. Throughput counts successful requests over ``duration_s``.
-    """
+def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: Source | None) -> StageResult:
+    """One entry of ``stages`` from what the coordinator saw and every sample of the stage."""
     ok = [sample for sample in samples if sample.ok]
     failed = [sample for sample in samples if not sample.ok]
-    latency = [sample.latency_ms for sample in ok]
     input_tokens = sum(sample.input_tokens for sample in ok)
     output_tokens = sum(sample.output_tokens for sample in ok)
-    buckets = Counter(str(sample.bucket) for sample in ok)
+    buckets = Counter(sample.bucket for sample in ok if sample.bucket is not None)
     window = run.window
-    per_query = window.per_query if window else None
-    return {
-        "name": run.name,
-        "length": run.length,
-        "started_wall_s": run.started_wall_s,
-        "ended_wall_s": run.ended_wall_s,
-        "duration_s": run.duration_s,
-        "load_s": run.load_s,
-        "offered_rps": run.offered_rps,
-        "sent_rps": _rate(len(samples), run.load_s),
-        "unsent": run.unsent,
-        "requests": len(samples),
-        "failures": len(failed),
-        "failure_reasons": dict(Counter(sample.reason or "unknown" for sample in failed)),
-        "latency_ms": latency,
-        "service_ms": [sample.service_ms for sample in ok],
-        "lag_ms": [sample.lag_ms for sample in ok],
-        "failed_latency_ms": [sample.latency_ms for sample in failed],
-        "server_timings_ms": {key: [sample.timings[key] for sample in ok] for key in TIMING_KEYS},
-        "request_energy_j": [sample.energy_j for sample in ok if sample.energy_j is not None],
-        "buckets": dict(sorted(buckets.items(), key=lambda item: int(item[0]))),
-        "batch_sizes": [sample.batch_size for sample in ok],
-        "truncated": sum(1 for sample in ok if sample.truncated),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "throughput_rps": _rate(len(ok), run.duration_s),
-        "tokens_per_s": _rate(input_tokens + output_tokens, run.duration_s),
-        "window": window.model_dump() if window else None,
-        "window_error": run.window_error,
-        "energy_source": window.measurement.source if window else energy_source,
-        "gross_j_per_query": per_query.gross_j if per_query else None,
-        "net_j_per_query": per_query.net_j if per_query else None,
-        "nodes": run.nodes or {},
-        "complete": run.complete,
-        "summary": latency_summary(latency),
-    }
+    return StageResult(
+        name=run.name,
+        length=run.length,
+        started_wall_s=run.started_wall_s,
+        ended_wall_s=run.ended_wall_s,
+        duration_s=run.duration_s,
+        load_s=run.load_s,
+        offered_rps=run.offered_rps,
+        sent_rps=_rate(len(samples), run.load_s),
+        unsent=run.unsent,
+        requests=len(samples),
+        failures=len(failed),
+        failure_reasons=dict(Counter(sample.reason or "unknown" for sample in failed)),
+        latency_ms=[sample.latency_ms for sample in ok],
+        service_ms=[sample.service_ms for sample in ok],
+        lag_ms=[sample.lag_ms for sample in ok],
+        failed_latency_ms=[sample.latency_ms for sample in failed],
+        server_timings_ms={key: [sample.timings[key] for sample in ok] for key in TIMING_KEYS},
+        request_energy_j=[sample.energy_j for sample in ok if sample.energy_j is not None],
+        buckets={str(bucket): n for bucket, n in sorted(buckets.items())},
+        batch_sizes=[sample.batch_size for sample in ok if sample.batch_size is not None],
+        truncated=sum(1 for sample in ok if sample.truncated),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        throughput_rps=_rate(len(ok), run.duration_s),
+        tokens_per_s=_rate(input_tokens + output_tokens, run.duration_s),
+        window=window,
+        window_error=run.window_error,
+        energy_source=window.measurement.source if window else energy_source,
+        nodes=run.nodes or {},
+        complete=run.complete,
+    )
+
+
+class SloVerdict(Document):
+    """Every stage checked against the load test's SLOs; each violation names its stage and figures."""
+
+    p99_ms: float | None
+    max_fail_ratio: float | None
+    violations: list[str]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return not self.violations
 
 
 def evaluate_slo(
-    stages: Sequence[Mapping[str, Any]], p99_ms: float | None, max_fail_ratio: float | None
-) -> dict[str, Any]:
-    """Check every stage against the SLOs; each violation names its stage and the figures.
+    stages: Sequence[StageResult], p99_ms: float | None, max_fail_ratio: float | None
+) -> SloVerdict:
+    """Check every stage against the SLOs.
 
     A stage with no successful request breaks a p99 SLO, and one with no request at all breaks a
     failure-ratio SLO: an SLO that nothing was measured against has not been met.
     """
     violations: list[str] = []
     for stage in stages:
-        name = stage["name"]
+        name = stage.name
         if p99_ms is not None:
-            p99 = stage["summary"]["p99_ms"]
+            p99 = stage.summary.p99_ms
             if p99 is None:
                 violations.append(f"{name}: no successful request, so p99 <= {p99_ms:g} ms is unmet")
             elif p99 > p99_ms:
                 violations.append(f"{name}: p99 {p99:.1f} ms > {p99_ms:g} ms")
         if max_fail_ratio is not None:
-            requests, failures = stage["requests"], stage["failures"]
+            requests, failures = stage.requests, stage.failures
             if requests == 0:
                 violations.append(f"{name}: no requests, so failure ratio <= {max_fail_ratio:g} is unmet")
             elif failures / requests > max_fail_ratio:
@@ -157,12 +236,49 @@ def evaluate_slo(
                     f"{name}: failure ratio {failures / requests:.3f} ({failures}/{requests}) "
                     f"> {max_fail_ratio:g}"
                 )
-    return {
-        "p99_ms": p99_ms,
-        "max_fail_ratio": max_fail_ratio,
-        "passed": not violations,
-        "violations": violations,
-    }
+    return SloVerdict(p99_ms=p99_ms, max_fail_ratio=max_fail_ratio, violations=violations)
+
+
+class LoadTestResults(Document):
+    """The whole results file of one load test.
+
+    Attributes:
+        schema_version: this layout's version; a reader refuses one it does not know.
+        host: the server loaded.
+        users / spawn_rate: locust's; in open loop the users only carry the rate.
+        rate: open-loop arrivals per second across all users; None in closed loop.
+        started_wall_s / ended_wall_s: the whole test. ``time.time()``.
+        complete: every stage ran its full length.
+        server: ``GET /v1/info`` before the load; None if it could not be read.
+        workload: where each length's documents came from.
+        energy: ``GET /v1/energy`` before the load; None if it could not be read.
+        idle / idle_measured: the idle baseline the windows subtract, and whether this test
+            measured it (otherwise it is one the server held from before).
+        slo: each stage against the load generator's SLOs.
+    """
+
+    schema_version: Literal[1] = 1
+    host: str
+    mode: Mode
+    max_new_tokens: int
+    target_length: int
+    arrival: Arrival
+    rate: float | None
+    users: int
+    spawn_rate: float
+    stage_seconds: float
+    input_lengths: list[int]
+    seed: int
+    started_wall_s: float
+    ended_wall_s: float
+    complete: bool
+    server: ServerInfo | None
+    workload: list[WorkloadSource]
+    energy: EnergyInfo | None
+    idle: IdleBaseline | None
+    idle_measured: bool
+    stages: list[StageResult]
+    slo: SloVerdict
 
 
 def build_results(
@@ -171,41 +287,40 @@ def build_results(
     host: str,
     users: int,
     spawn_rate: float,
-    stages: Sequence[dict[str, Any]],
-    energy: dict[str, Any] | None,
-    idle: dict[str, Any] | None,
+    stages: Sequence[StageResult],
+    energy: EnergyInfo | None,
+    idle: IdleBaseline | None,
     idle_measured: bool,
-    server: dict[str, Any] | None,
-    workload: Sequence[dict[str, Any]],
+    server: ServerInfo | None,
+    workload: Sequence[WorkloadSource],
     started_wall_s: float,
     ended_wall_s: float,
     complete: bool,
-) -> dict[str, Any]:
-    """The whole results document (schema 1), SLO verdict included."""
-    return {
-        "schema": SCHEMA,
-        "host": host,
-        "mode": config.mode,
-        "max_new_tokens": config.max_new_tokens,
-        "target_length": config.target_length,
-        "arrival": config.arrival,
-        "rate": config.rate,
-        "users": users,
-        "spawn_rate": spawn_rate,
-        "stage_seconds": config.stage_seconds,
-        "input_lengths": list(config.input_lengths),
-        "seed": config.seed,
-        "started_wall_s": started_wall_s,
-        "ended_wall_s": ended_wall_s,
-        "complete": complete,
-        "server": server,
-        "workload": list(workload),
-        "energy": energy,
-        "idle": idle,
-        "idle_measured": idle_measured,
-        "stages": list(stages),
-        "slo": evaluate_slo(stages, config.p99_ms, config.max_fail_ratio),
-    }
+) -> LoadTestResults:
+    """The whole results document from the load generator's config and what it measured."""
+    return LoadTestResults(
+        host=host,
+        mode=config.mode,
+        max_new_tokens=config.max_new_tokens,
+        target_length=config.target_length,
+        arrival=config.arrival,
+        rate=config.rate,
+        users=users,
+        spawn_rate=spawn_rate,
+        stage_seconds=config.stage_seconds,
+        input_lengths=list(config.input_lengths),
+        seed=config.seed,
+        started_wall_s=started_wall_s,
+        ended_wall_s=ended_wall_s,
+        complete=complete,
+        server=server,
+        workload=list(workload),
+        energy=energy,
+        idle=idle,
+        idle_measured=idle_measured,
+        stages=list(stages),
+        slo=evaluate_slo(stages, config.p99_ms, config.max_fail_ratio),
+    )
 
 
 def default_results_path(started_wall_s: float, root: Path = Path("reports")) -> Path:
@@ -214,18 +329,7 @@ def default_results_path(started_wall_s: float, root: Path = Path("reports")) ->
     return root / f"loadtest-{stamp}.json"
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null rather than produce an unreadable file."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def write_results(results: Mapping[str, Any], path: Path) -> Path:
+def write_results(results: LoadTestResults, path: Path) -> Path:
     """Write the document atomically: a temporary file beside ``path``, then ``os.replace``.
 
     A reader (the sweep, a person) sees the old file or the whole new one, never half of it.
@@ -234,7 +338,7 @@ def write_results(results: Mapping[str, Any], path: Path) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(_finite(dict(results)), out, indent=1, allow_nan=False)
+            out.write(results.model_dump_json(indent=1))
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())

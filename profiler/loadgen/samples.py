@@ -9,16 +9,19 @@ knows when each node has sent its last.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from profiler.api import ErrorResponse, GenerateResponse, Timings
+from profiler.jsonl import field_errors
 from profiler.loadgen.schedule import Timing
 
 #: The server's stage timings every successful answer carries, in milliseconds.
-TIMING_KEYS = ("queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms")
+TIMING_KEYS = tuple(Timings.model_fields)
 #: Longest failure reason kept (exception texts can hold whole bodies).
 MAX_REASON = 200
 
@@ -76,8 +79,8 @@ def _clip(text: str) -> str:
 def error_reason(status: int, body: bytes) -> str:
     """``HTTP 503 queue_full`` from the server's JSON error body, or the status alone."""
     try:
-        kind = json.loads(body)["error"]["type"]
-    except (ValueError, KeyError, TypeError):
+        kind = ErrorResponse.model_validate_json(body).error.type
+    except ValidationError:
         return f"HTTP {status}"
     return f"HTTP {status} {kind}"
 
@@ -96,23 +99,21 @@ def from_answer(stage: int, status: int, body: bytes, timing: Timing, sent_wall_
     if not 200 <= status < 300:
         return Sample(ok=False, reason=error_reason(status, body), **base)
     try:
-        answer = json.loads(body)
-        timings = {key: float(answer["timings"][key]) for key in TIMING_KEYS}
-        energy = answer.get("energy") or {}
-        return Sample(
-            ok=True,
-            bucket=int(answer["bucket"]),
-            batch_size=int(answer["batch_size"]),
-            input_tokens=int(answer["input_tokens"]),
-            output_tokens=len(answer.get("output_ids") or []),
-            truncated=bool(answer.get("truncated", False)),
-            timings=timings,
-            energy_j=float(energy["joules"]) if "joules" in energy else None,
-            energy_source=energy.get("source"),
-            **base,
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        return Sample(ok=False, reason=_clip(f"malformed answer: {type(exc).__name__}: {exc}"), **base)
+        answer = GenerateResponse.model_validate_json(body)
+    except ValidationError as exc:
+        return Sample(ok=False, reason=_clip(f"malformed answer: {field_errors(exc)}"), **base)
+    return Sample(
+        ok=True,
+        bucket=answer.bucket,
+        batch_size=answer.batch_size,
+        input_tokens=answer.input_tokens,
+        output_tokens=len(answer.output_ids),
+        truncated=answer.truncated,
+        timings=answer.timings.model_dump(),
+        energy_j=answer.energy.joules,
+        energy_source=answer.energy.source,
+        **base,
+    )
 
 
 def from_error(stage: int, error: BaseException, timing: Timing, sent_wall_s: float) -> Sample:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 
 from profiler.energy.common import format_energy
+from profiler.loadgen.results import LoadTestResults
 
 
 def _ms(value: float | None) -> str:
@@ -20,13 +18,13 @@ def _joules(value: float | None, source: str | None) -> str:
     return "-" if value is None or source is None else format_energy(value, source)
 
 
-def results_table(results: Mapping[str, Any]) -> Table:
+def results_table(results: LoadTestResults) -> Table:
     """Requests, failures, p50/p90/p99 latency, rates and J/query (with their source) per stage."""
-    open_loop = results.get("arrival") == "poisson"
+    open_loop = results.arrival == "poisson"
     title = (
-        f"{results['mode']} on {results['host']}: {results['users']} users, "
-        + (f"Poisson {results['rate']:g} req/s offered" if open_loop else "closed loop")
-        + f", {results['stage_seconds']:g} s per stage"
+        f"{results.mode} on {results.host}: {results.users} users, "
+        + (f"Poisson {results.rate or 0:g} req/s offered" if open_loop else "closed loop")
+        + f", {results.stage_seconds:g} s per stage"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("stage")
@@ -36,48 +34,48 @@ def results_table(results: Mapping[str, Any]) -> Table:
         table.add_column("offered/sent req/s", justify="right")
     for heading in ("req/s", "tokens/s", "J/query gross", "J/query net"):
         table.add_column(heading, justify="right")
-    for stage in results["stages"]:
-        summary = stage["summary"]
-        source = stage.get("energy_source")
+    for stage in results.stages:
+        summary = stage.summary
+        source = stage.energy_source
         row = [
-            stage["name"],
-            f"{stage['requests']:,}",
-            f"{stage['failures']:,}",
-            _ms(summary["p50_ms"]),
-            _ms(summary["p90_ms"]),
-            _ms(summary["p99_ms"]),
+            stage.name,
+            f"{stage.requests:,}",
+            f"{stage.failures:,}",
+            _ms(summary.p50_ms),
+            _ms(summary.p90_ms),
+            _ms(summary.p99_ms),
         ]
         if open_loop:
-            row.append(f"{stage['offered_rps'] or 0:.2f} / {stage['sent_rps']:.2f}")
+            row.append(f"{stage.offered_rps or 0:.2f} / {stage.sent_rps:.2f}")
         row += [
-            f"{stage['throughput_rps']:.2f}",
-            f"{stage['tokens_per_s']:,.0f}",
-            _joules(stage.get("gross_j_per_query"), source),
-            _joules(stage.get("net_j_per_query"), source),
+            f"{stage.throughput_rps:.2f}",
+            f"{stage.tokens_per_s:,.0f}",
+            _joules(stage.gross_j_per_query, source),
+            _joules(stage.net_j_per_query, source),
         ]
         table.add_row(*row)
     return table
 
 
-def print_results(results: Mapping[str, Any], path: str | None, console: Console | None = None) -> None:
+def print_results(results: LoadTestResults, path: str | None, console: Console | None = None) -> None:
     """Print the table, the SLO verdict and where the file went."""
     if console is None:
         console = Console()
         if not console.is_terminal:  # a log or a pipe: rich would assume 80 columns and wrap the table
             console = Console(width=max(console.width, 160))
     console.print(results_table(results))
-    if results.get("idle") is None:
+    if results.idle is None:
         console.print("net J/query: no idle baseline (pass --idle-seconds S to measure one).")
-    elif not results.get("idle_measured", True):
+    elif not results.idle_measured:
         console.print("net J/query: against an idle baseline the server measured before this run.")
-    unsent = {stage["name"]: stage.get("unsent", 0) for stage in results["stages"] if stage.get("unsent")}
+    unsent = {stage.name: stage.unsent for stage in results.stages if stage.unsent}
     if unsent:
         listed = ", ".join(f"{name} {count}" for name, count in unsent.items())
         console.print(f"open-loop arrivals never sent (every user was waiting for an answer): {listed}")
-    slo = results["slo"]
-    if slo["p99_ms"] is not None or slo["max_fail_ratio"] is not None:
-        console.print("SLO: " + ("met" if slo["passed"] else "MISSED: " + "; ".join(slo["violations"])))
-    if not results.get("complete", True):
+    slo = results.slo
+    if slo.p99_ms is not None or slo.max_fail_ratio is not None:
+        console.print("SLO: " + ("met" if slo.passed else "MISSED: " + "; ".join(slo.violations)))
+    if not results.complete:
         console.print("The run was cut short: the last stage is partial.")
     if path is not None:
         console.print(f"results: {path}")

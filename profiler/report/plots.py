@@ -18,8 +18,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from profiler.report.aggregate import ESTIMATE, Cell, load_levels, series_of
-from profiler.report.load import AccuracyScore, LoadLevel, Repeat
+from profiler.report.load import LoadLevel, Repeat
 from profiler.report.tables import seed_cells
+from profiler.results import AccuracyRecord
 
 LATENCY_PNG = "latency_vs_length.png"
 ENERGY_PNG = "energy_vs_length.png"
@@ -232,7 +233,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyScore]) -> Figure:
+def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) -> Figure:
     """Task score against gross J/query per model/format/length, one panel per task, Pareto front marked."""
     tasks = sorted({a.task for a in scores})
     chosen = seed_cells(cells)
@@ -284,7 +285,7 @@ def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyScore]) -
 
 
 def write_plots(
-    cells: Sequence[Cell], repeats: Sequence[Repeat], scores: Sequence[AccuracyScore], directory: Path
+    cells: Sequence[Cell], repeats: Sequence[Repeat], scores: Sequence[AccuracyRecord], directory: Path
 ) -> list[tuple[str, Path]]:
     """Draw and save every plot the run supports, as (title, path); accuracy only with scores."""
     plots: list[tuple[str, str, Callable[[], Figure]]] = [

@@ -14,7 +14,7 @@ from rich.text import Text
 from profiler.report.aggregate import Cell, aggregate, scaling
 from profiler.report.compare import compare as compare_runs
 from profiler.report.compare import compare_table
-from profiler.report.load import AccuracyScore, ReportError, load_run
+from profiler.report.load import ReportError, load_run
 from profiler.report.plots import write_plots
 from profiler.report.tables import (
     Table,
@@ -27,11 +27,8 @@ from profiler.report.tables import (
 )
 from profiler.report.terminal import print_tables
 from profiler.report.writers import compare_csv, compare_markdown, report_markdown, summary_csv
-
-REPORT_MD = "report.md"
-SUMMARY_CSV = "summary.csv"
-COMPARE_MD = "compare.md"
-COMPARE_CSV = "compare.csv"
+from profiler.results import AccuracyRecord
+from profiler.rundir import RunDirectory
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _sections(cells: list[Cell], scores: list[AccuracyScore]) -> list[tuple[str, list[Table]]]:
+def _sections(cells: list[Cell], scores: list[AccuracyRecord]) -> list[tuple[str, list[Table]]]:
     """The report's sections in order, each a heading and its tables."""
     return [
         ("Latency and throughput", latency_tables(cells)),
@@ -109,13 +106,14 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
             f"cannot write plots into {run_dir}: {exc}; make the run directory writable or copy it "
             "somewhere you can write."
         ) from exc
+    files = RunDirectory(run_dir)
     report = _write(
-        run_dir / REPORT_MD,
+        files.report_md,
         report_markdown(
             data.run_id, run_dir, environment, data.config_text, sections, failures, plots, data.notes
         ),
     )
-    summary = _write(run_dir / SUMMARY_CSV, summary_csv(cells))
+    summary = _write(files.summary_csv, summary_csv(cells))
     outputs = ReportOutputs(report, summary, tuple(path for _, path in plots))
 
     if other is not None:
@@ -126,8 +124,8 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
             report,
             summary,
             outputs.plots,
-            _write(run_dir / COMPARE_MD, compare_markdown(comparison, table)),
-            _write(run_dir / COMPARE_CSV, compare_csv(comparison)),
+            _write(files.compare_md, compare_markdown(comparison, table)),
+            _write(files.compare_csv, compare_csv(comparison)),
         )
     console.print("wrote: " + ", ".join(str(path) for path in outputs.files), markup=False, highlight=False)
     return outputs

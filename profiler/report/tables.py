@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from profiler.environment import Environment, GpuInfo
 from profiler.report.aggregate import ESTIMATE, Cell, Scaling, SeriesKey
-from profiler.report.load import AccuracyScore, LoadLevel
+from profiler.report.load import LoadLevel
+from profiler.results import AccuracyRecord
 
 Better = Literal["low", "high"]
 #: A log-log slope at or above this reads as super-linear: halfway between linear and quadratic.
@@ -334,7 +336,7 @@ def model_size(model: str) -> str:
     return words[-1] if words else "-"
 
 
-def _score_for(scores: Sequence[AccuracyScore], cell: Cell, task: str) -> float | None:
+def _score_for(scores: Sequence[AccuracyRecord], cell: Cell, task: str) -> float | None:
     s = cell.key.series
     exact = [
         a.score
@@ -358,7 +360,7 @@ def seed_cells(cells: Sequence[Cell]) -> list[Cell]:
     return sorted(chosen.values(), key=lambda c: (c.key.series.model, c.key.series.format, c.key.length))
 
 
-def seed_table(cells: Sequence[Cell], scores: Sequence[AccuracyScore]) -> Table:
+def seed_table(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) -> Table:
     """The seed study's layout: one row per model, size and input length, score beside cost."""
     tasks = sorted({a.task for a in scores})
     score_columns = [Column(task, "high") for task in tasks] or [Column("score")]
@@ -419,40 +421,29 @@ def failure_notes(cells: Iterable[Cell]) -> list[str]:
     return lines
 
 
-def _gpu_line(gpu: object) -> str:
-    if not isinstance(gpu, dict):
-        return str(gpu)
-    memory = gpu.get("memory_total_bytes")
-    parts = [str(gpu.get("name", "GPU"))]
-    if isinstance(memory, int):
-        parts.append(size_bytes(memory).text)
-    if gpu.get("driver"):
-        parts.append(f"driver {gpu['driver']}")
-    return ", ".join(parts)
+def _gpu_line(gpu: GpuInfo) -> str:
+    return f"{gpu.name}, {size_bytes(gpu.memory_total_bytes).text}, driver {gpu.driver}"
 
 
-def environment_table(environment: dict[str, object] | None, run_id: str) -> Table:
+def environment_table(environment: Environment | None, run_id: str) -> Table:
     """What the run measured on: CPU, GPUs, memory, Python, package versions, git commit."""
     table = Table(f"Environment of run {run_id}", [Column("", numeric=False), Column("", numeric=False)])
     if environment is None:
         table.add_row([_text("environment"), _text("not recorded (environment.json missing)")])
         return table
-    memory = environment.get("memory_bytes")
-    gpus = environment.get("gpus")
-    packages = environment.get("packages")
+    cpus = environment.cpu_count if environment.cpu_count is not None else "?"
+    packages = environment.packages
     lines: list[tuple[str, str]] = [
-        ("CPU", f"{environment.get('cpu', '?')} ({environment.get('cpu_count', '?')} logical CPUs)"),
-        ("memory", size_bytes(memory).text if isinstance(memory, int) else "-"),
-        ("GPUs", "; ".join(_gpu_line(g) for g in gpus) if isinstance(gpus, list) and gpus else "none"),
-        ("platform", str(environment.get("platform", "-"))),
-        ("Python", str(environment.get("python", "-"))),
+        ("CPU", f"{environment.cpu} ({cpus} logical CPUs)"),
         (
-            "packages",
-            ", ".join(f"{name} {version}" for name, version in sorted(packages.items()))
-            if isinstance(packages, dict) and packages
-            else "-",
+            "memory",
+            size_bytes(environment.memory_bytes).text if environment.memory_bytes is not None else "-",
         ),
-        ("git commit", str(environment.get("git_commit") or "unknown")),
+        ("GPUs", "; ".join(_gpu_line(g) for g in environment.gpus) or "none"),
+        ("platform", environment.platform),
+        ("Python", environment.python),
+        ("packages", ", ".join(f"{name} {version}" for name, version in sorted(packages.items())) or "-"),
+        ("git commit", environment.git_commit or "unknown"),
     ]
     for name, value in lines:
         table.add_row([_text(name), _text(value)])

@@ -28,20 +28,29 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from profiler.api import (
+    Batching,
+    EnergyInfo,
+    EnergyShare,
+    ErrorBody,
+    ErrorResponse,
+    GenerateResponse,
+    ServerInfo,
+    Timings,
+)
+from profiler.buckets import bucket_for, truncate_ids
 from profiler.energy import IdleBaseline, WindowError
-from profiler.energy.windows import WindowResult
+from profiler.energy.timeline import Timeline
+from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.engines.engine import Engine, Job, Outcome
 from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
-from profiler.server.energy import IdleBusy, RequestEnergy, ServerEnergy
+from profiler.server.energy import IdleBusy, ServerEnergy
 from profiler.server.metrics import ServerMetrics
 from profiler.server.schemas import (
     COMMON_ERRORS,
     ERROR_RESPONSES,
-    EnergyShare,
     GenerateRequest,
-    GenerateResponse,
     IdleRequest,
-    Timings,
     problems,
     request_model,
 )
@@ -70,10 +79,8 @@ RETRY = {"Retry-After": "1"}
 def error(
     status: int, kind: str, message: str, details: list[Any] | None = None, **headers: str
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": kind, "message": message}
-    if details:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers or None)
+    body = ErrorResponse(error=ErrorBody(type=kind, message=message, details=details or None))
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers or None)
 
 
 class BodyLimit:
@@ -174,7 +181,7 @@ class Service:
         }
         self.metrics = ServerMetrics()
         self.energy = ServerEnergy()
-        self.batcher: Batcher[tuple[Outcome, RequestEnergy]] = Batcher(
+        self.batcher: Batcher[tuple[Outcome, EnergyShare]] = Batcher(
             self.run_batch,
             settings.max_batch_size,
             settings.max_wait_ms,
@@ -195,7 +202,7 @@ class Service:
     def _ready(self) -> None:
         self.ready = True
 
-    def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, RequestEnergy]]:
+    def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, EnergyShare]]:
         """One engine batch inside its own energy window."""
         return self.energy.run_batch(lambda: self.engine.run(jobs), request_ids)
 
@@ -252,7 +259,7 @@ class Service:
                 "send a shorter input or start the server with --truncate."
             )
             raise ApiError(413, "input_too_long", message)
-        return ids[: limit - 1] + ids[-1:], True  # keep the closing special token
+        return truncate_ids(ids, limit), True
 
     def _tokenize(self, text: str) -> list[int]:
         ids: list[int] = self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
@@ -267,7 +274,7 @@ class Service:
             tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
             job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
             request_id = uuid.uuid4().hex
-            bucket = self.engine.bucket_for(len(ids)) or self.engine.max_length
+            bucket = bucket_for(self.engine.buckets, len(ids)) or self.engine.max_length
             try:
                 future = self.batcher.submit(job, bucket, request_id)
             except QueueFull as exc:
@@ -302,7 +309,7 @@ class Service:
             batch_size=outcome.batch_size,
             mode=query.mode,
             timings=timings,
-            energy=EnergyShare(**energy.to_dict()),
+            energy=energy,
         )
         response = Response(
             orjson.dumps(payload.model_dump()),
@@ -325,7 +332,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     """Named energy windows, idle baseline and power timeline, for a load generator anywhere."""
 
     @app.get("/v1/energy", summary="Energy source, domains, open windows, idle baseline.")
-    async def energy_info() -> dict[str, Any]:
+    async def energy_info() -> EnergyInfo:
         return energy.describe()
 
     @app.post(
@@ -334,7 +341,7 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
         summary="Open a named energy window.",
         responses={409: ERROR_RESPONSES[409]},
     )
-    async def open_window(name: WindowName) -> dict[str, Any]:
+    async def open_window(name: WindowName) -> OpenedWindow:
         try:
             return energy.begin(name)
         except WindowError as exc:
@@ -383,8 +390,8 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     @app.get("/v1/energy/timeline", summary="Power timeline samples after a monotonic time.")
     async def timeline(
         since: Since = 0.0,
-    ) -> dict[str, Any]:
-        return {"samples": energy.timeline_since(since)}
+    ) -> Timeline:
+        return energy.timeline_since(since)
 
 
 def add_error_handlers(app: FastAPI, metrics: ServerMetrics) -> None:
@@ -458,22 +465,19 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         return {"status": "ready"}
 
     @app.get("/v1/info", summary="Manifest, engine, device, buckets and batching settings.")
-    async def info() -> dict[str, Any]:
-        return {
-            "engine": engine.kind,
-            "device": engine.device,  # where it really runs, not merely what was asked for
-            "providers": engine.providers,
-            "source": str(engine.source),
-            "buckets": engine.buckets,
-            "truncate": settings.truncate,
-            "batching": {
-                "max_batch_size": settings.max_batch_size,
-                "max_wait_ms": settings.max_wait_ms,
-                "max_queue": settings.max_queue,
-            },
-            "max_body_bytes": settings.max_body_bytes,
-            "manifest": engine.info,
-        }
+    async def info() -> ServerInfo:
+        return ServerInfo(
+            engine=engine.kind,
+            device=engine.device,  # where it really runs, not merely what was asked for
+            providers=engine.providers,
+            source=str(engine.source),
+            model_type=engine.model_type,
+            buckets=engine.buckets,
+            truncate=settings.truncate,
+            batching=Batching.model_validate(settings.model_dump(include=set(Batching.model_fields))),
+            max_body_bytes=settings.max_body_bytes,
+            manifest=engine.manifest,
+        )
 
     @app.get(
         "/metrics",

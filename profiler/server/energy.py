@@ -17,8 +17,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
-from typing import Any
 
+from profiler.api import EnergyInfo, EnergyShare
 from profiler.energy import (
     EnergyMeter,
     IdleBaseline,
@@ -30,8 +30,8 @@ from profiler.energy import (
     measure_idle,
     per_query_energy,
 )
-from profiler.energy.timeline import to_dicts
-from profiler.energy.windows import WindowResult
+from profiler.energy.timeline import Timeline
+from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.engines.engine import Outcome
 
 #: Completed requests remembered for window attribution (bounded: memory stays flat under load).
@@ -50,25 +50,6 @@ IDLE_WINDOW = "server/idle-{}"
 
 class IdleBusy(Exception):
     """An idle measurement is already running; measuring two at once would halve neither."""
-
-
-@dataclass(frozen=True)
-class RequestEnergy:
-    """One request's share of its batch's energy."""
-
-    joules: float
-    batch_joules: float
-    source: str
-    warnings: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "joules": self.joules,
-            "batch_joules": self.batch_joules,
-            "source": self.source,
-            "estimate": self.source == "estimate",
-            "warnings": list(self.warnings),
-        }
 
 
 @dataclass(frozen=True)
@@ -106,7 +87,7 @@ class ServerEnergy:
 
     def run_batch(
         self, run: Callable[[], list[Outcome]], request_ids: Sequence[str]
-    ) -> list[tuple[Outcome, RequestEnergy]]:
+    ) -> list[tuple[Outcome, EnergyShare]]:
         """Run one engine batch inside its own energy window; split its joules over the requests."""
         name = BATCH_WINDOW.format(next(self.batch_ids))
         self.meter.begin(name)
@@ -122,16 +103,20 @@ class ServerEnergy:
                 _Completed(request_id, finished, busy)
                 for request_id, busy in zip(request_ids, shares, strict=True)
             )
-        notes = tuple(measurement.warnings)
         return [
             (
                 outcome,
-                RequestEnergy(split.energy_j[request_id], measurement.total_j, measurement.source, notes),
+                EnergyShare(
+                    joules=split.energy_j[request_id],
+                    batch_joules=measurement.total_j,
+                    source=measurement.source,
+                    warnings=list(measurement.warnings),
+                ),
             )
             for outcome, request_id in zip(outcomes, request_ids, strict=True)
         ]
 
-    def begin(self, name: str) -> dict[str, Any]:
+    def begin(self, name: str) -> OpenedWindow:
         """Open a user's window.
 
         Raises:
@@ -143,7 +128,7 @@ class ServerEnergy:
             raise WindowError(
                 f"energy window {name!r} is already open; end it first or pick another name."
             ) from exc
-        return {"name": name, "open": True, "source": self.meter.source}
+        return OpenedWindow(name=name, source=self.meter.source)
 
     def user_windows(self) -> list[str]:
         prefix = USER_WINDOW.format("")
@@ -208,22 +193,21 @@ class ServerEnergy:
             self.idle_running.release()
         return self.idle
 
-    def timeline_since(self, since_monotonic_s: float) -> list[dict[str, Any]]:
-        return to_dicts(
-            [sample for sample in self.timeline.samples if sample.t_monotonic_s > since_monotonic_s]
+    def timeline_since(self, since_monotonic_s: float) -> Timeline:
+        return Timeline(
+            samples=[sample for sample in self.timeline.samples if sample.t_monotonic_s > since_monotonic_s]
         )
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "source": self.meter.source,
-            "estimate": self.meter.source == "estimate",
-            "domains": list(self.meter.domains),
-            "method": self.meter.backend.describe(),
-            "open_windows": self.user_windows(),
-            "idle": self.idle.model_dump() if self.idle else None,
-            "timeline_hz": 1 / self.timeline.period_s,
-            "clock": "time.monotonic of the server process",
-        }
+    def describe(self) -> EnergyInfo:
+        return EnergyInfo(
+            source=self.meter.source,
+            domains=list(self.meter.domains),
+            method=self.meter.backend.describe(),
+            open_windows=self.user_windows(),
+            idle=self.idle,
+            timeline_hz=1 / self.timeline.period_s,
+            clock="time.monotonic of the server process",
+        )
 
     def close(self) -> None:
         self.timeline.close()

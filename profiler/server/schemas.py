@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from profiler.api import ErrorResponse
 from profiler.modelinfo import MAX_DECODE_TOKENS, max_decode_tokens
+from profiler.modes import Mode
 
 #: Upper bounds for a model without a decoder position table; a loaded model states its own
 #: (see :func:`request_model`).
@@ -37,7 +39,7 @@ class GenerateRequest(BaseModel):
     input_ids: Annotated[list[int], Field(min_length=1)] | SkipJsonSchema[None] = Field(
         default=None, description="Token ids, special tokens included.", json_schema_extra=_absent_by_default
     )
-    mode: Literal["generate", "forward", "encode"] = Field(
+    mode: Mode = Field(
         default="generate",
         description="generate: greedy decoding; forward: teacher-forced decoder pass over "
         "`target_length` positions; encode: encoder only.",
@@ -81,51 +83,6 @@ def request_model(decoder_positions: int) -> type[GenerateRequest]:
             Field(default=min(64, limit), ge=1, le=limit, description=fields["target_length"].description),
         ),
     )
-
-
-class Timings(BaseModel):
-    """Milliseconds spent in each stage of this request."""
-
-    queue_ms: float
-    tokenize_ms: float
-    encode_ms: float
-    decode_ms: float
-    total_ms: float
-
-
-class EnergyShare(BaseModel):
-    """This request's share of its batch's energy, by busy engine time."""
-
-    joules: float
-    batch_joules: float
-    source: str = Field(description="nvml-counter, nvml-power, rapl or estimate.")
-    estimate: bool = Field(description="True when the figure is an estimate from CPU time, not a reading.")
-    warnings: list[str]
-
-
-class GenerateResponse(BaseModel):
-    request_id: str
-    text: str = Field(description="Decoded output (empty in encode mode).")
-    output_ids: list[int]
-    input_tokens: int = Field(description="Tokens in the input after any truncation.")
-    truncated: bool
-    bucket: int = Field(description="Encoder length the input was padded to.")
-    batch_size: int = Field(description="Requests in the batch this one ran in.")
-    mode: str
-    timings: Timings
-    energy: EnergyShare
-
-
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-    details: list[Any] | None = None
-
-
-class ErrorResponse(BaseModel):
-    """Every 4xx and 5xx answer has this shape."""
-
-    error: ErrorBody
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -41,11 +41,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
+from profiler.api import Batching
 from profiler.artifact import MANIFEST_NAME, Format
 from profiler.errors import ConfigError
-from profiler.loadgen.config import DECODE_KEYS, IdleSeconds, InputLengths, Mode
+from profiler.loadgen.config import DECODE_KEYS, Arrival, IdleSeconds, InputLengths
 from profiler.modelinfo import decode_limit
-from profiler.server.settings import Batching
+from profiler.modes import Mode
 from profiler.validation import Count, Strict, TupleOf, toml_key, validated
 
 SweepFormat = Literal["eager", Format]
@@ -106,7 +107,7 @@ class LoadSpec(Strict):
             raise ValueError("give concurrency (closed loop users) and/or rates (open loop requests/s)")
         return self
 
-    def levels(self) -> list[tuple[str, float]]:
+    def levels(self) -> list[tuple[Arrival, float]]:
         """(arrival, users or rate) for each load level."""
         return [("closed", float(users)) for users in self.concurrency] + [
             ("poisson", rate) for rate in self.rates

@@ -9,7 +9,6 @@ their ports free.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -21,15 +20,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from profiler.artifact import MANIFEST_NAME, Manifest
 from profiler.client import ServerCallError, ServerClient
+from profiler.energy.baseline import IdleBaseline
+from profiler.environment import fingerprint
 from profiler.errors import ConfigError, ProfilerError, last_words
+from profiler.jsonl import RecordsError, field_errors
+from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
+from profiler.loadgen.results import LoadTestResults
 from profiler.processes import dies_with_this_process
-from profiler.results import FINGERPRINT_NAME, RecordsError, ResultStore, fingerprint
+from profiler.results import LoadShape, ResultRecord
+from profiler.rundir import RunDirectory
 from profiler.server.launch import (
     PortInUseError,
     ServerProcess,
@@ -39,9 +45,6 @@ from profiler.server.launch import (
 )
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
 
-CONFIG_NAME = "config.toml"
-#: Where the running locust writes its results, in the run directory (deleted once read).
-LOCUST_RESULTS_NAME = "locust-results.json"
 #: Locust's default ``--master-bind-port``.
 LOCUST_MASTER_PORT = 5557
 #: Users that carry an open-loop (Poisson) rate; each sends on its own schedule.
@@ -58,7 +61,7 @@ class Run:
 
     model: ModelSpec
     format: str
-    arrival: str
+    arrival: Arrival
     level: float
     repeat: int
 
@@ -74,21 +77,22 @@ class Run:
 def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
     """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
     run_id = config.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = config.output_dir / run_id
-    if (run_dir / CONFIG_NAME).exists():
+    run_dir = RunDirectory(config.output_dir / run_id)
+    if run_dir.config.exists():
         raise ConfigError(
-            f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another run_id."
+            f"{run_dir.path} already holds a run; resume it with --resume {run_dir.path} or pick another "
+            "run_id."
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, run_dir / CONFIG_NAME)
-    return run_dir
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, run_dir.config)
+    return run_dir.path
 
 
 def resume_config(run_dir: Path) -> SweepConfig:
     """The config a run was started with (its copy in the run directory)."""
-    path = run_dir / CONFIG_NAME
+    path = RunDirectory(run_dir).config
     if not path.is_file():
-        raise ConfigError(f"{run_dir}: no {CONFIG_NAME}; pass a directory made by `profiler sweep`.")
+        raise ConfigError(f"{run_dir}: no {path.name}; pass a directory made by `profiler sweep`.")
     return load_config(path).model_copy(update={"run_id": run_dir.name, "output_dir": run_dir.parent})
 
 
@@ -98,8 +102,9 @@ class Sweep:
     def __init__(self, config: SweepConfig, run_dir: Path, console: Console) -> None:
         self.config = config
         self.run_dir = run_dir
+        self.files = RunDirectory(run_dir)
+        self.store = self.files.results
         self.console = console
-        self.store = ResultStore(run_dir)
         self.locust: subprocess.Popen[str] | None = None
 
     def plan(self, done: set[str]) -> list[Run]:
@@ -116,11 +121,11 @@ class Sweep:
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
         try:
-            done = {record["cell"] for record in self.store.open()}
+            done = {record.cell for record in self.store.open()}
         except RecordsError as exc:
             raise SweepError(str(exc)) from exc
-        if not (self.run_dir / FINGERPRINT_NAME).exists():
-            (self.run_dir / FINGERPRINT_NAME).write_text(json.dumps(fingerprint(), indent=2) + "\n")
+        if not self.files.environment.exists():
+            self.files.write_environment(fingerprint())
         self._check_port()
         runs = self.plan(done)
         if not runs:
@@ -150,7 +155,7 @@ class Sweep:
                         progress.update(cell_task, description=label, completed=0)
                         results = self._locust(server, artifact, run, progress, cell_task)
                         for record in self._records(run, server, results, idle):
-                            if record["cell"] not in done:
+                            if record.cell not in done:
                                 self.store.append(record)
                                 recorded += 1
                         progress.advance(sweep_task)
@@ -182,7 +187,7 @@ class Sweep:
             return model.checkpoint
         from exporters.export import checkpoint_sha256, export
 
-        out = self.run_dir / "artifacts" / f"{model.name}-{fmt}"
+        out = self.files.artifact(model.name, fmt)
         lengths = sorted(set(self.config.load.input_lengths))
         batch = self.config.server.max_batch_size
         if (out / MANIFEST_NAME).is_file():
@@ -207,18 +212,18 @@ class Sweep:
                 *args,
                 host=server.host,
                 port=server.port,
-                log=self.run_dir / f"server-{model.name}-{fmt}.log",
+                log=self.files.server_log(model.name, fmt),
             )
         except ServerStartError as exc:
             raise SweepError(f"the server for {model.name}/{fmt} did not start: {exc}") from exc
 
-    def _idle(self, server: ServerProcess) -> dict[str, Any] | None:
+    def _idle(self, server: ServerProcess) -> IdleBaseline | None:
         seconds = self.config.load.idle_seconds
         if seconds <= 0:
             return None
         with ServerClient(server.url) as client:
             try:
-                return client.measure_idle(seconds).model_dump()
+                return client.measure_idle(seconds)
             except ServerCallError as exc:
                 raise SweepError(f"idle power could not be measured: {exc}") from exc
 
@@ -246,10 +251,10 @@ class Sweep:
 
     def _locust(
         self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
-    ) -> dict[str, Any]:
-        results = self.run_dir / LOCUST_RESULTS_NAME
+    ) -> LoadTestResults:
+        results = self.files.locust_results
         results.unlink(missing_ok=True)  # a run killed before it was read leaves one
-        log = self.run_dir / "locust.log"
+        log = self.files.locust_log
         try:
             with log.open("a", encoding="utf-8") as handle:
                 handle.write(f"\n=== {run.label} ===\n")
@@ -275,8 +280,13 @@ class Sweep:
                     f"locust exited {status} without results for {run.label}: {last_words(log)} "
                     f"(its log: {log})"
                 )
-            data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
-            return data
+            try:
+                return LoadTestResults.model_validate_json(results.read_text(encoding="utf-8"))
+            except ValidationError as exc:
+                raise SweepError(
+                    f"locust's results for {run.label} are not a load test's results ({field_errors(exc)}); "
+                    f"is the locustfile this profiler's? (its log: {log})"
+                ) from exc
         finally:
             if self.locust is not None:  # interrupted: let it finish writing before the file goes
                 self.interrupt()
@@ -285,51 +295,47 @@ class Sweep:
             results.unlink(missing_ok=True)
 
     def _records(
-        self, run: Run, server: ServerProcess, results: dict[str, Any], idle: dict[str, Any] | None
-    ) -> list[dict[str, Any]]:
+        self, run: Run, server: ServerProcess, results: LoadTestResults, idle: IdleBaseline | None
+    ) -> list[ResultRecord]:
         with ServerClient(server.url) as client:
             info = client.info()
             timeline = client.timeline()
         peak_rss = _peak_rss_bytes(server.process.pid)
         records = []
-        for stage in results["stages"]:
-            window = stage.get("window") or {}
-            measurement = window.get("measurement") or {}
+        for stage in results.stages:
+            measurement = stage.window.measurement if stage.window else None
             start, end = (
-                measurement.get("start_monotonic_s", -math.inf),
-                measurement.get("end_monotonic_s", math.inf),
+                (measurement.start_monotonic_s, measurement.end_monotonic_s)
+                if measurement
+                else (-math.inf, math.inf)
             )
-            samples = [s for s in timeline if start <= s["t_monotonic_s"] <= end]
-            gpu_memory = [
-                g["memory_used_bytes"] for s in samples for g in s["gpus"] if g.get("memory_used_bytes")
-            ]
+            samples = [s for s in timeline if start <= s.t_monotonic_s <= end]
+            gpu_memory = [g.memory_used_bytes for s in samples for g in s.gpus if g.memory_used_bytes]
             records.append(
-                {
-                    "schema": 1,
-                    "run_id": self.run_dir.name,
-                    "cell": run.cell(stage["length"]),
-                    "model": run.model.name,
-                    "checkpoint": str(run.model.checkpoint),
-                    "format": run.format,
-                    "engine": info["engine"],
-                    "device": info["device"],
-                    "bucket": stage["length"],
-                    "mode": results.get("mode"),
-                    "max_new_tokens": results.get("max_new_tokens"),
-                    "load": {
-                        "arrival": run.arrival,
-                        "concurrency": int(run.level) if run.arrival == "closed" else None,
-                        "rate": run.level if run.arrival == "poisson" else None,
-                    },
-                    "repeat": run.repeat,
-                    "stage": stage,
-                    "idle": idle,
-                    "timeline": samples,
-                    "peak_rss_bytes": peak_rss,
-                    "peak_gpu_memory_bytes": max(gpu_memory) if gpu_memory else None,
-                    "energy_source": stage.get("energy_source"),
-                    "recorded_wall_s": time.time(),
-                }
+                ResultRecord(
+                    run_id=self.files.run_id,
+                    cell=run.cell(stage.length),
+                    model=run.model.name,
+                    checkpoint=str(run.model.checkpoint),
+                    format=run.format,
+                    engine=info.engine,
+                    device=info.device,
+                    bucket=stage.length,
+                    mode=results.mode,
+                    max_new_tokens=results.max_new_tokens,
+                    load=LoadShape(
+                        arrival=run.arrival,
+                        concurrency=int(run.level) if run.arrival == "closed" else None,
+                        rate=run.level if run.arrival == "poisson" else None,
+                    ),
+                    repeat=run.repeat,
+                    stage=stage,
+                    idle=idle,
+                    timeline=samples,
+                    peak_rss_bytes=peak_rss,
+                    peak_gpu_memory_bytes=max(gpu_memory) if gpu_memory else None,
+                    recorded_wall_s=time.time(),
+                )
             )
         return records
 

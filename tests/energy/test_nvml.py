@@ -154,7 +154,7 @@ def test_timeline_reads_gpu_metrics_and_falls_back(monkeypatch: pytest.MonkeyPat
     assert (gpu.utilization_pct, gpu.memory_used_bytes, gpu.temperature_c) == (87, 5 << 30, 61)
     assert gpu.sm_clock_mhz is None  # not supported: None, and never asked again
     assert not timeline._supported[(1, "sm_clock_mhz")]
-    assert first.to_dict()["gpus"][0]["index"] == 0
+    assert first.model_dump()["gpus"][0]["index"] == 0
     assert gpu_power_series([first, second]) == ([0.0, 0.1], [246.912, 246.912])
 
 

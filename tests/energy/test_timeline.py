@@ -8,7 +8,7 @@ import time
 import pytest
 
 from profiler.energy import BackendUnavailable, PowerTimeline
-from profiler.energy.timeline import TimelineSample, cpu_estimate_power_series, gpu_power_series, to_dicts
+from profiler.energy.timeline import Timeline, TimelineSample, cpu_estimate_power_series, gpu_power_series
 from profiler.stats import integrate
 
 from . import Ticks
@@ -26,9 +26,10 @@ def test_samples_in_the_background_and_serialises() -> None:
     assert times == sorted(times)
     busy = [s.cpu_tree_pct for s in samples[1:] if s.cpu_tree_pct is not None]
     assert max(busy) > 50.0  # one core was kept busy
-    records = json.loads(json.dumps(to_dicts(samples)))
+    records = json.loads(Timeline(samples=samples).model_dump_json())["samples"]
     assert set(records[0]) == {"t_monotonic_s", "t_wall_s", "cpu_tree_pct", "cpu_system_pct", "gpus"}
     assert records[0]["cpu_tree_pct"] is None  # nothing to compare the first sample with
+    assert Timeline.model_validate_json(json.dumps({"samples": records})).samples == samples
 
 
 def test_start_twice_is_refused_and_stop_is_idempotent() -> None:
@@ -47,9 +48,9 @@ def test_rate_must_be_positive() -> None:
 
 def test_cpu_estimate_series_integrates_to_the_estimate() -> None:
     samples = [
-        TimelineSample(0.0, 100.0, None, None),
-        TimelineSample(1.0, 101.0, 100.0, 50.0),
-        TimelineSample(2.0, 102.0, 200.0, 100.0),
+        TimelineSample(t_monotonic_s=0.0, t_wall_s=100.0, cpu_tree_pct=None, cpu_system_pct=None),
+        TimelineSample(t_monotonic_s=1.0, t_wall_s=101.0, cpu_tree_pct=100.0, cpu_system_pct=50.0),
+        TimelineSample(t_monotonic_s=2.0, t_wall_s=102.0, cpu_tree_pct=200.0, cpu_system_pct=100.0),
     ]
     times, watts = cpu_estimate_power_series(samples, active_w_per_core=10.0)
     assert (times, watts) == ([1.0, 2.0], [10.0, 20.0])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from profiler.api import Batching, EnergyInfo, EnergyShare, GenerateResponse, ServerInfo, Timings
 from profiler.client import ServerCallError
 from profiler.energy.baseline import IdleBaseline, per_query_energy
 from profiler.energy.meter import Measurement
@@ -16,7 +16,27 @@ from profiler.loadgen.coordinator import Coordinator
 from profiler.loadgen.samples import Sample, from_answer
 from profiler.loadgen.schedule import Timing
 
-ENERGY = {"source": "estimate", "estimate": True, "method": "estimate: CPU seconds x 10 W", "idle": None}
+ENERGY = EnergyInfo(
+    source="estimate",
+    domains=["cpu"],
+    method="estimate: CPU seconds x 10 W",
+    open_windows=[],
+    idle=None,
+    timeline_hz=10.0,
+    clock="time.monotonic of the server process",
+)
+INFO = ServerInfo(
+    engine="eager",
+    device="cpu",
+    providers=[],
+    source="/models/led",
+    model_type="led",
+    buckets=[1024, 2048, 3072, 4096],
+    truncate=False,
+    batching=Batching(),
+    max_body_bytes=1 << 20,
+    manifest=None,
+)
 
 
 def window_result(name: str, completed: int, idle: IdleBaseline | None = None) -> WindowResult:
@@ -49,16 +69,19 @@ class Clock:
 
 
 def ok_sample(stage: int, latency_ms: float, bucket: int = 1024) -> Sample:
-    body = {
-        "output_ids": [1, 2],
-        "input_tokens": bucket,
-        "bucket": bucket,
-        "batch_size": 1,
-        "truncated": False,
-        "timings": {"queue_ms": 1, "tokenize_ms": 0, "encode_ms": 5, "decode_ms": 4, "total_ms": 10},
-        "energy": {"joules": 0.25, "source": "estimate"},
-    }
-    return from_answer(stage, 200, json.dumps(body).encode(), Timing(latency_ms, latency_ms, 0.0), 0.0)
+    body = GenerateResponse(
+        request_id="r",
+        text="",
+        output_ids=[1, 2],
+        input_tokens=bucket,
+        bucket=bucket,
+        batch_size=1,
+        truncated=False,
+        mode="generate",
+        timings=Timings(queue_ms=1, tokenize_ms=0, encode_ms=5, decode_ms=4, total_ms=10),
+        energy=EnergyShare(joules=0.25, batch_joules=0.25, source="estimate", warnings=[]),
+    )
+    return from_answer(stage, 200, body.model_dump_json().encode(), Timing(latency_ms, latency_ms, 0.0), 0.0)
 
 
 class Server:
@@ -69,13 +92,13 @@ class Server:
         self.fail_windows = fail_windows
         self.closed = False
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ServerInfo:
         self.calls.append("info")
-        return {"engine": "eager", "buckets": [1024, 2048, 3072, 4096], "truncate": False}
+        return INFO
 
-    def energy(self) -> dict[str, Any]:
+    def energy(self) -> EnergyInfo:
         self.calls.append("energy")
-        return dict(ENERGY)
+        return ENERGY
 
     def measure_idle(self, seconds: float) -> IdleBaseline:
         self.calls.append(f"idle {seconds:g}")

@@ -59,8 +59,8 @@ def test_every_flag_parses(tokenizer_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--input-lengths", "1024,abc"), "whole number"),
-        (("--input-lengths", "1024,,2048"), "comma-separated"),
+        (("--input-lengths", "1024,abc"), '"abc" is not a whole number'),
+        (("--input-lengths", "1024,,2048"), '"1024,,2048" has an empty item'),
         (("--records", "x"), "invalid int value: 'x'"),
         (("--rate", "fast"), "invalid float value: 'fast'"),
         (("--mode", "train"), "invalid choice"),

@@ -9,7 +9,7 @@ import pytest
 
 from profiler.client import ServerCallError, ServerClient
 
-from .fakes import window_result
+from .fakes import INFO, window_result
 
 
 def control(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[ServerClient, list[str]]:
@@ -32,9 +32,9 @@ def test_a_window_left_open_is_closed_and_reopened() -> None:
             state["open"] = False
             return httpx.Response(200, json=window_result("generate@1024", completed=0).model_dump())
         if state["open"]:
-            return httpx.Response(409, json={"error": {"type": "window_open"}})
+            return httpx.Response(409, json={"error": {"type": "window_open", "message": "open"}})
         state["open"] = True
-        return httpx.Response(201, json={"name": "generate@1024", "open": True})
+        return httpx.Response(201, json={"name": "generate@1024", "source": "estimate"})
 
     server, seen = control(handler)
     server.open_window("generate@1024")
@@ -47,16 +47,25 @@ def test_a_window_left_open_is_closed_and_reopened() -> None:
     assert seen[-1] == "POST /v1/energy/windows/generate@1024/end?requests=false"
 
 
-def test_info_drops_the_manifest_and_errors_say_where() -> None:
+def test_info_is_the_servers_document_and_errors_say_where() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/info":
-            return httpx.Response(200, json={"buckets": [1024], "manifest": {"big": True}})
-        return httpx.Response(404, json={"error": {"type": "no_such_window"}})
+            return httpx.Response(200, json=INFO.model_dump(mode="json"))
+        return httpx.Response(404, json={"error": {"type": "no_such_window", "message": "none"}})
 
     server, _ = control(handler)
-    assert server.info() == {"buckets": [1024]}
+    assert server.info() == INFO
     with pytest.raises(ServerCallError, match=r"POST /v1/energy/windows/x/end: HTTP 404"):
         server.close_window("x")
+
+
+def test_an_info_of_another_shape_names_its_fields() -> None:
+    body = {**INFO.model_dump(mode="json"), "buckets": ["1024"], "gpu": True}
+    server, _ = control(lambda request: httpx.Response(200, json=body))
+    with pytest.raises(
+        ServerCallError, match=r"GET /v1/info: the answer is not a ServerInfo \(buckets.0: .*; gpu: Extra"
+    ):
+        server.info()
 
 
 def test_an_unreachable_server_is_a_control_error() -> None:

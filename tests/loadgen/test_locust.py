@@ -9,10 +9,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from profiler.loadgen.results import LoadTestResults, StageResult
 from profiler.server.launch import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -47,24 +47,26 @@ def locust_counts(prefix: Path) -> dict[str, int]:
     return {entry["name"]: entry["num_requests"] for entry in stats}
 
 
-def check_stage(stage: dict[str, Any], length: int) -> None:
-    assert stage["name"] == f"generate@{length}"
-    assert stage["length"] == length
-    ok = stage["requests"] - stage["failures"]
-    assert stage["failures"] == 0, stage["failure_reasons"]
+def check_stage(stage: StageResult, length: int) -> None:
+    assert stage.name == f"generate@{length}"
+    assert stage.length == length
+    ok = stage.requests - stage.failures
+    assert stage.failures == 0, stage.failure_reasons
     assert ok > 0
-    assert len(stage["latency_ms"]) == ok
-    assert all(len(values) == ok for values in stage["server_timings_ms"].values())
-    assert len(stage["request_energy_j"]) == ok
-    assert stage["buckets"] == {str(length): ok}
-    assert stage["input_tokens"] == ok * length
-    assert stage["window"]["measurement"]["source"] == "estimate"
-    assert stage["window"]["completed"] == ok  # the window holds exactly the stage's requests
-    assert stage["energy_source"] == "estimate"
-    assert stage["gross_j_per_query"] > 0
-    summary = stage["summary"]
-    assert 0 < summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
-    assert stage["complete"]
+    assert len(stage.latency_ms) == ok
+    assert all(len(values) == ok for values in stage.server_timings_ms.values())
+    assert len(stage.request_energy_j) == ok
+    assert stage.buckets == {str(length): ok}
+    assert stage.input_tokens == ok * length
+    assert stage.window is not None
+    assert stage.window.measurement.source == "estimate"
+    assert stage.window.completed == ok  # the window holds exactly the stage's requests
+    assert stage.energy_source == "estimate"
+    assert (stage.gross_j_per_query or 0) > 0
+    summary = stage.summary
+    p50, p90, p99 = summary.p50_ms or 0.0, summary.p90_ms or 0.0, summary.p99_ms or 0.0
+    assert 0 < p50 <= p90 <= p99
+    assert stage.complete
 
 
 def test_headless_closed_loop(
@@ -78,23 +80,22 @@ def test_headless_closed_loop(
         *("--json-file", str(stats)),
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    data = json.loads(results.read_text())
-    assert (data["schema"], data["arrival"], data["users"], data["complete"]) == (1, "closed", 2, True)
-    assert data["energy"]["source"] == "estimate"
-    check_stage(data["stages"][0], 1024)
-    check_stage(data["stages"][1], 2048)
-    assert [stage["nodes"] for stage in data["stages"]] == [
-        {"local": stage["requests"]} for stage in data["stages"]
-    ]
+    data = LoadTestResults.model_validate_json(results.read_text())
+    assert (data.schema_version, data.arrival, data.users, data.complete) == (1, "closed", 2, True)
+    assert data.energy is not None
+    assert data.energy.source == "estimate"
+    check_stage(data.stages[0], 1024)
+    check_stage(data.stages[1], 2048)
+    assert [stage.nodes for stage in data.stages] == [{"local": stage.requests} for stage in data.stages]
     # Every request locust counted is in the results, with its raw latency.
     counts = locust_counts(stats)
     assert {name: counts[name] for name in ("generate@1024", "generate@2048")} == {
-        stage["name"]: stage["requests"] for stage in data["stages"]
+        stage.name: stage.requests for stage in data.stages
     }
-    assert data["stages"][0]["duration_s"] == pytest.approx(3.0, abs=1.0)
+    assert data.stages[0].duration_s == pytest.approx(3.0, abs=1.0)
     assert "generate@2048" in run.stdout
     assert "J (estimate)" in run.stdout
-    assert data["slo"]["passed"] is True
+    assert data.slo.passed is True
 
 
 def test_processes_gather_every_workers_samples_and_slo_miss_exits_3(
@@ -109,15 +110,15 @@ def test_processes_gather_every_workers_samples_and_slo_miss_exits_3(
     )
     assert run.returncode == 3, run.stderr[-3000:]
     assert "SLO missed: generate@1024: p99" in run.stderr
-    data = json.loads(results.read_text())
+    data = LoadTestResults.model_validate_json(results.read_text())
     counts = locust_counts(stats)
-    for stage, length in zip(data["stages"], (1024, 2048), strict=True):
+    for stage, length in zip(data.stages, (1024, 2048), strict=True):
         check_stage(stage, length)
-        assert len(stage["nodes"]) == 2
-        assert all(count > 0 for count in stage["nodes"].values())
-        assert stage["requests"] == counts[stage["name"]]
-    assert data["slo"]["passed"] is False
-    assert [violation.split(":")[0] for violation in data["slo"]["violations"]] == [
+        assert len(stage.nodes) == 2
+        assert all(count > 0 for count in stage.nodes.values())
+        assert stage.requests == counts[stage.name]
+    assert data.slo.passed is False
+    assert [violation.split(":")[0] for violation in data.slo.violations] == [
         "generate@1024",
         "generate@2048",
     ]
@@ -133,15 +134,16 @@ def test_open_loop_with_idle_baseline(
         *("--arrival", "poisson", "--rate", "10", "--idle-seconds", "0.5"),
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    data = json.loads(results.read_text())
-    assert (data["arrival"], data["rate"], data["idle_measured"]) == ("poisson", 10.0, True)
-    assert data["idle"]["source"] == "estimate"
-    stage = data["stages"][0]
+    data = LoadTestResults.model_validate_json(results.read_text())
+    assert (data.arrival, data.rate, data.idle_measured) == ("poisson", 10.0, True)
+    assert data.idle is not None
+    assert data.idle.source == "estimate"
+    stage = data.stages[0]
     check_stage(stage, 1024)
-    assert stage["offered_rps"] == 10.0
-    assert 2 <= stage["requests"] <= 60
-    assert stage["net_j_per_query"] is not None
-    assert all(lag >= 0 for lag in stage["lag_ms"])
+    assert stage.offered_rps == 10.0
+    assert 2 <= stage.requests <= 60
+    assert stage.net_j_per_query is not None
+    assert all(lag >= 0 for lag in stage.lag_ms)
     assert "offered/sent" in run.stdout
 
 

@@ -57,4 +57,4 @@ def test_locust_parses_the_load_tests_flags(path: Path, tmp_path: Path) -> None:
     command[4] = str(path)
     ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert ran.returncode == 2
-    assert "every length must be a whole number of tokens" in ran.stderr
+    assert 'argument --input-lengths: "x" is not a whole number' in ran.stderr

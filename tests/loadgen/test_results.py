@@ -1,16 +1,20 @@
-"""The results file: its schema (what the sweep reads), SLO evaluation, atomic writing."""
+"""The results file: one typed document (what the sweep reads), SLO evaluation, atomic writing."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.results import (
+    LatencySummary,
+    LoadTestResults,
+    SloVerdict,
+    StageResult,
     StageRun,
     build_results,
     default_results_path,
@@ -19,32 +23,20 @@ from profiler.loadgen.results import (
     write_results,
 )
 
-from .fakes import ENERGY, ok_sample
-
-#: The schema the sweep reads (docs/loadtests.md); fields may be added, never removed or renamed.
-TOP_KEYS = {
-    "schema", "host", "mode", "max_new_tokens", "target_length", "arrival", "rate", "users",
-    "stage_seconds", "energy", "idle", "stages", "slo",
-}  # fmt: skip
-STAGE_KEYS = {
-    "name", "length", "started_wall_s", "ended_wall_s", "duration_s", "offered_rps", "requests",
-    "failures", "failure_reasons", "latency_ms", "server_timings_ms", "request_energy_j", "buckets",
-    "batch_sizes", "input_tokens", "output_tokens", "throughput_rps", "tokens_per_s", "window",
-    "energy_source", "gross_j_per_query", "net_j_per_query", "summary",
-}  # fmt: skip
+from .fakes import ENERGY, INFO, ok_sample
 
 
-def results_for(stages: list[dict[str, Any]], **config: object) -> dict[str, Any]:
+def results_for(stages: list[StageResult], **config: object) -> LoadTestResults:
     return build_results(
         LoadConfig(**config),  # type: ignore[arg-type]
         host="http://h:1",
         users=2,
         spawn_rate=2.0,
         stages=stages,
-        energy=dict(ENERGY),
+        energy=ENERGY,
         idle=None,
         idle_measured=False,
-        server=None,
+        server=INFO,
         workload=[],
         started_wall_s=1.0,
         ended_wall_s=2.0,
@@ -52,78 +44,87 @@ def results_for(stages: list[dict[str, Any]], **config: object) -> dict[str, Any
     )
 
 
-def one_stage() -> dict[str, Any]:
+def one_stage() -> StageResult:
     run = StageRun(index=0, name="generate@1024", length=1024, duration_s=2.0, load_s=2.0)
     return stage_result(run, [ok_sample(0, 10.0), ok_sample(0, 30.0)], "estimate")
 
 
-def test_schema_has_every_field_the_sweep_reads() -> None:
-    results = results_for([one_stage()])
-    assert set(results) >= TOP_KEYS
-    assert results["schema"] == 1
-    stage = results["stages"][0]
-    assert set(stage) >= STAGE_KEYS
-    assert set(stage["server_timings_ms"]) == {
-        "queue_ms",
-        "tokenize_ms",
-        "encode_ms",
-        "decode_ms",
-        "total_ms",
+def test_the_file_round_trips_through_its_one_type(tmp_path: Path) -> None:
+    results = results_for([one_stage()], p99_ms=25.0)
+    path = write_results(results, tmp_path / "run.json")
+    text = path.read_text()
+    assert LoadTestResults.model_validate_json(text) == results
+    raw = json.loads(text)
+    assert raw["schema_version"] == 1
+    # Derived figures are written for people and other tools, and recomputed on reading.
+    assert raw["stages"][0]["summary"] == {"p50_ms": 20.0, "p90_ms": 28.0, "p99_ms": 29.8, "mean_ms": 20.0}
+    assert raw["slo"]["passed"] is False
+    raw["stages"][0]["summary"]["p50_ms"] = 1.0
+    raw["slo"]["passed"] = True
+    again = LoadTestResults.model_validate(raw)
+    assert again.stages[0].summary.p50_ms == 20.0
+    assert again.slo.passed is False
+
+
+def test_a_field_of_the_wrong_type_or_unknown_is_named() -> None:
+    raw = json.loads(results_for([one_stage()]).model_dump_json())
+    raw["stages"][0]["requests"] = "2"
+    raw["stages"][0]["p95_ms"] = 1.0
+    with pytest.raises(ValidationError) as caught:
+        LoadTestResults.model_validate(raw)
+    assert {".".join(map(str, e["loc"])) for e in caught.value.errors()} == {
+        "stages.0.requests",
+        "stages.0.p95_ms",
     }
-    assert set(stage["summary"]) == {"p50_ms", "p90_ms", "p99_ms", "mean_ms"}
-    assert set(results["slo"]) == {"p99_ms", "max_fail_ratio", "passed", "violations"}
-    json.dumps(results, allow_nan=False)  # plain JSON
 
 
 def test_stage_figures_from_raw_samples() -> None:
     stage = one_stage()
-    assert stage["latency_ms"] == [10.0, 30.0]
-    assert stage["summary"] == {"p50_ms": 20.0, "p90_ms": 28.0, "p99_ms": 29.8, "mean_ms": 20.0}
-    assert stage["throughput_rps"] == 1.0
-    assert stage["input_tokens"] == 2048
-    assert stage["output_tokens"] == 4
-    assert stage["tokens_per_s"] == 1026.0
-    assert stage["request_energy_j"] == [0.25, 0.25]
-    assert stage["energy_source"] == "estimate"
-    assert stage["gross_j_per_query"] is None
+    assert stage.latency_ms == [10.0, 30.0]
+    assert stage.summary == LatencySummary(p50_ms=20.0, p90_ms=28.0, p99_ms=29.8, mean_ms=20.0)
+    assert stage.throughput_rps == 1.0
+    assert stage.input_tokens == 2048
+    assert stage.output_tokens == 4
+    assert stage.tokens_per_s == 1026.0
+    assert stage.request_energy_j == [0.25, 0.25]
+    assert stage.energy_source == "estimate"
+    assert stage.gross_j_per_query is None
+    assert set(stage.server_timings_ms) == {"queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms"}
 
 
 def test_empty_stage_has_null_summary() -> None:
     stage = stage_result(StageRun(index=0, name="encode@4096", length=4096), [], None)
-    assert stage["requests"] == 0
-    assert stage["summary"]["p99_ms"] is None
-    assert stage["throughput_rps"] == 0.0
+    assert stage.requests == 0
+    assert stage.summary.p99_ms is None
+    assert stage.throughput_rps == 0.0
 
 
 def test_slo_evaluation() -> None:
     stage = one_stage()
-    assert evaluate_slo([stage], None, None) == {
-        "p99_ms": None,
-        "max_fail_ratio": None,
-        "passed": True,
-        "violations": [],
-    }
-    assert evaluate_slo([stage], 30.0, 0.0)["passed"] is True
+    assert evaluate_slo([stage], None, None) == SloVerdict(p99_ms=None, max_fail_ratio=None, violations=[])
+    assert evaluate_slo([stage], None, None).passed
+    assert evaluate_slo([stage], 30.0, 0.0).passed is True
     missed = evaluate_slo([stage], 29.0, None)
-    assert missed["violations"] == ["generate@1024: p99 29.8 ms > 29 ms"]
+    assert missed.violations == ["generate@1024: p99 29.8 ms > 29 ms"]
     empty = stage_result(StageRun(index=1, name="generate@2048", length=2048), [], None)
     verdict = evaluate_slo([stage, empty], 100.0, 0.5)
-    assert verdict["passed"] is False
-    assert [v.split(":")[0] for v in verdict["violations"]] == ["generate@2048", "generate@2048"]
+    assert verdict.passed is False
+    assert [v.split(":")[0] for v in verdict.violations] == ["generate@2048", "generate@2048"]
 
 
 def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "deep" / "run.json"
-    write_results({"schema": 1, "nan": float("nan")}, path)
-    assert json.loads(path.read_text()) == {"schema": 1, "nan": None}
+    first = results_for([one_stage()])
+    write_results(first, path)
+    assert LoadTestResults.model_validate_json(path.read_text()) == first
 
     def broken(*_: object, **__: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(json, "dump", broken)
+    monkeypatch.setattr(os, "fsync", broken)
     with pytest.raises(OSError, match="disk full"):
-        write_results({"schema": 2}, path)
-    assert json.loads(path.read_text())["schema"] == 1  # the old file is untouched
+        write_results(results_for([]), path)
+    assert LoadTestResults.model_validate_json(path.read_text()) == first  # the old file is untouched
     assert os.listdir(path.parent) == ["run.json"]  # no temporary file left behind
 
 

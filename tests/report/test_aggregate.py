@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from profiler.report.aggregate import Cell, aggregate, loglog_slope, scaling
 from profiler.report.load import load_run
 from profiler.report.tables import scaling_table
+from profiler.results import ResultRecord
 from profiler.stats import mean_ci, percentile
 
 from . import make_record, write_run
@@ -19,7 +19,7 @@ from .conftest import DATA
 LENGTHS = (1024, 2048, 3072, 4096)
 
 
-def _cells(tmp_path: Path, records: list[dict[str, Any]]) -> list[Cell]:
+def _cells(tmp_path: Path, records: list[ResultRecord]) -> list[Cell]:
     return aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
 
 

@@ -16,7 +16,8 @@ from profiler.energy.meter import Measurement
 from profiler.energy.windows import WindowResult
 from profiler.loadgen.results import StageRun, stage_result
 from profiler.report import render_report
-from profiler.report.load import parse_record
+from profiler.report.load import to_repeat
+from profiler.results import ResultRecord, parse_result
 
 from . import make_record, write_run
 from .conftest import quiet_console
@@ -39,16 +40,14 @@ def _clamped_window() -> WindowResult:
     return WindowResult(measurement=measurement, completed=4, per_query=per_query, idle=idle)
 
 
-def _record_with(window: WindowResult) -> dict[str, object]:
-    record = make_record(length=1024)
+def _record_with(window: WindowResult) -> ResultRecord:
     stage = stage_result(StageRun(0, "generate@1024", 1024, duration_s=4.0, window=window), [], None)
-    record["stage"] = {**record["stage"], **{k: stage[k] for k in ("window", "net_j_per_query")}}
-    read_back: dict[str, object] = json.loads(json.dumps(record))  # as results.jsonl gives it
-    return read_back
+    return make_record(length=1024).model_copy(update={"stage": stage})
 
 
 def test_the_reader_sees_the_clamp_the_server_wrote() -> None:
-    repeat = parse_record(_record_with(_clamped_window()), line=1)
+    line = _record_with(_clamped_window()).model_dump_json()  # as results.jsonl holds it
+    repeat = to_repeat(parse_result(json.loads(line)), line=1)
     assert repeat.net_clamped
     assert repeat.net_j_per_query == 0.0
 

@@ -9,13 +9,14 @@ from typing import Any
 from profiler.report.aggregate import Cell, aggregate
 from profiler.report.compare import ONE_REPEAT, OUTSIDE, WITHIN, compare, compare_table, verdict
 from profiler.report.load import load_run
+from profiler.results import ResultRecord
 from profiler.stats import mean_ci, percentile
 
 from . import make_record, write_run
 from .conftest import Rendered
 
 
-def _cells(directory: Path, records: list[dict[str, Any]]) -> list[Cell]:
+def _cells(directory: Path, records: list[ResultRecord]) -> list[Cell]:
     return aggregate(load_run(write_run(directory, records)).repeats)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from profiler.errors import ProfilerError
-from profiler.report import ReportError, load, render_report
+from profiler.jsonl import RecordFile
+from profiler.report import ReportError, render_report
 from profiler.report.load import load_run
 
 from . import make_record, write_run
@@ -60,36 +61,42 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
 def test_unreadable_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = write_run(tmp_path / "run", [make_record()])
 
-    def denied(path: Path) -> list[dict[str, Any]]:
-        raise PermissionError(13, "Permission denied", str(path))
+    def denied(self: RecordFile[Any]) -> list[Any]:
+        raise PermissionError(13, "Permission denied", str(self.path))
 
     # Patched rather than chmod-ed: the suite may run as root, who reads any file.
-    monkeypatch.setattr(load, "read_records", denied)
+    monkeypatch.setattr(RecordFile, "read", denied)
     with pytest.raises(ReportError, match=r"cannot read .*results\.jsonl.*check its permissions"):
         _render(run_dir)
 
 
 def test_malformed_record_names_line_and_field(tmp_path: Path) -> None:
-    bad = make_record(length=2048)
+    bad = make_record(length=2048).model_dump(mode="json")
     bad["stage"]["latency_ms"] = ["fast"]
     run_dir = write_run(tmp_path / "run", [make_record(), bad])
     with pytest.raises(
-        ReportError, match=r"results\.jsonl line 2: field 'stage\.latency_ms' should be a list"
+        ReportError,
+        match=r"results\.jsonl line 2 is damaged \(not a valid ResultRecord: stage\.latency_ms\.0: "
+        r"Input should be a valid number\); the file was left unchanged",
     ):
         _render(run_dir)
 
 
 def test_missing_field(tmp_path: Path) -> None:
-    bad = make_record()
+    bad = make_record().model_dump(mode="json")
     del bad["load"]
-    with pytest.raises(ReportError, match=r"line 1: field 'load' should be an object"):
+    with pytest.raises(
+        ReportError, match=r"line 1 is damaged \(not a valid ResultRecord: load: Field required\)"
+    ):
         _render(write_run(tmp_path / "run", [bad]))
 
 
 def test_other_schema(tmp_path: Path) -> None:
-    record = make_record()
-    record["schema"] = 2
-    with pytest.raises(ReportError, match="schema 2; this report reads schema 1"):
+    record = make_record().model_dump(mode="json")
+    record["schema_version"] = 3
+    with pytest.raises(
+        ReportError, match="line 1 is damaged \\(schema version 3, and this profiler reads versions 1 and 2"
+    ):
         _render(write_run(tmp_path / "run", [record]))
 
 
@@ -97,7 +104,10 @@ def test_bad_accuracy_line(tmp_path: Path) -> None:
     run_dir = write_run(
         tmp_path / "run", [make_record()], accuracy=[{"model": "led-small", "task": "qasper"}]
     )
-    with pytest.raises(ReportError, match=r"accuracy\.jsonl line 1: field 'score' should be a number"):
+    with pytest.raises(
+        ReportError,
+        match=r"accuracy\.jsonl line 1 is damaged \(not a valid AccuracyRecord: .*score: Field required",
+    ):
         _render(run_dir)
 
 
@@ -126,9 +136,10 @@ def test_unwritable_report(tmp_path: Path) -> None:
 
 
 def test_stage_warnings_become_notes(tmp_path: Path) -> None:
-    record = make_record(source=None)
-    record["stage"]["window_error"] = "server returned 500 for /v1/energy/windows"
-    record["stage"]["complete"] = False
+    stage = make_record(source=None).stage.model_copy(
+        update={"window_error": "server returned 500 for /v1/energy/windows", "complete": False}
+    )
+    record = make_record(source=None).model_copy(update={"stage": stage})
     run = load_run(write_run(tmp_path / "run", [record]))
     assert run.notes[:2] == [
         "cell 'led-small|onnx|closed:1|repeat 1|1024': no energy window: server returned 500 for "

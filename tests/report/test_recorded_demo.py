@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 from profiler.report import render_report
-from profiler.results import read_records
+from profiler.rundir import RunDirectory
 from profiler.stats import percentile
 
 from .conftest import copy_run, quiet_console
@@ -15,7 +15,7 @@ from .conftest import copy_run, quiet_console
 
 def test_a_recorded_demo_run_renders(tmp_path: Path) -> None:
     run_dir = copy_run("demo-real", tmp_path)
-    records = read_records(run_dir / "results.jsonl")
+    records = RunDirectory(run_dir).results.read()
     console = quiet_console()
     outputs = render_report(run_dir, None, console)
     text = console.export_text()
@@ -27,7 +27,7 @@ def test_a_recorded_demo_run_renders(tmp_path: Path) -> None:
     assert len(rows) == len(records) == 8
     assert "(estimate)" in text
     onnx_4096 = next(
-        r for r in records if r["format"] == "onnx" and r["bucket"] == 4096 and r["load"]["concurrency"] == 1
+        r for r in records if r.format == "onnx" and r.bucket == 4096 and r.load.concurrency == 1
     )
-    assert f"{percentile(onnx_4096['stage']['latency_ms'], 50):.1f}" in text
+    assert f"{percentile(onnx_4096.stage.latency_ms, 50):.1f}" in text
     assert "slope" in text.lower()

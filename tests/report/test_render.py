@@ -8,7 +8,7 @@ from pathlib import Path
 
 from profiler.report import render_report
 from profiler.report.plots import ACCURACY_PNG, ENERGY_PNG, LATENCY_PNG, THROUGHPUT_PNG, TIMELINE_PNG
-from profiler.results import read_records
+from profiler.rundir import RunDirectory
 from profiler.stats import percentile
 
 from . import make_record, write_run
@@ -53,7 +53,7 @@ def test_no_accuracy_plot_without_accuracy_file(gpu_report: Rendered) -> None:
 
 
 def test_summary_csv_has_one_row_per_cell_with_raw_figures(cpu_report: Rendered) -> None:
-    records = read_records(DATA / "cpu-demo" / "results.jsonl")
+    records = RunDirectory(DATA / "cpu-demo").results.read()
     with cpu_report.outputs.summary_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(records) == 24
@@ -62,12 +62,12 @@ def test_summary_csv_has_one_row_per_cell_with_raw_figures(cpu_report: Rendered)
             r
             for r in rows
             if (r["model"], r["format"], int(r["input_length"]), int(r["concurrency"]))
-            == (record["model"], record["format"], record["bucket"], record["load"]["concurrency"])
+            == (record.model, record.format, record.bucket, record.load.concurrency)
         ]
-        stage = record["stage"]
-        assert float(row["p50_ms"]) == percentile(stage["latency_ms"], 50)
-        assert float(row["p99_ms"]) == percentile(stage["latency_ms"], 99)
-        assert float(row["gross_j_per_query"]) == stage["gross_j_per_query"]
+        stage = record.stage
+        assert float(row["p50_ms"]) == percentile(stage.latency_ms, 50)
+        assert float(row["p99_ms"]) == percentile(stage.latency_ms, 99)
+        assert float(row["gross_j_per_query"]) == stage.gross_j_per_query
         assert row["energy_source"] == "estimate"
         assert row["repeats"] == "1"
         assert row["p50_ci_low_ms"] == ""  # one repeat: no interval

@@ -20,7 +20,7 @@ from profiler.report.tables import (
     seed_table,
 )
 from profiler.report.terminal import BEST_STYLE, to_rich
-from profiler.results import read_records
+from profiler.rundir import RunDirectory
 from profiler.stats import percentile
 
 from . import make_record, write_run
@@ -48,22 +48,22 @@ def test_latency_table_has_the_raw_samples_percentiles(cpu_cells: CpuCells) -> N
     ]
     assert "repeats" not in [c.header for c in tables[0].columns]  # all one repeat: said in a note
     assert "One repeat per cell." in tables[0].notes
-    records = read_records(DATA / "cpu-demo" / "results.jsonl")
+    records = RunDirectory(DATA / "cpu-demo").results.read()
     for record in records:
-        table = tables[0 if record["load"]["concurrency"] == 1 else 1]
+        table = tables[0 if record.load.concurrency == 1 else 1]
         (row,) = [
             r
             for r in _rows(table)
             if (r["model"].text, r["format"].text, r["tokens"].text)
-            == (record["model"], record["format"], str(record["bucket"]))
+            == (record.model, record.format, str(record.bucket))
         ]
-        latencies = record["stage"]["latency_ms"]
+        latencies = record.stage.latency_ms
         for q in (50, 90, 99):
             assert row[f"p{q} ms"].text == f"{percentile(latencies, q):.1f}"
             assert row[f"p{q} ms"].value == percentile(latencies, q)
-        assert row["req/s"].value == record["stage"]["throughput_rps"]
+        assert row["req/s"].value == record.stage.throughput_rps
         assert row["device"].text == "cpu"
-        assert row["format"].text == record["engine"] == record["format"]
+        assert row["format"].text == record.engine == record.format
     failed = [r for t in tables for r in _rows(t) if r["failures"].text != "0"]
     assert [(r["model"].text, r["format"].text, r["tokens"].text, r["failures"].text) for r in failed] == [
         ("bigbird-pegasus-small", "torchscript", "4096", "2 (11%)")
@@ -83,20 +83,21 @@ def test_estimate_is_written_beside_every_energy_figure(cpu_cells: CpuCells) -> 
 
 def test_energy_figures_are_the_records(cpu_cells: CpuCells) -> None:
     _, cells = cpu_cells
-    record = read_records(DATA / "cpu-demo" / "results.jsonl")[0]
+    record = RunDirectory(DATA / "cpu-demo").results.read()[0]
     table = energy_tables(cells)[0]
     row = next(
         r
         for r in _rows(table)
         if (r["model"].text, r["format"].text, r["tokens"].text)
-        == (record["model"], record["format"], str(record["bucket"]))
+        == (record.model, record.format, str(record.bucket))
     )
-    stage = record["stage"]
-    measurement = stage["window"]["measurement"]
-    assert row["gross J/query"].value == stage["gross_j_per_query"]
-    assert row["net J/query"].value == stage["net_j_per_query"]
-    assert row["avg power W"].value == pytest.approx(measurement["total_j"] / measurement["duration_s"])
-    assert row["gross J/query"].text == f"{stage['gross_j_per_query']:.3g} (estimate)"
+    stage = record.stage
+    assert stage.window is not None
+    measurement = stage.window.measurement
+    assert row["gross J/query"].value == stage.gross_j_per_query
+    assert row["net J/query"].value == stage.net_j_per_query
+    assert row["avg power W"].value == pytest.approx(measurement.total_j / measurement.duration_s)
+    assert row["gross J/query"].text == f"{stage.gross_j_per_query:.3g} (estimate)"
     assert row["peak RSS"].text.endswith("MiB")
     assert "GPU util" not in row  # nothing measured: the column is left out
     assert "GPU memory" not in row

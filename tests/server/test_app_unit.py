@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
+from profiler.energy.timeline import Timeline
+from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.engines.engine import load_engine
 from profiler.server.app import Admission, Service, create_app
-from profiler.server.schemas import GenerateResponse
 from profiler.server.settings import ServeSettings
 from profiler.workload import load_tokenizer
 
@@ -197,3 +199,30 @@ def test_info_describes_the_engine_and_the_settings(
     assert info["buckets"] == [1024, 2048, 3072, 4096]
     assert info["batching"] == {"max_batch_size": 4, "max_wait_ms": 0.0, "max_queue": 16}
     assert (info["truncate"], info["max_body_bytes"]) == (False, SETTINGS.max_body_bytes)
+
+
+def test_every_answer_is_its_one_type_and_the_openapi_names_it(server: InProcessServer) -> None:
+    """The server returns the types its client validates with, so both sides and the schema agree."""
+    info = ServerInfo.model_validate(server.request("GET", "/v1/info").json())
+    assert (info.model_type, info.manifest) == ("led", None)  # an eager checkpoint has no manifest
+    energy = EnergyInfo.model_validate(server.request("GET", "/v1/energy").json())
+    assert energy.estimate == (energy.source == "estimate")
+    opened = server.request("POST", "/v1/energy/windows/typed")
+    assert OpenedWindow.model_validate(opened.json()).name == "typed"
+    closed = server.request("POST", "/v1/energy/windows/typed/end")
+    assert WindowResult.model_validate(closed.json()).completed == 0
+    assert Timeline.model_validate(server.request("GET", "/v1/energy/timeline").json()).samples
+    paths = server.request("GET", "/openapi.json").json()["paths"]
+    for path, method, name in [
+        ("/v1/info", "get", "ServerInfo"),
+        ("/v1/energy", "get", "EnergyInfo"),
+        ("/v1/energy/windows/{name}", "post", "OpenedWindow"),
+        ("/v1/energy/windows/{name}/end", "post", "WindowResult"),
+        ("/v1/energy/windows/{name}", "get", "WindowResult"),
+        ("/v1/energy/idle", "post", "IdleBaseline"),
+        ("/v1/energy/timeline", "get", "Timeline"),
+        ("/v1/generate", "post", "GenerateResponse"),
+    ]:
+        answers = paths[path][method]["responses"]
+        ok = answers.get("200") or answers["201"]
+        assert ok["content"]["application/json"]["schema"]["$ref"].endswith(f"/{name}"), (path, method)

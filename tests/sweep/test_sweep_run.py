@@ -4,7 +4,6 @@ SIGKILL mid-run and resumed: no recorded cell is lost or repeated, and no child 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,8 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from test_processes import gone
 
-from profiler.results import read_records
+from profiler.results import ResultRecord
+from profiler.rundir import RunDirectory
 from profiler.server.launch import ensure_port_free, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -52,7 +52,8 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
 ) -> None:
     config = _write_config(tmp_path, tiny_checkpoints["led"])
     run_dir = tmp_path / "reports" / "crash"
-    results = run_dir / "results.jsonl"
+    store = RunDirectory(run_dir).results
+    results = store.path
     first = subprocess.Popen(
         [_profiler(), "sweep", str(config)],
         stdout=subprocess.DEVNULL,
@@ -60,32 +61,35 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while len(read_records(results)) < 3 and time.monotonic() < deadline and first.poll() is None:
+    while len(store.read()) < 3 and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # the sweep, its server and its locust: a crash
     first.wait()
     before = results.read_bytes()
-    recorded = read_records(results)
+    recorded = store.read()
     assert 3 <= len(recorded) < 8, "the sweep should be killed part-way"
 
     resumed = _resume(run_dir, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    after = read_records(results)
+    after = store.read()
     complete = before[: before.rfind(b"\n") + 1]
     assert results.read_bytes().startswith(complete)  # recorded lines are never rewritten
-    cells = [record["cell"] for record in after]
+    cells = [record.cell for record in after]
     assert len(cells) == len(set(cells)) == 8
-    assert [r["cell"] for r in after[: len(recorded)]] == [r["cell"] for r in recorded]
+    assert [r.cell for r in after[: len(recorded)]] == [r.cell for r in recorded]
     for record in after:
-        stage = record["stage"]
-        assert stage["requests"] > 0
-        assert stage["failures"] == 0
-        assert record["energy_source"] == "estimate"
-        assert record["idle"]["source"] == "estimate"
-        assert record["peak_rss_bytes"] > 0
-        assert record["timeline"]
-    assert (run_dir / "environment.json").is_file()
-    assert json.loads((run_dir / "environment.json").read_text())["packages"]["torch"]
+        assert record.stage.requests > 0
+        assert record.stage.failures == 0
+        assert record.stage.energy_source == "estimate"
+        assert record.idle is not None
+        assert record.idle.source == "estimate"
+        assert record.peak_rss_bytes is not None
+        assert record.peak_rss_bytes > 0
+        assert record.timeline
+    # What the sweep wrote is exactly what the one record type writes: it round-trips byte for byte.
+    for line in results.read_text().splitlines():
+        assert ResultRecord.model_validate_json(line).model_dump_json() == line
+    assert RunDirectory(run_dir).read_environment().packages["torch"]
     again = _resume(run_dir, timeout=120)
     assert again.returncode == 0
     assert "already recorded" in again.stdout
@@ -132,5 +136,5 @@ def test_kill_9_on_the_sweep_alone_leaves_no_child_and_no_port_held(
     run_dir = tmp_path / "reports" / "orphans"
     resumed = _resume(run_dir, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert len(read_records(run_dir / "results.jsonl")) == 1
+    assert len(RunDirectory(run_dir).results.read()) == 1
     assert not (run_dir / "locust-results.json").exists()

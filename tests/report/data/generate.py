@@ -10,12 +10,14 @@ Figures are shaped like the demo's (the small checkpoints on CPU; a GPU for the 
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
-from typing import Any
 
-from .. import make_record
+from profiler.energy.timeline import TimelineSample
+from profiler.environment import Environment
+from profiler.results import AccuracyRecord, ResultRecord
+
+from .. import make_record, write_run
 
 HERE = Path(__file__).resolve().parent
 SAMPLES = 16
@@ -42,7 +44,7 @@ def _latencies(rng: random.Random, p50: float) -> list[float]:
 
 def _timeline(
     rng: random.Random, start: float, duration: float, gpu: bool, busy: float
-) -> list[dict[str, Any]]:
+) -> list[TimelineSample]:
     samples = []
     t = 0.0
     while t <= duration:
@@ -59,13 +61,15 @@ def _timeline(
                 }
             ]
         samples.append(
-            {
-                "t_monotonic_s": round(start + t, 3),
-                "t_wall_s": round(1.7e9 + start + t, 3),
-                "cpu_tree_pct": round((25.0 if gpu else busy) * rng.uniform(0.9, 1.1), 1),
-                "cpu_system_pct": round(rng.uniform(40, 95), 1),
-                "gpus": gpus,
-            }
+            TimelineSample.model_validate(
+                {
+                    "t_monotonic_s": round(start + t, 3),
+                    "t_wall_s": round(1.7e9 + start + t, 3),
+                    "cpu_tree_pct": round((25.0 if gpu else busy) * rng.uniform(0.9, 1.1), 1),
+                    "cpu_system_pct": round(rng.uniform(40, 95), 1),
+                    "gpus": gpus,
+                }
+            )
         )
         t += 2.0
     return samples
@@ -80,7 +84,7 @@ def _cell(
     users: int,
     repeat: int,
     gpu: bool,
-) -> dict[str, Any]:
+) -> ResultRecord:
     scale = 0.22 if gpu else 1.0
     # More users: batching lifts throughput, queueing lifts latency.
     p50 = BASE_MS[(model, fmt)][length] * scale * (1.0 if users == 1 else 2.6) * rng.uniform(0.97, 1.03)
@@ -117,47 +121,40 @@ def _cell(
     )
 
 
-def _environment(gpu: bool) -> dict[str, Any]:
-    return {
-        "cpu": "AMD EPYC 7R13 Processor" if gpu else "Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz",
-        "cpu_count": 16 if gpu else 2,
-        "memory_bytes": 137_438_953_472 if gpu else 8_335_826_944,
-        "gpus": [
-            {
-                "index": 0,
-                "name": "NVIDIA H100 80GB HBM3",
-                "memory_total_bytes": 85_520_809_984,
-                "driver": "550.54.15",
-            }
-        ]
-        if gpu
-        else [],
-        "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
-        "python": "3.11.2",
-        "packages": {
-            "long-context-profiler": "0.1.0",
-            "torch": "2.13.0",
-            "onnxruntime": "1.22.0",
-            "locust": "2.37.0",
-        },
-        "git_commit": "a2c9090",
-    }
+def _environment(gpu: bool) -> Environment:
+    return Environment.model_validate(
+        {
+            "cpu": "AMD EPYC 7R13 Processor" if gpu else "Intel(R) Xeon(R) Platinum 8259CL CPU @ 2.50GHz",
+            "cpu_count": 16 if gpu else 2,
+            "memory_bytes": 137_438_953_472 if gpu else 8_335_826_944,
+            "gpus": [
+                {
+                    "index": 0,
+                    "name": "NVIDIA H100 80GB HBM3",
+                    "memory_total_bytes": 85_520_809_984,
+                    "driver": "550.54.15",
+                }
+            ]
+            if gpu
+            else [],
+            "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
+            "python": "3.11.2",
+            "packages": {
+                "long-context-profiler": "0.1.0",
+                "torch": "2.13.0",
+                "onnxruntime": "1.22.0",
+                "locust": "2.37.0",
+            },
+            "git_commit": "a2c9090",
+        }
+    )
 
 
 def _write(
-    name: str, records: list[dict[str, Any]], gpu: bool, config: str, accuracy: list[dict[str, Any]]
+    name: str, records: list[ResultRecord], gpu: bool, config: str, accuracy: list[AccuracyRecord]
 ) -> None:
-    directory = HERE / name
-    directory.mkdir(exist_ok=True)
+    directory = write_run(HERE / name, records, accuracy or None, _environment(gpu))
     (directory / "config.toml").write_text(config, encoding="utf-8")
-    (directory / "environment.json").write_text(
-        json.dumps(_environment(gpu), indent=2) + "\n", encoding="utf-8"
-    )
-    (directory / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    if accuracy:
-        (directory / "accuracy.jsonl").write_text(
-            "".join(json.dumps(a) + "\n" for a in accuracy), encoding="utf-8"
-        )
 
 
 CPU_CONFIG = """run_id = "cpu-demo"
@@ -214,8 +211,8 @@ def main() -> None:
                 for length in (1024, 2048, 4096):
                     records.append(_cell(rng, clock, model, fmt, length, users, 1, gpu=False))
     accuracy = [
-        {"model": model, "format": "onnx", "input_length": length, "task": task, "score": score,
-         "metrics": {}, "count": 8}
+        AccuracyRecord(model=model, format="onnx", input_length=length, task=task, score=score,
+                       metrics={}, count=8)
         for (model, task), by_length in SCORES.items()
         for length, score in by_length.items()
     ]  # fmt: skip
