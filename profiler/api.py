@@ -1,20 +1,24 @@
-"""Answers of the server's endpoints, shared by the server, its one client and the load generator.
+"""Bodies of the server's endpoints, requests and answers, shared by the server, its one client and
+the load generator.
 
-They live outside :mod:`profiler.server` because the load generator reads them too and must know
-the server only over HTTP (see docs/design.md, "Which way imports point"). The server returns these
-types, so ``/openapi.json`` describes the real bodies; the client validates every answer with them.
+They live outside :mod:`profiler.server` because the load generator uses them too and must know
+the server only over HTTP (see docs/design.md, "Which way imports point"). The server validates
+requests with these types and returns them, so ``/openapi.json`` describes the real bodies; the
+client and the load generator build their requests with them and validate every answer.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from profiler.artifact import Manifest
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.common import Source
+from profiler.modelinfo import MAX_DECODE_TOKENS
 from profiler.modes import Mode
 from profiler.validation import Count, Strict
 
@@ -132,3 +136,72 @@ class ErrorResponse(Document):
     """Every 4xx and 5xx answer has this shape."""
 
     error: ErrorBody
+
+
+#: Upper bounds for a model without a decoder position table; a loaded model states its own
+#: (see :func:`request_model`).
+MAX_NEW_TOKENS = MAX_TARGET_LENGTH = MAX_DECODE_TOKENS
+
+
+def _absent_by_default(schema: dict[str, Any]) -> None:
+    """An optional field's schema without ``"default": null``: absent is allowed, null is not."""
+    schema.pop("default", None)
+
+
+class GenerateRequest(BaseModel):
+    """One query: text (tokenized by the server) or token ids (special tokens included).
+
+    Strict: ``true``, ``"5"`` or ``2.0`` are not integers, and an explicit ``null`` is refused.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["input_ids"]}]},
+    )
+
+    text: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="Input text, e.g. a SCROLLS `input`.", json_schema_extra=_absent_by_default
+    )
+    input_ids: Annotated[list[int], Field(min_length=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="Token ids, special tokens included.", json_schema_extra=_absent_by_default
+    )
+    mode: Mode = Field(
+        default="generate",
+        description="generate: greedy decoding; forward: teacher-forced decoder pass over "
+        "`target_length` positions; encode: encoder only.",
+    )
+    max_new_tokens: int = Field(default=32, ge=1, le=MAX_NEW_TOKENS, description="generate mode only.")
+    target_length: int = Field(default=64, ge=1, le=MAX_TARGET_LENGTH, description="forward mode only.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(str(key) for key, value in data.items() if value is None)
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: null is not allowed; leave the field out instead")
+        return data
+
+    @model_validator(mode="after")
+    def one_input(self) -> GenerateRequest:
+        if (self.text is None) == (self.input_ids is None):
+            raise ValueError("give exactly one of `text` or `input_ids`")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("`text` is empty; send the document to process")
+        return self
+
+
+#: Seconds of idle measurement when the request does not say.
+DEFAULT_IDLE_SECONDS = 5.0
+
+
+class IdleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    seconds: float = Field(
+        default=DEFAULT_IDLE_SECONDS,
+        gt=0,
+        le=600,
+        description="How long to measure idle power; send no load meanwhile.",
+    )

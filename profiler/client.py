@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
+from profiler.api import EnergyInfo, GenerateRequest, GenerateResponse, IdleRequest, ServerInfo
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.timeline import Timeline, TimelineSample
@@ -90,8 +90,8 @@ class ServerClient:
 
     def generate(self, input_ids: list[int], max_new_tokens: int) -> GenerateResponse:
         """``POST /v1/generate`` in generate mode: the text, the bucket and batch, the timings."""
-        body = {"input_ids": input_ids, "max_new_tokens": max_new_tokens}
-        response = self._call("POST", "/v1/generate", json=body)
+        body = GenerateRequest(input_ids=input_ids, max_new_tokens=max_new_tokens)
+        response = self._call("POST", "/v1/generate", json=body.model_dump(exclude_unset=True))
         return self._document(GenerateResponse, response, "POST /v1/generate")
 
     def timeline(self, since: float = 0.0) -> list[TimelineSample]:
@@ -106,7 +106,10 @@ class ServerClient:
     def measure_idle(self, seconds: float) -> IdleBaseline:
         """``POST /v1/energy/idle``: blocks for ``seconds`` while the server measures idle power."""
         response = self._call(
-            "POST", "/v1/energy/idle", timeout=seconds + self.timeout, json={"seconds": seconds}
+            "POST",
+            "/v1/energy/idle",
+            timeout=seconds + self.timeout,
+            json=IdleRequest(seconds=seconds).model_dump(),
         )
         return self._document(IdleBaseline, response, "POST /v1/energy/idle")
 

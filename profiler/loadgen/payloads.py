@@ -15,11 +15,11 @@ the dataset, and every process sends the very same documents.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from profiler.api import GenerateRequest
 from profiler.documents import Document
 from profiler.errors import ConfigError
 from profiler.loadgen.config import LoadConfig
@@ -87,13 +87,12 @@ class StagePayload:
 
 def request_body(config: LoadConfig, *, input_ids: list[int] | None = None, text: str | None = None) -> str:
     """One ``POST /v1/generate`` body in the configured mode (fields of other modes are left out)."""
-    body: dict[str, Any] = {"input_ids": input_ids} if input_ids is not None else {"text": text}
-    body["mode"] = config.mode
+    fields: dict[str, Any] = {"input_ids": input_ids} if input_ids is not None else {"text": text}
     if config.mode == "generate":
-        body["max_new_tokens"] = config.max_new_tokens
+        fields["max_new_tokens"] = config.max_new_tokens
     elif config.mode == "forward":
-        body["target_length"] = config.target_length
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        fields["target_length"] = config.target_length
+    return GenerateRequest(mode=config.mode, **fields).model_dump_json(exclude_unset=True)
 
 
 def _ids(tokenizer: PreTrainedTokenizerBase, record: Record, length: int) -> list[int]:

@@ -34,7 +34,9 @@ from profiler.api import (
     EnergyShare,
     ErrorBody,
     ErrorResponse,
+    GenerateRequest,
     GenerateResponse,
+    IdleRequest,
     ServerInfo,
     Timings,
 )
@@ -49,8 +51,6 @@ from profiler.server.metrics import ServerMetrics
 from profiler.server.schemas import (
     COMMON_ERRORS,
     ERROR_RESPONSES,
-    GenerateRequest,
-    IdleRequest,
     problems,
     request_model,
 )

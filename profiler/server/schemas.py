@@ -1,68 +1,15 @@
-"""Request and response bodies of the HTTP API (they also make the OpenAPI schema)."""
+"""The server's side of the HTTP API's bodies: the request body bounded by the loaded model, the
+error answers as the OpenAPI lists them, and validation errors as a client reads them. The bodies
+themselves live in :mod:`profiler.api`, shared with the client and the load generator."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import Field, ValidationError, create_model
 
-from profiler.api import ErrorResponse
-from profiler.modelinfo import MAX_DECODE_TOKENS, max_decode_tokens
-from profiler.modes import Mode
-
-#: Upper bounds for a model without a decoder position table; a loaded model states its own
-#: (see :func:`request_model`).
-MAX_NEW_TOKENS = MAX_TARGET_LENGTH = MAX_DECODE_TOKENS
-
-
-def _absent_by_default(schema: dict[str, Any]) -> None:
-    """An optional field's schema without ``"default": null``: absent is allowed, null is not."""
-    schema.pop("default", None)
-
-
-class GenerateRequest(BaseModel):
-    """One query: text (tokenized by the server) or token ids (special tokens included).
-
-    Strict: ``true``, ``"5"`` or ``2.0`` are not integers, and an explicit ``null`` is refused.
-    """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["input_ids"]}]},
-    )
-
-    text: Annotated[str, Field(min_length=1)] | SkipJsonSchema[None] = Field(
-        default=None, description="Input text, e.g. a SCROLLS `input`.", json_schema_extra=_absent_by_default
-    )
-    input_ids: Annotated[list[int], Field(min_length=1)] | SkipJsonSchema[None] = Field(
-        default=None, description="Token ids, special tokens included.", json_schema_extra=_absent_by_default
-    )
-    mode: Mode = Field(
-        default="generate",
-        description="generate: greedy decoding; forward: teacher-forced decoder pass over "
-        "`target_length` positions; encode: encoder only.",
-    )
-    max_new_tokens: int = Field(default=32, ge=1, le=MAX_NEW_TOKENS, description="generate mode only.")
-    target_length: int = Field(default=64, ge=1, le=MAX_TARGET_LENGTH, description="forward mode only.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = sorted(str(key) for key, value in data.items() if value is None)
-            if nulls:
-                raise ValueError(f"{', '.join(nulls)}: null is not allowed; leave the field out instead")
-        return data
-
-    @model_validator(mode="after")
-    def one_input(self) -> GenerateRequest:
-        if (self.text is None) == (self.input_ids is None):
-            raise ValueError("give exactly one of `text` or `input_ids`")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("`text` is empty; send the document to process")
-        return self
+from profiler.api import ErrorResponse, GenerateRequest
+from profiler.modelinfo import max_decode_tokens
 
 
 def request_model(decoder_positions: int) -> type[GenerateRequest]:
@@ -104,20 +51,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 #: Every endpoint can answer these; FastAPI's own 422 shape is replaced by :class:`ErrorResponse`.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {status: ERROR_RESPONSES[status] for status in (422, 500)}
-
-#: Seconds of idle measurement when the request does not say.
-DEFAULT_IDLE_SECONDS = 5.0
-
-
-class IdleRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    seconds: float = Field(
-        default=DEFAULT_IDLE_SECONDS,
-        gt=0,
-        le=600,
-        description="How long to measure idle power; send no load meanwhile.",
-    )
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from profiler.api import DEFAULT_IDLE_SECONDS
 from profiler.server.launch import ServerProcess, start_server
-from profiler.server.schemas import DEFAULT_IDLE_SECONDS
 
 pytestmark = pytest.mark.integration
 
