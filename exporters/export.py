@@ -288,16 +288,18 @@ def export(
     skip_parity: bool = False,
     new_tokens: int = 32,
     log: Callable[[str], None] | None = None,
+    allow_new_weights: bool = False,
 ) -> Manifest:
     """Export ``checkpoint`` to ``out`` in ``fmt`` with one encoder per bucket, then verify it.
 
     ``out``'s missing parents are created; build directories that killed exports left beside it
-    are removed, and ``log`` is told.
+    are removed, and ``log`` is told. A checkpoint some of whose parameters do not come from its
+    weights file is refused unless ``allow_new_weights`` (then the manifest names them).
 
     Raises:
         ExportError: bad arguments, an unsupported checkpoint, or failed parity (the message
             holds the table); nothing is left at ``out`` in that case.
-        CheckpointError: the checkpoint's weights do not load.
+        CheckpointError: the checkpoint's weights do not load, or do not cover the model.
         WorkloadError: the checkpoint has no usable tokenizer.
     """
     if fmt not in FORMATS:
@@ -312,7 +314,8 @@ def export(
     _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
     tokenizer = load_tokenizer(checkpoint)
-    model = load_model(checkpoint)
+    loaded = load_model(checkpoint, allow_new_weights)
+    model = loaded.model
     lengths = sorted(set(lengths))
     batch_sizes = sorted(set(batch_sizes))
     validate_shapes(model.config, lengths, batch_sizes)
@@ -340,6 +343,7 @@ def export(
             decoder=decoder_spec(model.config),
             versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,
+            new_weights=loaded.new_weights,
             **graphs,
         )
         parity = []

@@ -46,6 +46,8 @@ class ServerInfo(Document):
         truncate: inputs over the largest bucket are cut instead of refused with 413.
         max_body_bytes: the largest request body accepted.
         manifest: the artifact's manifest; None for an eager checkpoint.
+        new_weights: parameters that do not come from the checkpoint's weights file (random or
+            unused), served because the user allowed it; empty for a complete checkpoint.
     """
 
     engine: str
@@ -58,6 +60,7 @@ class ServerInfo(Document):
     batching: Batching
     max_body_bytes: int
     manifest: Manifest | None
+    new_weights: list[str]
 
 
 class EnergyInfo(Document):

@@ -166,9 +166,13 @@ class Manifest(Document):
     graph_io: Convention = "profiler"
     parity: list[BucketParity] = Field(default_factory=list)
     parity_skipped: bool = False
+    #: Max abs encoder difference allowed, times max(1, the reference's largest magnitude).
     parity_tolerance: float = 1e-3
     export_seconds: float = 0.0
     file_sizes: dict[str, int] = Field(default_factory=dict)
+    #: Parameters that did not come from the checkpoint's weights file (random or unused), exported
+    #: only because ``--allow-new-weights`` said so; empty for a complete checkpoint.
+    new_weights: list[str] = Field(default_factory=list)
 
     def encoder_file(self, length: int) -> str:
         """Graph file of the encoder for the bucket ``length``."""

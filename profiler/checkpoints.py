@@ -8,10 +8,11 @@ arguments always write byte-identical files.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 # torch and transformers take seconds to import; they are imported where a model is built so
 # that `profiler --help` and the other commands start at once.
+
+logger = logging.getLogger(__name__)
 
 Arch = Literal["led", "bigbird-pegasus"]
 Size = Literal["tiny", "small"]
@@ -241,18 +244,34 @@ def _make_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
     return model
 
 
-def load_model(directory: Path) -> PreTrainedModel:
-    """A local checkpoint's seq2seq model in eval mode.
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded model and the parameters that do not come from its weights file (allowed, recorded)."""
+
+    model: PreTrainedModel
+    new_weights: list[str]
+
+
+def load_model(directory: Path, allow_new_weights: bool = False) -> LoadedModel:
+    """A local checkpoint's seq2seq model in eval mode, with every weight from its files.
+
+    transformers fills a parameter the weights file lacks with random values and drops one the
+    model does not use, with only a log line; served, that is a different model than the one
+    fine-tuned. So such a checkpoint is refused unless ``allow_new_weights``, and then the
+    parameters concerned are returned, to be recorded with every figure measured on it.
 
     Raises:
-        CheckpointError: the weights are missing, corrupt or do not fit config.json; the
-            message names the file and what to do.
+        CheckpointError: the weights are missing, corrupt or do not fit config.json, or (without
+            ``allow_new_weights``) some parameters would be random or unused; the message names
+            the file and what to do.
     """
     from safetensors import SafetensorError
     from transformers import AutoModelForSeq2SeqLM
 
     try:
-        model: PreTrainedModel = AutoModelForSeq2SeqLM.from_pretrained(directory, local_files_only=True)
+        model, info = AutoModelForSeq2SeqLM.from_pretrained(
+            directory, local_files_only=True, output_loading_info=True
+        )
     except SafetensorError as exc:
         names = sorted(path.name for path in directory.glob("*.safetensors"))
         where = directory / names[0] if len(names) == 1 else directory
@@ -266,8 +285,35 @@ def load_model(directory: Path) -> PreTrainedModel:
             f"{directory}: the model does not load ({one_line(exc)}); pass a complete LED, "
             "BigBird-Pegasus or other seq2seq checkpoint, or copy it again."
         ) from exc
+    new = sorted(
+        [f"{name} (random)" for name in info.get("missing_keys", [])]
+        + [f"{name} (unused)" for name in info.get("unexpected_keys", [])]
+        + [f"{entry[0]} (shape)" for entry in info.get("mismatched_keys", [])]
+    )
+    if new and not allow_new_weights:
+        shown = ", ".join(new[:3]) + (f" and {len(new) - 3} more" if len(new) > 3 else "")
+        raise CheckpointError(
+            f"{directory}: {len(new)} parameter(s) do not come from the weights file: {shown}. Served, "
+            "this is not the model that was trained; save the checkpoint again with all its weights, "
+            "or pass --allow-new-weights to measure it anyway (recorded with every result)."
+        )
+    if new:
+        logger.warning("%s: %d parameter(s) do not come from the weights file: %s", directory, len(new), new)
     model.eval()
-    return model
+    return LoadedModel(model, new)
+
+
+def restore_attention_type(model: Any) -> None:
+    """Put a BigBird encoder back in the attention mode its config asks for.
+
+    transformers' BigBird encoder switches itself to full attention for an input too short for
+    block-sparse attention and never switches back, so every later, longer input would run full
+    attention too. Call this before each encoder pass of a model that is reused.
+    """
+    configured = getattr(model.config, "attention_type", None)
+    encoder = model.get_encoder()
+    if configured is not None and hasattr(encoder, "set_attention_type"):
+        encoder.set_attention_type(configured)
 
 
 def _check_output_dir(out_dir: Path, overwrite: bool) -> None:

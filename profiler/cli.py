@@ -222,6 +222,13 @@ def export_command(
     skip_parity: Annotated[
         bool, typer.Option(help="Do not compare against eager PyTorch (recorded in the manifest).")
     ] = False,
+    allow_new_weights: Annotated[
+        bool,
+        typer.Option(
+            help="Go on when some parameters do not come from the checkpoint's weights file (they would "
+            "be random or unused); they are named in the manifest and /v1/info and in every result."
+        ),
+    ] = False,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript graphs that serve it, verified against PyTorch.
 
@@ -233,8 +240,9 @@ def export_command(
     (first step, then steps with past key/values) that serve every bucket.
 
     **Parity.** Before anything is written, every bucket and batch size is compared with eager
-    PyTorch: encoder outputs within 1e-3 max abs diff (fp32; also reported relative), and 32
-    greedy tokens identical. A failure prints which bucket and by how much and writes nothing.
+    PyTorch: encoder outputs within 1e-3 x max(1, output scale) max abs diff (fp32; also reported
+    relative), and 32 greedy tokens identical. A failure prints which bucket and by how much and
+    writes nothing.
 
     The artifact directory holds manifest.json, the tokenizer files and the graphs.
     """
@@ -250,6 +258,7 @@ def export_command(
         overwrite=overwrite,
         skip_parity=skip_parity,
         log=console.print,
+        allow_new_weights=allow_new_weights,
     )
     if manifest.parity_skipped:
         console.print("[yellow]parity skipped[/]: this artifact is unverified (recorded in its manifest).")
@@ -281,6 +290,13 @@ def serve(
         bool, typer.Option(help="Cut inputs over the largest bucket instead of 413.")
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
+    allow_new_weights: Annotated[
+        bool,
+        typer.Option(
+            help="Go on when some parameters do not come from the checkpoint's weights file (they would "
+            "be random or unused); they are named in the manifest and /v1/info and in every result."
+        ),
+    ] = False,
 ) -> None:
     """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
 
@@ -305,7 +321,7 @@ def serve(
 
         torch.set_num_threads(threads)
     tokenizer = load_tokenizer(model)
-    engine = load_engine(model, device=device, threads=threads)
+    engine = load_engine(model, device=device, threads=threads, allow_new_weights=allow_new_weights)
     console.print(
         f"serving {engine.kind} engine from {model} on http://{host}:{port} "
         f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"

@@ -61,6 +61,8 @@ class ResultRecord(Document):
         peak_rss_bytes: the server's resident-memory high-water mark so far.
         peak_gpu_memory_bytes: the most GPU memory the timeline saw in the stage; None without NVML.
         recorded_wall_s: when the record was appended. ``time.time()``.
+        new_weights: parameters of the served model that did not come from its weights file,
+            measured anyway because the sweep's model said ``allow_new_weights``.
     """
 
     schema_version: Literal[2] = 2
@@ -82,6 +84,7 @@ class ResultRecord(Document):
     peak_rss_bytes: int | None
     peak_gpu_memory_bytes: int | None
     recorded_wall_s: float
+    new_weights: list[str] = Field(default_factory=list)
 
 
 #: Stage fields that early version-1 writers did not record, with the value that says so honestly.

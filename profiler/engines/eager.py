@@ -8,7 +8,7 @@ from typing import Any, cast
 import numpy as np
 
 from profiler.artifact import DecoderSpec
-from profiler.checkpoints import load_model
+from profiler.checkpoints import load_model, restore_attention_type
 from profiler.engines.graphs import torch_device
 
 
@@ -16,7 +16,12 @@ class EagerGraphs:
     """A transformers checkpoint run as it is, with its own KV cache, through the shared loop."""
 
     def __init__(
-        self, directory: Path, buckets: list[int], decoder: DecoderSpec, device: str = "cpu"
+        self,
+        directory: Path,
+        buckets: list[int],
+        decoder: DecoderSpec,
+        device: str = "cpu",
+        allow_new_weights: bool = False,
     ) -> None:
         import torch
 
@@ -24,8 +29,11 @@ class EagerGraphs:
         self.device = torch_device(device)
         self.device_type = self.device.type
         self.providers: list[str] = []
+        loaded = load_model(directory, allow_new_weights)
+        #: Parameters not from the weights file (random or unused), allowed and recorded.
+        self.new_weights = loaded.new_weights
         # Any: transformers' annotations of .to() and of submodules do not type-check.
-        self.model = cast(Any, load_model(directory))
+        self.model = cast(Any, loaded.model)
         self.model.to(self.device)
         self.encoder = self.model.get_encoder()
         self.buckets = buckets
@@ -35,6 +43,7 @@ class EagerGraphs:
         return self.torch.from_numpy(array).to(self.device)
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        restore_attention_type(self.model)  # a shorter input before may have switched it
         with self.torch.inference_mode():
             hidden = self.encoder(
                 input_ids=self._tensor(input_ids), attention_mask=self._tensor(attention_mask)

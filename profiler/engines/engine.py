@@ -58,6 +58,7 @@ class Engine:
         source: Path,
         model_type: str,
         manifest: Manifest | None = None,
+        new_weights: list[str] | None = None,
     ) -> None:
         self.graphs = graphs
         self.kind = kind
@@ -66,6 +67,8 @@ class Engine:
         self.model_type = model_type
         #: The artifact's manifest; None for an eager checkpoint.
         self.manifest = manifest
+        #: Parameters that do not come from the checkpoint's weights file (allowed by the user).
+        self.new_weights: list[str] = new_weights or (manifest.new_weights if manifest else [])
         self.buckets = sorted(graphs.buckets)
         self.decoder: DecoderSpec = graphs.decoder
         #: Where the model really runs ("cpu" or "cuda"), whatever was asked for.
@@ -140,13 +143,16 @@ def _trim(row: np.ndarray, decoder: DecoderSpec, job: Job) -> list[int]:
     return [int(token) for token in ids]
 
 
-def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engine:
+def load_engine(
+    path: str | Path, device: str = "cpu", threads: int = 0, allow_new_weights: bool = False
+) -> Engine:
     """An engine for an artifact directory (ONNX or TorchScript) or a raw checkpoint (eager).
 
     Raises:
         ArtifactError: the path is neither, is unusable, or ``device`` is not available here;
             the message says what to do.
-        CheckpointError: a checkpoint's weights do not load.
+        CheckpointError: a checkpoint's weights do not load, or (without ``allow_new_weights``)
+            do not cover the model.
     """
     path = Path(path)
     if not path.is_dir():
@@ -156,14 +162,14 @@ def load_engine(path: str | Path, device: str = "cpu", threads: int = 0) -> Engi
         graphs = open_graphs(path, manifest, device, threads)
         return Engine(graphs, manifest.format, path, manifest.model_type, manifest)
     if (path / "config.json").is_file():
-        return _eager_engine(path, device)
+        return _eager_engine(path, device, allow_new_weights)
     raise ArtifactError(
         f"{path}: neither an artifact (no {MANIFEST_NAME}) nor a checkpoint (no config.json); "
         "pass a directory written by `profiler export` or a Hugging Face checkpoint."
     )
 
 
-def _eager_engine(path: Path, device: str) -> Engine:
+def _eager_engine(path: Path, device: str, allow_new_weights: bool) -> Engine:
     from transformers import AutoConfig
 
     from profiler.engines.eager import EagerGraphs
@@ -177,4 +183,5 @@ def _eager_engine(path: Path, device: str) -> Engine:
     if not buckets:
         raise ArtifactError(f"{path}: the model takes none of the study's lengths; export it with --lengths.")
     spec = decoder_spec(config)
-    return Engine(EagerGraphs(path, buckets, spec, device), "eager", path, config.model_type)
+    graphs = EagerGraphs(path, buckets, spec, device, allow_new_weights)
+    return Engine(graphs, "eager", path, config.model_type, new_weights=graphs.new_weights)

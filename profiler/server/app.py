@@ -477,6 +477,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             batching=Batching.model_validate(settings.model_dump(include=set(Batching.model_fields))),
             max_body_bytes=settings.max_body_bytes,
             manifest=engine.manifest,
+            new_weights=engine.new_weights,
         )
 
     @app.get(

@@ -85,6 +85,8 @@ class ModelSpec(Strict):
     name: Annotated[str, Field(min_length=1)]
     checkpoint: Annotated[ConfigPath, AfterValidator(_model_dir)]
     formats: Annotated[TupleOf[SweepFormat], Field(min_length=1)] = ("onnx",)
+    #: Measure it even though some parameters do not come from its weights file (recorded).
+    allow_new_weights: bool = False
 
 
 class LoadSpec(Strict):

@@ -197,7 +197,15 @@ class Sweep:
         self.console.print(
             f"exporting {model.name} to {fmt} (buckets {lengths}, parity at batch 1 and {batch})"
         )
-        export(model.checkpoint, fmt, out, lengths=lengths, batch_sizes=sorted({1, batch}), overwrite=True)
+        export(
+            model.checkpoint,
+            fmt,
+            out,
+            lengths=lengths,
+            batch_sizes=sorted({1, batch}),
+            overwrite=True,
+            allow_new_weights=model.allow_new_weights,
+        )
         return out
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
@@ -206,6 +214,8 @@ class Sweep:
             f"--{key.replace('_', '-')}={value}"
             for key, value in server.model_dump(exclude_unset=True, exclude={"port", "host"}).items()
         ]
+        if model.allow_new_weights:
+            args.append("--allow-new-weights")
         try:
             return start_server(
                 artifact,
@@ -335,6 +345,7 @@ class Sweep:
                     peak_rss_bytes=peak_rss,
                     peak_gpu_memory_bytes=max(gpu_memory) if gpu_memory else None,
                     recorded_wall_s=time.time(),
+                    new_weights=info.new_weights,
                 )
             )
         return records

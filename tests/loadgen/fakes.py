@@ -36,6 +36,7 @@ INFO = ServerInfo(
     batching=Batching(),
     max_body_bytes=1 << 20,
     manifest=None,
+    new_weights=[],
 )
 
 
