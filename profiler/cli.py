@@ -115,6 +115,16 @@ def main(
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+#: `export` and `serve` share it: the same parameters are refused, or allowed and recorded, by both.
+AllowNewWeights = Annotated[
+    bool,
+    typer.Option(
+        help="Go on when some parameters do not come from the checkpoint's weights file (they would "
+        "be random or unused); they are named in the manifest and /v1/info and in every result."
+    ),
+]
+
+
 @checkpoints_app.command("build")
 def checkpoints_build(
     arch: Annotated[Arch, typer.Option(help="Model architecture.")],
@@ -222,13 +232,7 @@ def export_command(
     skip_parity: Annotated[
         bool, typer.Option(help="Do not compare against eager PyTorch (recorded in the manifest).")
     ] = False,
-    allow_new_weights: Annotated[
-        bool,
-        typer.Option(
-            help="Go on when some parameters do not come from the checkpoint's weights file (they would "
-            "be random or unused); they are named in the manifest and /v1/info and in every result."
-        ),
-    ] = False,
+    allow_new_weights: AllowNewWeights = False,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript graphs that serve it, verified against PyTorch.
 
@@ -290,13 +294,7 @@ def serve(
         bool, typer.Option(help="Cut inputs over the largest bucket instead of 413.")
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
-    allow_new_weights: Annotated[
-        bool,
-        typer.Option(
-            help="Go on when some parameters do not come from the checkpoint's weights file (they would "
-            "be random or unused); they are named in the manifest and /v1/info and in every result."
-        ),
-    ] = False,
+    allow_new_weights: AllowNewWeights = False,
 ) -> None:
     """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
 
