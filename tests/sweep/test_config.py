@@ -239,3 +239,21 @@ def test_the_sweep_passes_the_tables_on(
     assert "--host http://far:1 -u 4" in text
     assert "--max-new-tokens 32 --target-length 64" in text
     assert "--processes 2 --master-bind-host 127.0.0.1 --master-bind-port 6000 --master-port 6000" in text
+
+
+def test_a_model_allowed_new_weights_is_served_so(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`allow_new_weights` reaches `profiler serve` (an export gets it as an argument of export())."""
+    model = {"name": "led", "checkpoint": str(tiny_checkpoints["led"]), "allow_new_weights": True}
+    config = parse_config(_config(tiny_checkpoints["led"], models=[model]), tmp_path)
+    assert config.models[0].allow_new_weights is True
+    started: dict[str, object] = {}
+    monkeypatch.setattr(
+        "profiler.sweep.runner.start_server",
+        lambda artifact, *args, **kwargs: started.update(args=args, **kwargs),
+    )
+    Sweep(config, tmp_path, Console())._start(tmp_path, config.models[0], "eager")
+    assert started["args"] == ("--allow-new-weights",)
+    with pytest.raises(ConfigError, match="allow_new_weights"):
+        parse_config(_config(tiny_checkpoints["led"], models=[{**model, "allow_new_weights": 1}]), tmp_path)
