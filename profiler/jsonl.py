@@ -105,8 +105,21 @@ class RecordFile(Generic[D]):
         return records
 
     def append(self, record: D) -> None:
-        """Write one record as one line, atomically enough to survive ``kill -9``."""
-        line = (record.model_dump_json() + "\n").encode()
+        """Write one record as one line, atomically enough to survive ``kill -9``.
+
+        Raises:
+            RecordsError: the record would not read back (JSON writes a NaN or an infinity as
+                null); nothing is written, so the file stays readable.
+        """
+        text = record.model_dump_json()
+        try:
+            self.parse(json.loads(text))
+        except (ValidationError, RecordsError) as exc:
+            why = field_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise RecordsError(
+                f"{self.path}: a record that would not read back was not written ({why})."
+            ) from exc
+        line = (text + "\n").encode()
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             written = os.write(descriptor, line)

@@ -167,3 +167,15 @@ def test_result_records_round_trip_through_one_type() -> None:
         for line in (RECORDED / name / "results.jsonl").read_text().splitlines():
             record = ResultRecord.model_validate_json(line)
             assert record.model_dump_json() == line
+
+
+def test_a_record_that_would_not_read_back_is_not_written(tmp_path: Path) -> None:
+    store = RunDirectory(tmp_path).accuracy
+    store.append(score(1))
+    before = store.path.read_bytes()
+    with pytest.raises(
+        RecordsError, match=r"would not read back was not written \(score: Input should be a valid number"
+    ):
+        store.append(score(2).model_copy(update={"score": float("nan")}))  # JSON writes NaN as null
+    assert store.path.read_bytes() == before
+    assert store.read() == [score(1)]
