@@ -284,3 +284,24 @@ def test_engines_report_where_they_really_run(
     loaded = load_engine(tiny_checkpoints["led"] if engine == "eager" else artifacts[engine])
     assert loaded.device == "cpu"
     assert loaded.providers == (["CPUExecutionProvider"] if engine == "onnx" else [])
+
+
+@pytest.mark.parametrize("command", ["export", "serve"])
+def test_an_encoder_only_checkpoint_is_refused_with_advice_that_holds(
+    command: str, checkpoint: Path, tmp_path: Path
+) -> None:
+    """A BERT (with a tokenizer) is not a model either command can take: each says so, and neither
+    suggests the other."""
+    from transformers import BertConfig, BertModel
+
+    bert = tmp_path / "bert"
+    BertModel(
+        BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    ).save_pretrained(bert)
+    for path in checkpoint.glob("*"):
+        if path.name.startswith(("tokenizer", "special_tokens", "vocab", "merges")):
+            shutil.copy(path, bert / path.name)
+    args = ["-o", tmp_path / "art"] if command == "export" else ["--port", "0"]
+    line = assert_user_error(invoke(command, bert, *args), "'bert'")
+    assert "--lengths" not in line
+    assert not (tmp_path / "art").exists()

@@ -179,6 +179,11 @@ def _eager_engine(path: Path, device: str, allow_new_weights: bool) -> Engine:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: unreadable config.json ({exc}).") from exc
+    if not getattr(config, "is_encoder_decoder", False):
+        raise ArtifactError(
+            f"{path}: model type {config.model_type!r} is not an encoder-decoder model; this profiler "
+            "serves seq2seq checkpoints (LED, BigBird-Pegasus, and others such as BART or T5)."
+        )
     buckets = default_buckets(config)
     if not buckets:
         raise ArtifactError(f"{path}: the model takes none of the study's lengths; export it with --lengths.")
