@@ -87,7 +87,9 @@ class ResultRecord(Document):
     new_weights: list[str] = Field(default_factory=list)
 
 
-#: Stage fields that early version-1 writers did not record, with the value that says so honestly.
+#: Stage fields that early version-1 writers did not record, with what the version-1 reader took
+#: their absence to mean (nothing unsent, no failures kept apart, no window error, and a stage not
+#: flagged as cut short).
 _V1_STAGE_DEFAULTS: dict[str, Any] = {
     "unsent": 0,
     "service_ms": [],
@@ -96,7 +98,7 @@ _V1_STAGE_DEFAULTS: dict[str, Any] = {
     "truncated": 0,
     "window_error": None,
     "nodes": {},
-    "complete": True,  # such writers did not know; the report only warns on an explicit False
+    "complete": True,  # unknown to such writers; the version-1 report flagged only an explicit False
 }
 
 
