@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from profiler.artifact import BucketParity, Manifest
-from profiler.checkpoints import restore_attention_type
 from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
 from profiler.engines.greedy import greedy_generate
 
@@ -65,7 +64,6 @@ def bucket_parity(
 ) -> BucketParity:
     """Compare one bucket at one batch size."""
     input_ids, mask = parity_inputs(model.config.vocab_size, batch, length)
-    restore_attention_type(model)  # an earlier, shorter bucket may have switched BigBird to full
     with torch.inference_mode():
         reference = model.get_encoder()(
             input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
@@ -76,7 +74,6 @@ def bucket_parity(
     max_abs = float(diff.max())
     scale = float(np.abs(reference[real]).max())
     max_rel = max_abs / max(scale, 1e-12)
-    restore_attention_type(model)
     expected = eager_generate(model, input_ids, mask, new_tokens)
     produced = greedy_generate(graphs, input_ids, mask, new_tokens, min_new_tokens=new_tokens)
     tokens_match = expected.shape == produced.shape and bool((expected == produced).all())

@@ -258,7 +258,9 @@ def load_model(directory: Path, allow_new_weights: bool = False) -> LoadedModel:
     transformers fills a parameter the weights file lacks with random values and drops one the
     model does not use, with only a log line; served, that is a different model than the one
     fine-tuned. So such a checkpoint is refused unless ``allow_new_weights``, and then the
-    parameters concerned are returned, to be recorded with every figure measured on it.
+    parameters concerned are returned, to be recorded with every figure measured on it. The
+    encoder is put back in its configured attention mode before every pass (see
+    :func:`restore_attention_type`), whoever calls it.
 
     Raises:
         CheckpointError: the weights are missing, corrupt or do not fit config.json, or (without
@@ -300,6 +302,7 @@ def load_model(directory: Path, allow_new_weights: bool = False) -> LoadedModel:
     if new:
         logger.warning("%s: %d parameter(s) do not come from the weights file: %s", directory, len(new), new)
     model.eval()
+    model.get_encoder().register_forward_pre_hook(lambda *_: restore_attention_type(model))
     return LoadedModel(model, new)
 
 
@@ -308,7 +311,7 @@ def restore_attention_type(model: Any) -> None:
 
     transformers' BigBird encoder switches itself to full attention for an input too short for
     block-sparse attention and never switches back, so every later, longer input would run full
-    attention too. Call this before each encoder pass of a model that is reused.
+    attention too. :func:`load_model` runs this before every encoder pass of the models it loads.
     """
     configured = getattr(model.config, "attention_type", None)
     encoder = model.get_encoder()

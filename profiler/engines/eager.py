@@ -8,7 +8,7 @@ from typing import Any, cast
 import numpy as np
 
 from profiler.artifact import DecoderSpec
-from profiler.checkpoints import load_model, restore_attention_type
+from profiler.checkpoints import load_model
 from profiler.engines.graphs import torch_device
 
 
@@ -43,7 +43,6 @@ class EagerGraphs:
         return self.torch.from_numpy(array).to(self.device)
 
     def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        restore_attention_type(self.model)  # a shorter input before may have switched it
         with self.torch.inference_mode():
             hidden = self.encoder(
                 input_ids=self._tensor(input_ids), attention_mask=self._tensor(attention_mask)
