@@ -24,11 +24,12 @@ from rich.table import Table
 
 from benchmarks import write_results
 from exporters.export import DEFAULT_LENGTHS, export
-from exporters.parity import eager_generate
+from exporters.parity import eager_generate, global_mask
 from profiler.artifact import FORMATS
 from profiler.checkpoints import ARCHS, build_checkpoint
 from profiler.engines.graphs import Seq2SeqGraphs, load_graphs
 from profiler.engines.greedy import greedy_generate
+from profiler.modelinfo import encoder_layout
 from profiler.validation import parse_numbers
 from profiler.workload import fit_to_length, load_sample
 
@@ -71,20 +72,29 @@ def bench_arch(
         record = fit_to_length(document, tokenizer, length)
         input_ids = tokenizer(record.input, return_tensors="np")["input_ids"].astype(np.int64)
         mask = np.ones_like(input_ids)
+        # LED as the study ran it: global attention on the first token, in every variant.
+        layout = encoder_layout(model.config)
+        global_tokens = [1] if layout.global_attention else None
+        globals_mask = global_mask(input_ids.shape[1], 1)[None] if global_tokens else None
+        extra = {} if globals_mask is None else {"global_attention_mask": torch.from_numpy(globals_mask)}
         ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(mask)
 
-        def eager_encode(ids: torch.Tensor = ids_t, m: torch.Tensor = mask_t) -> object:
+        def eager_encode(
+            ids: torch.Tensor = ids_t, m: torch.Tensor = mask_t, kw: dict[str, torch.Tensor] = extra
+        ) -> object:
             with torch.inference_mode():
-                return encoder(input_ids=ids, attention_mask=m)
+                return encoder(input_ids=ids, attention_mask=m, **kw)
 
         calls: dict[str, Callable[[], object]] = {
             "eager encode": eager_encode,
-            "eager generate": partial(eager_generate, model, input_ids, mask, new_tokens),
+            "eager generate": partial(eager_generate, model, input_ids, mask, new_tokens, globals_mask),
         }
         for name, runner in graphs.items():
-            calls[f"{name} encode"] = partial(runner.encode, input_ids, mask)
+            batch = layout.batch(list(input_ids), runner.decoder.pad_token_id, global_tokens)
+            arrays = (batch.input_ids, batch.attention_mask, batch.extra)
+            calls[f"{name} encode"] = partial(runner.encode, *arrays)
             calls[f"{name} generate"] = partial(
-                greedy_generate, runner, input_ids, mask, new_tokens, min_new_tokens=new_tokens
+                greedy_generate, runner, batch, new_tokens, min_new_tokens=new_tokens
             )
         with console.status(f"timing {arch} at {length} tokens"):
             medians = interleaved_medians(calls, rounds)

@@ -1,45 +1,56 @@
-"""Export-friendly sliding-window and block-sparse attention that compute what transformers computes.
+"""Export-friendly sliding-window, global and block-sparse attention that compute what transformers
+computes.
 
 transformers' Longformer (LED) attention chunks with ``as_strided``, which the ONNX exporter gets
-wrong, and materialises an O(n^2) mask in ``LEDEncoder.forward``; its BigBird block-sparse attention
-builds index tensors with numpy at run time, which neither exporter can capture. Both are rewritten
-here with static shapes for one bucket: reshapes, slices, concatenations, constant index tensors
-and batched matmuls only, so a trace or an ONNX export at one length is exact at that length.
-All tensors are laid out ``[batch, heads, seq, head_dim]``.
+wrong, finds global tokens with ``nonzero`` and materialises an O(n^2) mask; its BigBird
+block-sparse attention builds index tensors with numpy at run time, which neither exporter can
+capture. Both are rewritten here with reshapes, slices, concatenations, gathers and batched matmuls
+only, every shape following the input's, so one traced graph serves every input length. What
+depends on an input's own length (LED's global positions, BigBird's key blocks) comes in as tensors
+that :mod:`profiler.attention_layout` computes on the host. All tensors are laid out
+``[batch, heads, seq, head_dim]``.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-#: transformers' BigBird adds this to masked scores (not -inf); kept so results match exactly.
-BIGBIRD_MASK_PENALTY = -10000.0
+from profiler.attention_layout import BIGBIRD_MASK_PENALTY
+
 #: Excludes a key from a softmax (exp underflows to exactly 0) yet stays finite when added twice.
-_LARGE_NEGATIVE = -1e9
+LARGE_NEGATIVE = -1e9
 
 
 def sliding_window_attention(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_valid: torch.Tensor, one_sided: int
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_valid: torch.Tensor,
+    one_sided: int,
+    global_scores: torch.Tensor,
+    global_values: torch.Tensor,
 ) -> torch.Tensor:
-    """Each position attends to the keys within ``one_sided`` positions of it, as Longformer does.
+    """Each position attends to the keys within ``one_sided`` positions of it, as Longformer does,
+    and to the global keys, in one softmax.
 
     The sequence is cut into blocks of ``one_sided`` positions; block ``t`` attends to blocks
     ``t-1, t, t+1`` (a superset of its band) and a constant band mask keeps exactly
-    ``|i - j| <= one_sided``. Padded keys (``key_valid`` false) are excluded; padded queries
-    get zeros, as in transformers.
+    ``|i - j| <= one_sided``. Keys that are not ``key_valid`` (padding, and the global keys, which
+    the global columns already hold) are excluded; padded queries get zeros, as in transformers.
 
     Args:
         query: ``[b, h, n, d]``, already scaled by ``1/sqrt(d)``.
         key: ``[b, h, n, d]``.
         value: ``[b, h, n, d]``.
-        key_valid: ``[b, n]`` bool, true for real tokens.
+        key_valid: ``[b, n]`` bool, true for the keys of the band.
         one_sided: window on each side; ``n`` must be a multiple of it.
+        global_scores: ``[b, h, n, g]`` each query's scores for the global keys (masked slots
+            already at a large negative).
+        global_values: ``[b, h, g, d]`` the global keys' values.
     """
     batch, heads, length, dim = query.shape
-    blocks = length // one_sided
     w = one_sided
+    blocks = length // w
 
     def neighbourhood(tensor: torch.Tensor) -> torch.Tensor:
         # [b, h, n, d] -> [b, h, blocks, 3w, d]: blocks t-1, t, t+1 side by side (zeros off the ends).
@@ -50,18 +61,22 @@ def sliding_window_attention(
     keys, values = neighbourhood(key), neighbourhood(value)
     scores = torch.matmul(query.reshape(batch, heads, blocks, w, dim), keys.transpose(-1, -2))
 
-    # Additive masks, broadcast: a constant band [w, 3w] and the keys' padding [b, blocks, 1, 3w].
+    # Additive masks, broadcast: a constant band [w, 3w] and the keys' validity [b, blocks, 1, 3w].
     # Each is a large finite negative, so a fully masked (padded) query row stays finite.
     offsets = torch.arange(3 * w) - w  # key position relative to the block start
     rows = torch.arange(w)
     band = (offsets[None, :] - rows[:, None]).abs() <= w  # [w, 3w]
-    band_bias = (~band).to(scores.dtype) * _LARGE_NEGATIVE
+    band_bias = (~band).to(scores.dtype) * LARGE_NEGATIVE
     valid = torch.nn.functional.pad(key_valid.reshape(batch, blocks, w), (0, 0, 1, 1))
     valid = torch.cat([valid[:, :-2], valid[:, 1:-1], valid[:, 2:]], dim=2)  # [b, blocks, 3w]
-    key_bias = (~valid).to(scores.dtype)[:, None, :, None, :] * _LARGE_NEGATIVE
-    probs = torch.softmax(scores + band_bias + key_bias, dim=-1)
-    context = torch.matmul(probs, values).reshape(batch, heads, length, dim)
-    return context * key_valid[:, None, :, None].to(context.dtype)  # padded queries -> 0
+    key_bias = (~valid).to(scores.dtype)[:, None, :, None, :] * LARGE_NEGATIVE
+    slots = global_values.shape[2]
+    joint = torch.cat(
+        [global_scores.reshape(batch, heads, blocks, w, slots), scores + band_bias + key_bias], dim=-1
+    )
+    probs = torch.softmax(joint, dim=-1)
+    context = torch.matmul(probs[..., slots:], values).reshape(batch, heads, length, dim)
+    return context + torch.matmul(probs[..., :slots].reshape(batch, heads, length, slots), global_values)
 
 
 def full_attention(
@@ -73,71 +88,29 @@ def full_attention(
     return torch.matmul(torch.softmax(scores, dim=-1), value)
 
 
-def bigbird_key_blocks(blocks: int, random_blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct key blocks, and how often each is attended, for query blocks ``1 .. blocks-2``.
-
-    In transformers each such query block attends to the first block, its left, own and right
-    neighbours, the last block, and its random blocks (the second and second-to-last blocks skip
-    the neighbour that is already global). A block listed twice is attended twice: its weight in
-    the softmax doubles. Here each distinct block is gathered once and carries the log of its
-    multiplicity as a score bias, which is the same softmax with less work. In eval mode every
-    random block is block 0, so each row needs 5 blocks instead of ``5 + r``.
-
-    Args:
-        blocks: number of blocks in the sequence (>= 5).
-        random_blocks: ``[heads, blocks - 2, r]`` random key blocks per query block, as
-            transformers draws them for this length.
-
-    Returns:
-        index ``[heads, blocks - 2, u]`` and score bias ``[heads, blocks - 2, u]`` (log multiplicity,
-        or the mask penalty for padding slots); the head dimension is 1 when all heads agree.
-    """
-    heads, rows, _ = random_blocks.shape
-    lists: list[list[dict[int, int]]] = []
-    for head in range(heads):
-        per_row = []
-        for row in range(rows):
-            query_block = row + 1
-            listed = [0, query_block - 1, query_block, query_block + 1, blocks - 1]
-            if query_block == 1:
-                listed.pop(1)  # left neighbour is the first block
-            elif query_block == blocks - 2:
-                listed.pop(3)  # right neighbour is the last block
-            counts: dict[int, int] = {}
-            for block in [*listed, *random_blocks[head, row].tolist()]:
-                counts[block] = counts.get(block, 0) + 1
-            per_row.append(counts)
-        lists.append(per_row)
-    width = max(len(counts) for per_row in lists for counts in per_row)
-    index = torch.zeros(heads, rows, width, dtype=torch.long)
-    bias = torch.full((heads, rows, width), BIGBIRD_MASK_PENALTY)
-    for head, per_row in enumerate(lists):
-        for row, counts in enumerate(per_row):
-            for slot, (block, count) in enumerate(sorted(counts.items())):
-                index[head, row, slot] = block
-                bias[head, row, slot] = math.log(count)
-    if bool((index == index[:1]).all()) and bool((bias == bias[:1]).all()):
-        return index[:1], bias[:1]
-    return index, bias
-
-
 def block_sparse_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
     key_valid: torch.Tensor,
     block_size: int,
-    key_index: torch.Tensor,
-    slot_bias: torch.Tensor,
+    block_index: torch.Tensor,
+    block_bias: torch.Tensor,
+    last_block: torch.Tensor,
 ) -> torch.Tensor:
-    """BigBird block-sparse attention (global first/last blocks, sliding, random), as transformers.
+    """BigBird block-sparse attention (global first/last blocks, sliding, random), as transformers,
+    for each row at its own length.
 
     Args:
         query: ``[b, h, n, d]``, unscaled.
         key, value: ``[b, h, n, d]``.
         key_valid: ``[b, n]`` bool.
-        block_size: tokens per block; ``n`` is a multiple of it.
-        key_index, slot_bias: from :func:`bigbird_key_blocks` for ``n // block_size`` blocks.
+        block_size: tokens per block; ``n`` is a multiple of it, at least three blocks.
+        block_index: ``[b, blocks - 2, slots]`` int64, the key blocks of every middle query block
+            of each row (:func:`profiler.attention_layout.block_pattern`).
+        block_bias: ``[b, blocks - 2, slots]`` float, their score biases.
+        last_block: ``[b]`` int64, each row's own last block, which (like the first) attends to
+            every key.
     """
     batch, heads, length, dim = query.shape
     blocks = length // block_size
@@ -145,47 +118,51 @@ def block_sparse_attention(
     valid = key_valid.to(query.dtype)
     penalty = (1.0 - valid) * BIGBIRD_MASK_PENALTY  # [b, n]
 
-    # First and last query blocks attend to every key (kept 4-D so ONNX Runtime fuses the
-    # transpose into the matmul instead of materialising it).
-    ends = torch.cat([query[:, :, :block_size], query[:, :, -block_size:]], dim=2)  # [b,h,2bs,d]
+    # The first block and each row's own last block attend to every key of the row (kept 4-D so
+    # ONNX Runtime fuses the transpose into the matmul instead of materialising it).
+    query_blocks = query.reshape(batch, heads, blocks, block_size, dim)
+    last_index = last_block.reshape(batch, 1, 1, 1, 1).expand(batch, heads, 1, block_size, dim)
+    last = torch.gather(query_blocks, 2, last_index).reshape(batch, heads, block_size, dim)
+    ends = torch.cat([query[:, :, :block_size], last], dim=2)  # [b, h, 2bs, d]
     end_scores = torch.matmul(ends, key.transpose(-1, -2)) + penalty[:, None, None, :]
-    end_context = torch.matmul(torch.softmax(end_scores, dim=-1), value)  # [b,h,2bs,d]
+    end_context = torch.matmul(torch.softmax(end_scores, dim=-1), value)  # [b, h, 2bs, d]
 
-    # Every other query block attends to its gathered key blocks.
-    slots = key_index.shape[-1]
-    gathered_key = _gather_blocks(key.reshape(batch, heads, blocks, block_size * dim), key_index)
-    gathered_value = _gather_blocks(value.reshape(batch, heads, blocks, block_size * dim), key_index)
-    gathered_key = gathered_key.reshape(batch, heads, blocks - 2, slots * block_size, dim)
-    gathered_value = gathered_value.reshape(batch, heads, blocks - 2, slots * block_size, dim)
-    middle = query[:, :, block_size:-block_size].reshape(batch, heads, blocks - 2, block_size, dim)
-    scores = torch.matmul(middle, gathered_key.transpose(-1, -2))
-
-    slot_penalty = _gather_blocks(penalty.reshape(batch, 1, blocks, block_size), key_index)
-    slot_penalty = (
-        slot_penalty.reshape(batch, -1, blocks - 2, slots, block_size) + slot_bias[None, :, :, :, None]
+    # Every middle query block attends to its row's gathered key blocks.
+    rows, slots = block_index.shape[1], block_index.shape[2]
+    flat_index = _flat_block_index(block_index, heads, blocks)
+    gathered_key = _gather_blocks(key, flat_index, block_size, dim).reshape(
+        batch, heads, rows, slots * block_size, dim
     )
-    slot_penalty = slot_penalty.reshape(batch, -1, blocks - 2, 1, slots * block_size)
+    gathered_value = _gather_blocks(value, flat_index, block_size, dim).reshape(
+        batch, heads, rows, slots * block_size, dim
+    )
+    middle = query_blocks[:, :, 1:-1]  # [b, h, rows, bs, d]
+    scores = torch.matmul(middle, gathered_key.transpose(-1, -2))
+    row_offsets = (torch.arange(batch) * blocks).reshape(batch, 1, 1)
+    slot_penalty = penalty.reshape(batch * blocks, block_size).index_select(
+        0, (block_index + row_offsets).reshape(-1)
+    )
+    slot_penalty = slot_penalty.reshape(batch, rows, slots, block_size) + block_bias[..., None]
+    slot_penalty = slot_penalty.reshape(batch, 1, rows, 1, slots * block_size)
     context = torch.matmul(torch.softmax(scores + slot_penalty, dim=-1), gathered_value)
 
-    context = context.reshape(batch, heads, length - 2 * block_size, dim)
-    out = torch.cat([end_context[:, :, :block_size], context, end_context[:, :, block_size:]], dim=2)
-    return out * valid[:, None, :, None]
+    out = torch.cat(
+        [end_context[:, :, None, :block_size], context, end_context[:, :, None, block_size:]], dim=2
+    )  # [b, h, blocks, bs, d]; the batch's last block holds the longest rows' own last block
+    is_last = (torch.arange(blocks)[None, :] == last_block[:, None]).reshape(batch, 1, blocks, 1, 1)
+    out = torch.where(is_last, end_context[:, :, None, block_size:], out)
+    return out.reshape(batch, heads, length, dim) * valid[:, None, :, None]
 
 
-def _gather_blocks(blocked: torch.Tensor, key_index: torch.Tensor) -> torch.Tensor:
-    """``blocked[b, h, key_index[h, row, slot]]`` -> ``[b, h, rows, slots, features]``.
+def _flat_block_index(block_index: torch.Tensor, heads: int, blocks: int) -> torch.Tensor:
+    """``block_index [b, rows, slots]`` as rows of a ``[b * h * blocks, ...]`` view, flattened."""
+    batch = block_index.shape[0]
+    base = (torch.arange(batch) * (heads * blocks)).reshape(batch, 1, 1, 1)
+    per_head = (torch.arange(heads) * blocks).reshape(1, heads, 1, 1)
+    return (block_index[:, None] + base + per_head).reshape(-1)
 
-    ``blocked`` is ``[b, h or 1, blocks, features]``; ``key_index`` is ``[1, rows, slots]`` when
-    every head uses the same blocks (transformers' eval mode), else ``[h, rows, slots]``. Both
-    export as plain Gather nodes rather than the slow scatter-gather of advanced indexing.
-    """
-    heads, rows, slots = key_index.shape
-    batch = blocked.shape[0]
-    if heads == 1:
-        picked = blocked.index_select(2, key_index[0].reshape(-1))
-        return picked.reshape(batch, blocked.shape[1], rows, slots, -1)
-    per_head = [
-        blocked[:, min(h, blocked.shape[1] - 1)].index_select(1, key_index[h].reshape(-1))
-        for h in range(heads)
-    ]
-    return torch.stack(per_head, dim=1).reshape(batch, heads, rows, slots, -1)
+
+def _gather_blocks(tensor: torch.Tensor, flat_index: torch.Tensor, block_size: int, dim: int) -> torch.Tensor:
+    """Blocks of ``tensor [b, h, n, d]`` picked by :func:`_flat_block_index`: one plain Gather node,
+    not the slow scatter-gather of advanced indexing."""
+    return tensor.reshape(-1, block_size * dim).index_select(0, flat_index)

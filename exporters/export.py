@@ -18,15 +18,31 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.jit._trace import TracerWarning
 
-from exporters.modules import SUPPORTED_MODEL_TYPES, DecoderInitGraph, DecoderStepGraph, EncoderGraph
+from exporters.modules import (
+    SUPPORTED_MODEL_TYPES,
+    DecoderInitGraph,
+    DecoderStepGraph,
+    EncoderGraph,
+    check_eval_random_blocks,
+)
 from exporters.optimum_route import export_with_optimum, optimum_supports
 from profiler.artifact import FORMATS, ArtifactError, Format, GraphIO, Manifest, decoder_graphs, encoder_graph
+from profiler.attention_layout import (
+    BLOCK_BIAS,
+    BLOCK_INDEX,
+    GLOBAL_ATTENTION_MASK,
+    GLOBAL_INDEX,
+    LAST_BLOCK,
+    EncoderBatch,
+    EncoderLayout,
+)
 from profiler.checkpoints import load_model
 from profiler.errors import file_in_the_way
-from profiler.modelinfo import DEFAULT_LENGTHS, bucket_granularity, decoder_spec, max_input_length
+from profiler.modelinfo import DEFAULT_LENGTHS, decoder_spec, encoder_layout, max_input_length
 from profiler.workload import load_tokenizer
 
 ONNX_OPSET = 17
@@ -77,19 +93,16 @@ def validate_shapes(config: Any, lengths: Sequence[int], batch_sizes: Sequence[i
         raise ExportError("give at least one bucket length, e.g. --lengths 1024,2048.")
     if any(size < 1 for size in batch_sizes) or not batch_sizes:
         raise ExportError(f"batch sizes must be 1 or more, got {list(batch_sizes)}.")
-    limit, step = max_input_length(config), bucket_granularity(config)
-    for length in lengths:
-        if limit is not None and length > limit:
-            raise ExportError(
-                f"length {length} is above the model's maximum of {limit} positions; "
-                f"use lengths up to {limit}."
-            )
-        if length < 1 or length % step:
-            raise ExportError(
-                f"length {length} is not a positive multiple of {step} (the model's "
-                f"{'attention window' if config.model_type == 'led' else 'block size'}); "
-                f"use e.g. {step * max(1, round(length / step))}."
-            )
+    if min(lengths) < 1:
+        raise ExportError(f"bucket lengths must be 1 or more, got {list(lengths)}.")
+    limit, layout = max_input_length(config), encoder_layout(config)
+    padded = layout.row_length(max(lengths))
+    if limit is not None and padded > limit:
+        longest = limit // layout.multiple * layout.multiple
+        raise ExportError(
+            f"length {max(lengths)} is above what the model takes: padded to {padded} tokens "
+            f"(a multiple of {layout.multiple}), over its {limit} positions; use lengths up to {longest}."
+        )
 
 
 def _check_output(checkpoint: Path, out: Path, overwrite: bool) -> None:
@@ -163,19 +176,32 @@ def _publish(staging: Path, out: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _example_inputs(config: Any, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(length)
-    input_ids = torch.randint(3, config.vocab_size, (batch, length), generator=generator)
-    return input_ids, torch.ones_like(input_ids)
+def _encoder_example(model: Any, batch: int, length: int) -> EncoderBatch:
+    """A batch of seeded ids (LED: global attention on the first token) to trace the encoder with."""
+    config = model.config
+    generator = np.random.default_rng(length)
+    rows = [generator.integers(3, config.vocab_size, size=length) for _ in range(batch)]
+    layout = encoder_layout(config)
+    return layout.batch(rows, config.pad_token_id, [1 if layout.global_attention else 0] * batch)
+
+
+def _encoder_args(layout: EncoderLayout, example: EncoderBatch) -> tuple[torch.Tensor, ...]:
+    arrays = [
+        example.input_ids,
+        example.attention_mask,
+        *(example.extra[name] for name in layout.extra_inputs()),
+    ]
+    return tuple(torch.from_numpy(array) for array in arrays)
 
 
 def _decoder_examples(model: Any, batch: int, length: int) -> tuple[tuple[torch.Tensor, ...], ...]:
     """Example inputs for the two decoder graphs (encoder length ``length``)."""
     config = model.config
-    input_ids, mask = _example_inputs(config, batch, length)
+    example = _encoder_example(model, batch, length)
+    mask = torch.from_numpy(example.attention_mask)
     start = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long)
     with torch.inference_mode():
-        hidden = EncoderGraph(model, length)(input_ids, mask)
+        hidden = EncoderGraph(model)(*_encoder_args(encoder_layout(config), example))
         outputs = DecoderInitGraph(model)(start, hidden, mask)
     caches = tuple(tensor.clone() for tensor in outputs[1:])
     init_args = (start, hidden.clone(), mask)
@@ -183,23 +209,33 @@ def _decoder_examples(model: Any, batch: int, length: int) -> tuple[tuple[torch.
     return init_args, step_args
 
 
-def _export_onnx(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
+def _export_onnx(model: Any, length: int, batch: int, staging: Path) -> dict[str, Any]:
     io = GraphIO.of("profiler", model.config.decoder_layers)
-    encoders = {}
-    for length in lengths:
-        name = encoder_graph(length, "onnx")
-        torch.onnx.export(
-            EncoderGraph(model, length).eval(),
-            _example_inputs(model.config, batch, length),
-            str(staging / name),
-            input_names=[io.input_ids, io.attention_mask],
-            output_names=[io.last_hidden_state],
-            dynamic_axes={io.input_ids: {0: "batch"}, io.attention_mask: {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-        encoders[str(length)] = name
-    init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    layout = encoder_layout(model.config)
+    encoder_name = encoder_graph("onnx")
+    sequence = {0: "batch", 1: "length"}
+    axes = {
+        io.input_ids: sequence,
+        io.attention_mask: sequence,
+        io.last_hidden_state: sequence,
+        GLOBAL_ATTENTION_MASK: sequence,
+        GLOBAL_INDEX: {0: "batch", 1: "global_tokens"},
+        BLOCK_INDEX: {0: "batch", 1: "middle_blocks", 2: "slots"},
+        BLOCK_BIAS: {0: "batch", 1: "middle_blocks", 2: "slots"},
+        LAST_BLOCK: {0: "batch"},
+    }
+    inputs = GraphIO.encoder_inputs(layout)
+    torch.onnx.export(
+        EncoderGraph(model).eval(),
+        _encoder_args(layout, _encoder_example(model, batch, length)),
+        str(staging / encoder_name),
+        input_names=inputs,
+        output_names=[io.last_hidden_state],
+        dynamic_axes={name: axes[name] for name in [*inputs, io.last_hidden_state]},
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+    init_args, step_args = _decoder_examples(model, batch, length)
     init_name, step_name = decoder_graphs("onnx")
     encoder_axes = {0: "batch", 1: "encoder_length"}
     cache_axes = {0: "batch", 2: "past_length"}
@@ -237,28 +273,25 @@ def _export_onnx(model: Any, lengths: Sequence[int], batch: int, staging: Path) 
         opset_version=ONNX_OPSET,
         dynamo=False,
     )
-    return {"encoders": encoders, "decoder_init": init_name, "decoder_step": step_name}
+    return {"encoder": encoder_name, "decoder_init": init_name, "decoder_step": step_name}
 
 
-def _export_torchscript(model: Any, lengths: Sequence[int], batch: int, staging: Path) -> dict[str, Any]:
+def _export_torchscript(model: Any, length: int, batch: int, staging: Path) -> dict[str, Any]:
     def save(module: torch.nn.Module, args: tuple[torch.Tensor, ...], name: str) -> str:
         with torch.inference_mode(False), torch.no_grad():
             traced = torch.jit.trace(module.eval(), args, check_trace=False)
             torch.jit.save(torch.jit.freeze(traced), str(staging / name))
         return name
 
-    encoders = {
-        str(length): save(
-            EncoderGraph(model, length),
-            _example_inputs(model.config, batch, length),
-            encoder_graph(length, "torchscript"),
-        )
-        for length in lengths
-    }
-    init_args, step_args = _decoder_examples(model, batch, min(lengths))
+    layout = encoder_layout(model.config)
+    init_args, step_args = _decoder_examples(model, batch, length)
     init_name, step_name = decoder_graphs("torchscript")
     return {
-        "encoders": encoders,
+        "encoder": save(
+            EncoderGraph(model),
+            _encoder_args(layout, _encoder_example(model, batch, length)),
+            encoder_graph("torchscript"),
+        ),
         "decoder_init": save(DecoderInitGraph(model), init_args, init_name),
         "decoder_step": save(DecoderStepGraph(model), step_args, step_name),
     }
@@ -290,7 +323,7 @@ def export(
     log: Callable[[str], None] | None = None,
     allow_new_weights: bool = False,
 ) -> Manifest:
-    """Export ``checkpoint`` to ``out`` in ``fmt`` with one encoder per bucket, then verify it.
+    """Export ``checkpoint`` to ``out`` in ``fmt``, then verify it at and off every bucket.
 
     ``out``'s missing parents are created; build directories that killed exports left beside it
     are removed, and ``log`` is told. A checkpoint some of whose parameters do not come from its
@@ -329,9 +362,10 @@ def export(
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.filterwarnings("ignore", message="Constant folding")
             if rewritten:
-                graphs = export_graphs(model, lengths, max(batch_sizes), staging)
+                check_eval_random_blocks(model, lengths)
+                graphs = export_graphs(model, min(lengths), max(batch_sizes), staging)
             else:
-                graphs = export_with_optimum(checkpoint, lengths, staging)
+                graphs = export_with_optimum(checkpoint, staging)
         tokenizer.save_pretrained(staging)
         manifest = Manifest(
             format=format_,
@@ -340,6 +374,7 @@ def export(
             source_sha256=checkpoint_sha256(checkpoint),
             buckets=lengths,
             batch_sizes=batch_sizes,
+            layout=encoder_layout(model.config),
             decoder=decoder_spec(model.config),
             versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,

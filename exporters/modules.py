@@ -5,7 +5,7 @@ what exporters cannot capture: the attention is :mod:`exporters.attention`'s sta
 masks are built in O(n), and the decoder takes its position and its past key/values as explicit
 tensors so one graph serves every step. Three graphs make a generator:
 
-- :class:`EncoderGraph` (one per bucket): ``input_ids, attention_mask -> last_hidden_state``;
+- :class:`EncoderGraph` (every length): ``input_ids, attention_mask, *layout inputs -> last_hidden_state``;
 - :class:`DecoderInitGraph`: the first step; also projects the encoder output into each layer's
   cross-attention keys and values, once per request;
 - :class:`DecoderStepGraph`: every later step, with the self-attention past growing by one.
@@ -20,11 +20,12 @@ import torch
 from torch import nn
 
 from exporters.attention import (
-    bigbird_key_blocks,
+    LARGE_NEGATIVE,
     block_sparse_attention,
     full_attention,
     sliding_window_attention,
 )
+from profiler.artifact import ArtifactError
 
 #: transformers ``model_type`` values this module knows how to rewrite.
 SUPPORTED_MODEL_TYPES = ("led", "bigbird_pegasus")
@@ -46,61 +47,89 @@ def base_model(model: Any) -> Any:
 
 
 class EncoderGraph(nn.Module):
-    """The encoder at one fixed input length (a bucket)."""
+    """The encoder at any input length that is a multiple of the layout's ``multiple``.
 
-    def __init__(self, model: Any, length: int) -> None:
+    Inputs: ``input_ids``, ``attention_mask`` and the layout's extra inputs
+    (:meth:`profiler.attention_layout.EncoderLayout.extra_inputs`): for LED the global attention
+    mask and each row's global positions; for block-sparse BigBird each row's key blocks, their
+    biases and its last block.
+    """
+
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.encoder = base_model(model).encoder
         self.config = model.config
-        self.length = length
         self.is_led = model.config.model_type == "led"
-        if not self.is_led:
-            self._prepare_bigbird(length)
+        self.sparse = not self.is_led and model.config.attention_type == "block_sparse"
 
-    def _prepare_bigbird(self, length: int) -> None:
-        config = self.config
-        block, rand = config.block_size, config.num_random_blocks
-        self.sparse = config.attention_type == "block_sparse" and length > (5 + 2 * rand) * block
-        if not self.sparse:
-            return
-        for index, layer in enumerate(self.encoder.layers):
-            index_blocks, slot_bias = bigbird_key_blocks(
-                length // block, torch.as_tensor(_bigbird_random_blocks(layer.self_attn.self, length))
-            )
-            self.register_buffer(f"key_index_{index}", index_blocks, persistent=False)
-            self.register_buffer(f"slot_bias_{index}", slot_bias, persistent=False)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *extra: torch.Tensor
+    ) -> torch.Tensor:
         encoder = self.encoder
         valid = attention_mask.bool()
-        positions = encoder.embed_positions.weight[: self.length]
+        positions = encoder.embed_positions.weight[: input_ids.shape[1]]
         hidden = encoder.embed_tokens(input_ids) + positions
         if self.is_led:
             hidden = encoder.layernorm_embedding(hidden)
-        for index, layer in enumerate(encoder.layers):
-            if self.is_led:
-                hidden = layer.self_attn_layer_norm(hidden + self._led_attention(layer, hidden, valid))
+            is_global = extra[0].bool()
+            global_index = extra[1]
+            global_slots = torch.arange(global_index.shape[1])[None, :] < is_global.sum(dim=1, keepdim=True)
+            for layer in encoder.layers:
+                context = self._led_attention(layer, hidden, valid, is_global, global_index, global_slots)
+                hidden = layer.self_attn_layer_norm(hidden + context)
                 hidden = layer.final_layer_norm(hidden + layer.fc2(layer.activation_fn(layer.fc1(hidden))))
-            else:
-                normed = layer.self_attn_layer_norm(hidden)
-                hidden = hidden + self._bigbird_attention(layer, index, normed, valid)
-                normed = layer.final_layer_norm(hidden)
-                hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(normed)))
-        if not self.is_led:
-            hidden = encoder.layernorm_embedding(hidden)
-        return hidden
+            return hidden
+        for layer in encoder.layers:
+            normed = layer.self_attn_layer_norm(hidden)
+            hidden = hidden + self._bigbird_attention(layer, normed, valid, extra)
+            normed = layer.final_layer_norm(hidden)
+            hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(normed)))
+        return encoder.layernorm_embedding(hidden)
 
-    def _led_attention(self, layer: Any, hidden: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _led_attention(
+        self,
+        layer: Any,
+        hidden: torch.Tensor,
+        valid: torch.Tensor,
+        is_global: torch.Tensor,
+        global_index: torch.Tensor,
+        global_slots: torch.Tensor,
+    ) -> torch.Tensor:
+        """Longformer attention: the band plus the global keys for every position, then global
+        attention (its own projections, over every key) for the global positions."""
         attn = layer.self_attn.longformer_self_attn
-        heads = attn.num_heads
-        query = _split_heads(attn.query(hidden), heads) / (attn.head_dim**0.5)
+        heads, scale = attn.num_heads, attn.head_dim**0.5
+        query = _split_heads(attn.query(hidden), heads) / scale
         key = _split_heads(attn.key(hidden), heads)
         value = _split_heads(attn.value(hidden), heads)
-        context = sliding_window_attention(query, key, value, valid, attn.one_sided_attn_window_size)
+        slot_bias = (~global_slots).to(query.dtype)[:, None, None, :] * LARGE_NEGATIVE  # [b, 1, 1, g]
+        global_keys = _gather_positions(key, global_index)
+        global_scores = torch.matmul(query, global_keys.transpose(-1, -2)) + slot_bias
+        context = sliding_window_attention(
+            query,
+            key,
+            value,
+            valid & ~is_global,
+            attn.one_sided_attn_window_size,
+            global_scores,
+            _gather_positions(value, global_index),
+        )
+        # Global positions attend to every valid key through the global projections.
+        picked = torch.gather(hidden, 1, global_index[:, :, None].expand(-1, -1, hidden.shape[2]))
+        global_query = _split_heads(attn.query_global(picked), heads) / scale  # [b, h, g, d]
+        global_key = _split_heads(attn.key_global(hidden), heads)
+        global_value = _split_heads(attn.value_global(hidden), heads)
+        scores = torch.matmul(global_query, global_key.transpose(-1, -2))
+        scores = scores + (~valid).to(scores.dtype)[:, None, None, :] * LARGE_NEGATIVE
+        global_context = torch.matmul(torch.softmax(scores, dim=-1), global_value)  # [b, h, g, d]
+        slot_of = (torch.cumsum(is_global.long(), dim=1) - 1).clamp(min=0)  # [b, n]
+        spread = _gather_positions(global_context, slot_of)  # [b, h, n, d]
+        context = torch.where(is_global[:, None, :, None], spread, context)
+        context = context * valid[:, None, :, None].to(context.dtype)  # padded queries -> 0
         return layer.self_attn.output(_merge_heads(context))
 
     def _bigbird_attention(
-        self, layer: Any, index: int, hidden: torch.Tensor, valid: torch.Tensor
+        self, layer: Any, hidden: torch.Tensor, valid: torch.Tensor, extra: tuple[torch.Tensor, ...]
     ) -> torch.Tensor:
         attn = layer.self_attn.self
         heads = self.config.encoder_attention_heads
@@ -108,18 +137,40 @@ class EncoderGraph(nn.Module):
         key = _split_heads(attn.key(hidden), heads)
         value = _split_heads(attn.value(hidden), heads)
         if self.sparse:
+            block_index, block_bias, last_block = extra
             context = block_sparse_attention(
-                query,
-                key,
-                value,
-                valid,
-                self.config.block_size,
-                getattr(self, f"key_index_{index}"),
-                getattr(self, f"slot_bias_{index}"),
+                query, key, value, valid, self.config.block_size, block_index, block_bias, last_block
             )
         else:
             context = full_attention(query * query.shape[-1] ** -0.5, key, value, valid)
         return layer.self_attn.output(_merge_heads(context))
+
+
+def _gather_positions(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor [b, h, n, d]`` at positions ``index [b, g]`` of each row -> ``[b, h, g, d]``."""
+    batch, heads, _, dim = tensor.shape
+    picked = index[:, None, :, None].expand(batch, heads, index.shape[1], dim)
+    return torch.gather(tensor, 2, picked)
+
+
+def check_eval_random_blocks(model: Any, lengths: list[int]) -> None:
+    """Refuse a transformers whose BigBird draws random key blocks in eval mode.
+
+    The host computes BigBird's key blocks (:mod:`profiler.attention_layout`) on the premise that
+    transformers, in eval mode, draws none (every random block is the first block); checked here
+    against transformers' own drawing, at the lengths exported, so a change upstream fails the
+    export instead of serving another function.
+    """
+    if model.config.model_type != "bigbird_pegasus" or model.config.attention_type != "block_sparse":
+        return
+    attn = base_model(model).encoder.layers[0].self_attn.self
+    for length in lengths:
+        sparse = length > (5 + 2 * attn.num_random_blocks) * attn.block_size
+        if sparse and _bigbird_random_blocks(attn, length).any():
+            raise ArtifactError(
+                f"this transformers draws BigBird's random key blocks in eval mode (at {length} tokens), "
+                "which the exporter does not reproduce; use the transformers version pinned by this profiler."
+            )
 
 
 def _bigbird_random_blocks(attn: Any, length: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Other seq2seq models (BART, T5, Pegasus, ...) go through optimum-onnx's exporter.
 
-Their attention does not depend on the sequence length's layout, so optimum's single dynamic
-encoder serves every bucket, which parity then checks bucket by bucket. optimum's graphs follow
+Their attention does not depend on the sequence length's layout (full attention, no padding
+needed), so optimum's dynamic encoder serves every length, which parity then checks. optimum's graphs follow
 its own file and input/output names (both in :mod:`profiler.artifact`); the manifest records
 ``graph_io = "optimum"`` and the ONNX runner feeds the graphs by those names.
 """
@@ -32,7 +32,7 @@ def optimum_supports(model_type: str) -> bool:
     return TASK in tasks
 
 
-def export_with_optimum(checkpoint: Path, lengths: list[int], staging: Path) -> dict[str, Any]:
+def export_with_optimum(checkpoint: Path, staging: Path) -> dict[str, Any]:
     """Run optimum's exporter (at its recommended opset) into ``staging``; return graph entries."""
     from optimum.exporters.onnx import main_export
 
@@ -51,7 +51,7 @@ def export_with_optimum(checkpoint: Path, lengths: list[int], staging: Path) -> 
     shutil.rmtree(scratch)
     encoder, decoder_init, decoder_step = OPTIMUM_GRAPHS
     return {
-        "encoders": {str(length): encoder for length in lengths},
+        "encoder": encoder,
         "decoder_init": decoder_init,
         "decoder_step": decoder_step,
         "graph_io": "optimum",

@@ -1,11 +1,12 @@
-"""Parity of an exported artifact against eager PyTorch, for every bucket and batch size.
+"""Parity of an exported artifact against transformers, at and off the bucket edges.
 
-Encoder outputs are compared at real (unpadded) positions, against a tolerance relative to the
-output's scale (:func:`within_tolerance`: 1e-3 in fp32, absolute for outputs up to 1 in magnitude,
-relative beyond), so a model whose activations reach 10 is held to the same precision as one whose
-activations stay below 1. Generation compares the
-token ids of ``new_tokens`` greedy steps, which must be identical. Batches larger than one pad
-their last row, so the masked paths are exercised too.
+Each case is a batch; each of its rows is compared with what transformers gives for that row
+alone, unpadded: its encoder output (at the row's positions, against a tolerance relative to the
+output's scale: :func:`within_tolerance`, 1e-3 in fp32, absolute for outputs up to 1 in magnitude,
+relative beyond) and ``new_tokens`` steps of its own greedy ``generate``, which must be identical.
+The lengths include every bucket, lengths just short of each, lengths between buckets and the
+shortest at which BigBird attends sparsely; batches mix lengths and global attention, so padding,
+per-row block patterns and global tokens are all exercised.
 """
 
 from __future__ import annotations
@@ -16,22 +17,66 @@ from typing import Any
 import numpy as np
 import torch
 
-from profiler.artifact import BucketParity, Manifest
+from profiler.artifact import Manifest, ParityCase
+from profiler.attention_layout import EncoderLayout
 from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
-from profiler.engines.greedy import greedy_generate
+from profiler.engines.greedy import decode_greedy
 
 
-def parity_inputs(vocab_size: int, batch: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded token ids; in a batch of two or more the last row is a tenth padding."""
-    generator = np.random.default_rng(length * 31 + batch)
-    input_ids = generator.integers(3, vocab_size, size=(batch, length), dtype=np.int64)
-    mask = np.ones_like(input_ids)
-    if batch > 1:
-        mask[-1, length - length // 10 :] = 0
-    return input_ids, mask
+def parity_lengths(buckets: list[int], layout: EncoderLayout) -> list[int]:
+    """Every bucket, 24 tokens short of it, midway to the bucket below (odd), and BigBird's
+    shortest block-sparse input; ascending, up to the largest bucket."""
+    lengths = set()
+    below = 0
+    for bucket in sorted(buckets):
+        lengths |= {bucket, max(1, bucket - 24), (below + bucket) // 2 | 1}
+        below = bucket
+    if layout.attention == "block_sparse":
+        lengths.add((5 + 2 * layout.random_blocks) * layout.block_size + 1)
+    return sorted(length for length in lengths if length <= max(buckets))
 
 
-def eager_generate(model: Any, input_ids: np.ndarray, mask: np.ndarray, new_tokens: int) -> np.ndarray:
+def parity_cases(
+    buckets: list[int], batch_sizes: list[int], layout: EncoderLayout
+) -> list[tuple[list[int], list[int]]]:
+    """``(lengths, global tokens)`` per case: every parity length alone (LED with global attention
+    on its first token, and at each bucket without), then one batch per batch size over one that
+    mixes lengths (the longest bucket, and shorter rows) and, for LED, global attention (first
+    token, five query tokens, none)."""
+    first = 1 if layout.global_attention else 0
+    cases = [([length], [first]) for length in parity_lengths(buckets, layout)]
+    if layout.global_attention:
+        cases += [([bucket], [0]) for bucket in sorted(buckets)]
+    longest = max(buckets)
+    for size in batch_sizes:
+        if size > 1:
+            lengths = [longest - (longest // 10 + 7) * row for row in range(size)]
+            lengths = [max(length, 1) for length in lengths]
+            globals_ = [[1, 5, 0][row % 3] if layout.global_attention else 0 for row in range(size)]
+            cases.append((lengths, globals_))
+    return cases
+
+
+def parity_rows(vocab_size: int, lengths: list[int]) -> list[np.ndarray]:
+    """Seeded token ids, one array per row."""
+    generator = np.random.default_rng(sum(lengths) * 31 + len(lengths))
+    return [generator.integers(3, vocab_size, size=length, dtype=np.int64) for length in lengths]
+
+
+def global_mask(length: int, global_tokens: int) -> np.ndarray:
+    """transformers' ``global_attention_mask`` for one row."""
+    mask = np.zeros(length, dtype=np.int64)
+    mask[:global_tokens] = 1
+    return mask
+
+
+def eager_generate(
+    model: Any,
+    input_ids: np.ndarray,
+    mask: np.ndarray,
+    new_tokens: int,
+    global_attention_mask: np.ndarray | None = None,
+) -> np.ndarray:
     """transformers' own greedy ``generate`` with exactly ``new_tokens`` steps."""
     from transformers import GenerationConfig
 
@@ -49,9 +94,28 @@ def eager_generate(model: Any, input_ids: np.ndarray, mask: np.ndarray, new_toke
     # Installed on the model rather than passed: transformers would otherwise merge in the
     # checkpoint's own defaults (e.g. BART's forced EOS), and parity compares plain greedy.
     model.generation_config = generation
+    extra = {}
+    if global_attention_mask is not None:
+        extra["global_attention_mask"] = torch.from_numpy(global_attention_mask)
     with torch.inference_mode():
-        output = model.generate(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask))
+        output = model.generate(
+            input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask), **extra
+        )
     return output.numpy()  # type: ignore[no-any-return]
+
+
+def eager_encode(model: Any, ids: np.ndarray, global_tokens: int, layout: EncoderLayout) -> np.ndarray:
+    """transformers' encoder output for one unpadded row ``[n, d]``."""
+    extra = {}
+    if layout.global_attention:
+        extra["global_attention_mask"] = torch.from_numpy(global_mask(len(ids), global_tokens))[None]
+    with torch.inference_mode():
+        hidden = model.get_encoder()(
+            input_ids=torch.from_numpy(ids)[None],
+            attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            **extra,
+        ).last_hidden_state
+    return hidden[0].numpy()  # type: ignore[no-any-return]
 
 
 def within_tolerance(max_abs_diff: float, scale: float, tolerance: float) -> bool:
@@ -59,64 +123,70 @@ def within_tolerance(max_abs_diff: float, scale: float, tolerance: float) -> boo
     return max_abs_diff <= tolerance * max(1.0, scale)
 
 
-def bucket_parity(
-    model: Any, graphs: Seq2SeqGraphs, length: int, batch: int, new_tokens: int, tolerance: float
-) -> BucketParity:
-    """Compare one bucket at one batch size."""
-    input_ids, mask = parity_inputs(model.config.vocab_size, batch, length)
-    with torch.inference_mode():
-        reference = model.get_encoder()(
-            input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
-        ).last_hidden_state.numpy()
-    exported = graphs.encode(input_ids, mask)
-    real = mask.astype(bool)
-    diff = np.abs(exported[real] - reference[real])
-    max_abs = float(diff.max())
-    scale = float(np.abs(reference[real]).max())
-    max_rel = max_abs / max(scale, 1e-12)
-    expected = eager_generate(model, input_ids, mask, new_tokens)
-    produced = greedy_generate(graphs, input_ids, mask, new_tokens, min_new_tokens=new_tokens)
-    tokens_match = expected.shape == produced.shape and bool((expected == produced).all())
-    return BucketParity(
-        length=length,
-        batch_size=batch,
+def case_parity(
+    model: Any,
+    graphs: Seq2SeqGraphs,
+    layout: EncoderLayout,
+    lengths: list[int],
+    global_tokens: list[int],
+    new_tokens: int,
+    tolerance: float,
+) -> ParityCase:
+    """Run one batch through the graphs and each of its rows alone through transformers."""
+    rows = parity_rows(model.config.vocab_size, lengths)
+    batch = layout.batch(rows, graphs.decoder.pad_token_id, global_tokens)
+    hidden = graphs.encode(batch.input_ids, batch.attention_mask, batch.extra)
+    produced = decode_greedy(graphs, hidden, batch.attention_mask, new_tokens, min_new_tokens=new_tokens)
+    exported = np.asarray(hidden)
+    max_abs, scale, tokens_match = 0.0, 0.0, True
+    for row, (ids, count) in enumerate(zip(rows, global_tokens, strict=True)):
+        reference = eager_encode(model, ids, count, layout)
+        max_abs = max(max_abs, float(np.abs(exported[row, : len(ids)] - reference).max()))
+        scale = max(scale, float(np.abs(reference).max()))
+        globals_ = global_mask(len(ids), count)[None] if layout.global_attention else None
+        expected = eager_generate(
+            model, ids[None], np.ones((1, len(ids)), dtype=np.int64), new_tokens, globals_
+        )
+        tokens_match &= expected.shape[1] == produced.shape[1] and bool((expected[0] == produced[row]).all())
+    return ParityCase(
+        lengths=lengths,
+        global_tokens=global_tokens,
         max_abs_diff=max_abs,
-        max_rel_diff=max_rel,
+        max_rel_diff=max_abs / max(scale, 1e-12),
         new_tokens=new_tokens,
         tokens_match=tokens_match,
         passed=tokens_match and within_tolerance(max_abs, scale, tolerance),
     )
 
 
-def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[BucketParity]:
-    """Every bucket x batch size of the artifact in ``directory`` against eager ``model``."""
+def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[ParityCase]:
+    """Every parity case of the artifact in ``directory`` against transformers ``model``."""
     graphs = open_graphs(directory, manifest)
     return [
-        bucket_parity(model, graphs, length, batch, new_tokens, manifest.parity_tolerance)
-        for length in manifest.buckets
-        for batch in manifest.batch_sizes
+        case_parity(model, graphs, manifest.layout, lengths, globals_, new_tokens, manifest.parity_tolerance)
+        for lengths, globals_ in parity_cases(manifest.buckets, manifest.batch_sizes, manifest.layout)
     ]
 
 
-def parity_table(rows: list[BucketParity], tolerance: float) -> str:
-    """Plain-text table: one line per bucket and batch size."""
-    lines = [
-        f"{'bucket':>7} {'batch':>5} {'max abs diff':>13} {'max rel diff':>13} {'tokens':>8}  result",
-    ]
+def parity_table(rows: list[ParityCase], tolerance: float) -> str:
+    """Plain-text table: one line per case."""
+    lines = [f"{'lengths':>16} {'global':>8} {'max abs diff':>13} {'max rel diff':>13} {'tokens':>8}  result"]
     for row in rows:
         tokens = f"{'same' if row.tokens_match else 'DIFFER'}"
         verdict = "ok" if row.passed else f"FAIL (tolerance {tolerance:g}, {row.new_tokens} tokens)"
+        lengths = ",".join(map(str, row.lengths))
+        globals_ = ",".join(map(str, row.global_tokens))
         lines.append(
-            f"{row.length:>7} {row.batch_size:>5} {row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e} "
+            f"{lengths:>16} {globals_:>8} {row.max_abs_diff:>13.3e} {row.max_rel_diff:>13.3e} "
             f"{tokens:>8}  {verdict}"
         )
     return "\n".join(lines)
 
 
-def failed_parity_message(rows: list[BucketParity], tolerance: float) -> str:
-    failed = sorted({row.length for row in rows if not row.passed})
+def failed_parity_message(rows: list[ParityCase], tolerance: float) -> str:
+    failed = sorted({length for row in rows if not row.passed for length in row.lengths})
     return (
-        f"parity failed at bucket(s) {', '.join(map(str, failed))}; nothing was written. "
-        f"Exported graphs differ from eager PyTorch:\n{parity_table(rows, tolerance)}\n"
+        f"parity failed at length(s) {', '.join(map(str, failed))}; nothing was written. "
+        f"Exported graphs differ from transformers:\n{parity_table(rows, tolerance)}\n"
         "Pass --skip-parity to keep an unverified artifact (recorded in its manifest)."
     )

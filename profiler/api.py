@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validat
 from pydantic.json_schema import SkipJsonSchema
 
 from profiler.artifact import Manifest
+from profiler.attention_layout import EncoderLayout, GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.common import Source
@@ -42,7 +43,10 @@ class ServerInfo(Document):
         providers: ONNX Runtime's execution providers as chosen; empty for PyTorch.
         source: the directory served (an artifact, or a checkpoint for eager).
         model_type: the transformers ``model_type``.
-        buckets: the encoder lengths inputs are padded to. Units: tokens.
+        buckets: the length classes requests are batched and reported by; the largest is the
+            longest input served. Units: tokens.
+        layout: how inputs are padded and their sparse attention described.
+        global_attention: LED's global attention when a request does not say.
         truncate: inputs over the largest bucket are cut instead of refused with 413.
         max_body_bytes: the largest request body accepted.
         manifest: the artifact's manifest; None for an eager checkpoint.
@@ -56,6 +60,8 @@ class ServerInfo(Document):
     source: str
     model_type: str
     buckets: list[int]
+    layout: EncoderLayout
+    global_attention: GlobalAttention
     truncate: bool
     batching: Batching
     max_body_bytes: int
@@ -122,7 +128,13 @@ class GenerateResponse(Document):
     output_ids: list[int]
     input_tokens: int = Field(description="Tokens in the input after any truncation.")
     truncated: bool
-    bucket: int = Field(description="Encoder length the input was padded to.")
+    bucket: int = Field(description="The smallest bucket that holds the input: its length class.")
+    encoded_tokens: int = Field(
+        description="Tokens the encoder computed per row of this input's batch: the batch's longest "
+        "input padded as the model pads it (LED's window, BigBird's block)."
+    )
+    global_attention: GlobalAttention = Field(description="Which tokens attended globally (LED).")
+    global_tokens: int = Field(description="How many leading tokens attended globally.")
     batch_size: int = Field(description="Requests in the batch this one ran in.")
     mode: Mode
     timings: Timings
@@ -176,6 +188,13 @@ class GenerateRequest(BaseModel):
     )
     max_new_tokens: int = Field(default=32, ge=1, le=MAX_NEW_TOKENS, description="generate mode only.")
     target_length: int = Field(default=64, ge=1, le=MAX_TARGET_LENGTH, description="forward mode only.")
+    global_attention: GlobalAttention | SkipJsonSchema[None] = Field(
+        default=None,
+        description="LED only: the tokens that attend globally. first: the first token; query: the "
+        "tokens before the first blank line of `text` (SCROLLS' `query\\n\\ndocument`); none. "
+        "Default: the server's --global-attention.",
+        json_schema_extra=_absent_by_default,
+    )
 
     @model_validator(mode="before")
     @classmethod

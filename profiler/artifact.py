@@ -16,11 +16,13 @@ from typing import ClassVar, Literal, get_args
 
 from pydantic import Field, ValidationError
 
+from profiler.attention_layout import EncoderLayout
 from profiler.documents import Document
 from profiler.errors import ProfilerError
 from profiler.validation import toml_key
 
-SCHEMA_VERSION = 1
+#: 2: one dynamic-length encoder graph (``encoder``) and its ``layout``, instead of one graph per bucket.
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -35,20 +37,18 @@ class ArtifactError(ProfilerError):
 
 #: File suffix of a graph in each format.
 SUFFIXES: dict[Format, str] = {"onnx": ".onnx", "torchscript": ".pt"}
-#: The files optimum-onnx writes for seq2seq generation with past: one dynamic encoder that
-#: serves every bucket, the first decoder step, every later step.
+#: The files optimum-onnx writes for seq2seq generation with past: one dynamic encoder, the first
+#: decoder step, every later step.
 OPTIMUM_GRAPHS = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 
 
-def encoder_graph(length: int, fmt: Format) -> str:
-    """File of the profiler's encoder for the bucket ``length``: traced at exactly that length,
-    so one per bucket."""
-    return f"encoder_{length}{SUFFIXES[fmt]}"
+def encoder_graph(fmt: Format) -> str:
+    """File of the profiler's encoder: one graph for every input length."""
+    return f"encoder{SUFFIXES[fmt]}"
 
 
 def decoder_graphs(fmt: Format) -> tuple[str, str]:
-    """Files of the profiler's decoder graphs: the first step, and every later step (these serve
-    every bucket)."""
+    """Files of the profiler's decoder graphs: the first step, and every later step."""
     return f"decoder_init{SUFFIXES[fmt]}", f"decoder_step{SUFFIXES[fmt]}"
 
 
@@ -107,6 +107,10 @@ class GraphIO:
     # In the order the profiler's graphs take their arguments and return their results
     # (exporters.modules), which torch.onnx.export needs; ONNX Runtime feeds by name.
 
+    @classmethod
+    def encoder_inputs(cls, layout: EncoderLayout) -> list[str]:
+        return [cls.input_ids, cls.attention_mask, *layout.extra_inputs()]
+
     def init_inputs(self) -> list[str]:
         return [self.input_ids, self.encoder_hidden, self.encoder_mask]
 
@@ -134,11 +138,17 @@ class DecoderSpec(Document):
     max_target_positions: int
 
 
-class BucketParity(Document):
-    """Exported graphs against eager PyTorch at one bucket and batch size."""
+class ParityCase(Document):
+    """Exported graphs against transformers on one batch: each row against transformers' own encoder
+    and greedy ``generate`` on that row alone, unpadded.
 
-    length: int
-    batch_size: int
+    Attributes:
+        lengths: real tokens of each row. Units: tokens.
+        global_tokens: leading tokens of each row with global attention (LED; 0 for none).
+    """
+
+    lengths: list[int]
+    global_tokens: list[int]
     max_abs_diff: float
     max_rel_diff: float
     new_tokens: int
@@ -155,16 +165,19 @@ class Manifest(Document):
     model_type: str
     source_path: str
     source_sha256: str
+    #: Input lengths requests are grouped and reported by; the largest is the longest input served.
     buckets: list[int]
     batch_sizes: list[int]
-    #: Bucket length (as a string: JSON keys are) -> its encoder's graph file.
-    encoders: dict[str, str]
+    #: The encoder's graph file: it takes every input length its layout pads to.
+    encoder: str
+    #: How inputs are padded and their sparse attention described (:mod:`profiler.attention_layout`).
+    layout: EncoderLayout
     decoder_init: str
     decoder_step: str
     decoder: DecoderSpec
     versions: dict[str, str]
     graph_io: Convention = "profiler"
-    parity: list[BucketParity] = Field(default_factory=list)
+    parity: list[ParityCase] = Field(default_factory=list)
     parity_skipped: bool = False
     #: Max abs encoder difference allowed, times max(1, the reference's largest magnitude).
     parity_tolerance: float = 1e-3
@@ -174,13 +187,9 @@ class Manifest(Document):
     #: only because ``--allow-new-weights`` said so; empty for a complete checkpoint.
     new_weights: list[str] = Field(default_factory=list)
 
-    def encoder_file(self, length: int) -> str:
-        """Graph file of the encoder for the bucket ``length``."""
-        return self.encoders[str(length)]
-
     def graph_files(self) -> list[str]:
-        """Every graph file the manifest names, once each."""
-        return sorted({*self.encoders.values(), self.decoder_init, self.decoder_step})
+        """Every graph file the manifest names."""
+        return sorted({self.encoder, self.decoder_init, self.decoder_step})
 
     def write(self, directory: Path) -> None:
         """``directory/manifest.json``, the fields in the order above: what :meth:`read` checks."""

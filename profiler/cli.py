@@ -16,7 +16,8 @@ from typer.core import TyperGroup
 
 from profiler import __version__
 from profiler.artifact import Format
-from profiler.checkpoints import MAX_INPUT_TOKENS, Arch, Size, build_checkpoint
+from profiler.attention_layout import GlobalAttention
+from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.errors import ProfilerError, file_in_the_way
 from profiler.validation import parse_numbers
 from profiler.workload import (
@@ -127,13 +128,17 @@ AllowNewWeights = Annotated[
 
 @checkpoints_app.command("build")
 def checkpoints_build(
-    arch: Annotated[Arch, typer.Option(help="Model architecture.")],
+    # Plain strings, checked by build_checkpoint: a wrong value is then one line, like every user error.
+    arch: Annotated[str, typer.Option(metavar="|".join(ARCHS), help="Model architecture.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write (new or empty).")],
     size: Annotated[
-        Size,
+        str,
         typer.Option(
+            metavar="|".join(SIZES),
             help="tiny: about 0.3M parameters, builds in well under a second, for tests. "
-            "small: about 3M parameters, for the demo and benchmarks.",
+            "small: about 3M parameters, for the demo and benchmarks. "
+            "base, large: the published models' shapes (LED 162M and 460M parameters, "
+            "BigBird-Pegasus large only, 577M) with random weights, to measure what they cost.",
         ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seeds weights and tokenizer text.")] = 0,
@@ -142,13 +147,15 @@ def checkpoints_build(
     """Write a Hugging Face checkpoint: config, safetensors weights, generation config, tokenizer.
 
     Both architectures accept up to 4096 input tokens (LED through sliding-window attention,
-    BigBird-Pegasus through block-sparse attention). The same arguments always write
-    byte-identical files. Load it with AutoModelForSeq2SeqLM.from_pretrained(DIR).
+    BigBird-Pegasus through block-sparse attention; LED base and large, as published, up to
+    16384). The same arguments always write byte-identical files. Load it with
+    AutoModelForSeq2SeqLM.from_pretrained(DIR).
     """
     built = build_checkpoint(arch, size, out, seed=seed, overwrite=overwrite)
+    learned = f" (the tokenizer learned {built.tokens:,})" if built.tokens < built.vocab_size else ""
     console.print(
-        f"{built.arch} {built.size}: {built.parameters:,} parameters, vocabulary {built.vocab_size:,}, "
-        f"built in {built.seconds:.2f} s\n{built.path.resolve()}"
+        f"{built.arch} {built.size}: {built.parameters:,} parameters, vocabulary {built.vocab_size:,}"
+        f"{learned}, built in {built.seconds:.2f} s\n{built.path.resolve()}"
     )
 
 
@@ -236,17 +243,19 @@ def export_command(
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript graphs that serve it, verified against PyTorch.
 
-    **Buckets.** A request is padded to the smallest bucket that holds it, and each bucket gets an
-    encoder graph traced at exactly that length, so sliding-window (LED) and block-sparse
-    (BigBird-Pegasus) attention keep their shape-dependent layout; a graph traced at one length
-    and run at another is silently wrong. Lengths must be multiples of the model's attention
-    window (LED) or block size (BigBird) and within its position table. The decoder is two graphs
-    (first step, then steps with past key/values) that serve every bucket.
+    **One graph per stage, every length.** The encoder graph takes any input length: each input is
+    padded only as transformers pads it (LED to its window, BigBird-Pegasus to its block), and what
+    depends on its length (BigBird's block pattern, LED's global tokens) is computed on the host
+    and fed in, so every input gets what transformers' generate gives it alone. Buckets (lengths
+    within the position table) are the length classes requests are batched and reported by; the
+    largest is the longest input served. The decoder is two graphs (first step, then steps with
+    past key/values).
 
-    **Parity.** Before anything is written, every bucket and batch size is compared with eager
-    PyTorch: encoder outputs within 1e-3 x max(1, output scale) max abs diff (fp32; also reported
-    relative), and 32 greedy tokens identical. A failure prints which bucket and by how much and
-    writes nothing.
+    **Parity.** Before anything is written, every bucket, lengths just short of and between them,
+    and batches of every batch size that mix lengths (and LED's global attention) are compared with
+    transformers, row by row on each input alone: encoder outputs within 1e-3 x max(1, output
+    scale) max abs diff (fp32; also reported relative), and 32 greedy tokens identical. A failure
+    prints which lengths and by how much and writes nothing.
 
     The artifact directory holds manifest.json, the tokenizer files and the graphs.
     """
@@ -295,13 +304,22 @@ def serve(
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
     allow_new_weights: AllowNewWeights = False,
+    global_attention: Annotated[
+        GlobalAttention | None,
+        typer.Option(
+            help="LED: the tokens that attend globally when a request does not say: first (the first "
+            "token, as SCROLLS' LED baseline), query (the tokens before the first blank line of the "
+            "text), none. Default: first for LED; models without global attention take only none."
+        ),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
 
-    Requests are padded to the smallest bucket that holds them (an input over the largest gets 413
-    unless --truncate) and batched per bucket up to --max-batch-size within --max-wait-ms. Every
-    bucket is warmed up before /readyz answers 200. Ctrl-C or SIGTERM stops accepting, finishes
-    what is in flight and exits 0. The OpenAPI schema is at /docs and /openapi.json.
+    Requests are batched per bucket (the smallest that holds them; an input over the largest gets
+    413 unless --truncate) up to --max-batch-size within --max-wait-ms, and each batch is padded
+    only to what its longest input needs. Every bucket is warmed up before /readyz answers 200.
+    Ctrl-C or SIGTERM stops accepting, finishes what is in flight and exits 0. The OpenAPI schema
+    is at /docs and /openapi.json.
     """
     from profiler.engines.engine import load_engine
     from profiler.server.app import create_app
@@ -312,7 +330,8 @@ def serve(
     from profiler.workload import load_tokenizer
 
     batching = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
-    settings = validated(ServeSettings, {**batching, "truncate": truncate}, flag)  # before the model loads
+    chosen = {"truncate": truncate, "global_attention": global_attention}
+    settings = validated(ServeSettings, {**batching, **chosen}, flag)  # before the model loads
     ensure_port_free(host, port)
     if threads:
         import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, problems
+from profiler.attention_layout import EncoderLayout
 from profiler.errors import ConfigError
 
 #: The study's input lengths: the default buckets.
@@ -18,14 +20,28 @@ DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
 MAX_DECODE_TOKENS = 1024
 
 
-def bucket_granularity(config: Any) -> int:
-    """Bucket lengths must be multiples of this: LED's window, BigBird's block, else 1."""
+def encoder_layout(config: Any) -> EncoderLayout:
+    """How the model's encoder attends, as the host must know it to pad inputs and feed the graph.
+
+    LED pads to its largest window (each layer's one-sided window must divide it); BigBird pads to
+    its block when block-sparse and not at all when its attention is full.
+    """
     if config.model_type == "led":
-        windows = set(config.attention_window) if isinstance(config.attention_window, list) else None
-        return max(windows) if windows else int(config.attention_window)
-    if config.model_type == "bigbird_pegasus":
-        return int(config.block_size)
-    return 1
+        windows = (
+            config.attention_window
+            if isinstance(config.attention_window, list)
+            else [config.attention_window]
+        )
+        multiple = math.lcm(*(int(window) for window in windows), *(int(window) // 2 for window in windows))
+        return EncoderLayout(attention="sliding_window", multiple=multiple, global_attention=True)
+    if config.model_type == "bigbird_pegasus" and config.attention_type == "block_sparse":
+        return EncoderLayout(
+            attention="block_sparse",
+            multiple=int(config.block_size),
+            block_size=int(config.block_size),
+            random_blocks=int(config.num_random_blocks),
+        )
+    return EncoderLayout(attention="full")
 
 
 def max_input_length(config: Any) -> int | None:
@@ -37,10 +53,9 @@ def max_input_length(config: Any) -> int | None:
 
 
 def default_buckets(config: Any) -> list[int]:
-    """The study's lengths that the model can take."""
-    limit = max_input_length(config)
-    step = bucket_granularity(config)
-    return [n for n in DEFAULT_LENGTHS if (limit is None or n <= limit) and n % step == 0]
+    """The study's lengths that the model can take (padded as its layout pads them)."""
+    limit, layout = max_input_length(config), encoder_layout(config)
+    return [n for n in DEFAULT_LENGTHS if limit is None or layout.row_length(n) <= limit]
 
 
 def decoder_spec(config: Any) -> DecoderSpec:

@@ -9,6 +9,7 @@ from typing import Any
 
 import onnx
 import pytest
+from transformers import AutoConfig
 
 from profiler.artifact import (
     MANIFEST_NAME,
@@ -20,7 +21,8 @@ from profiler.artifact import (
     decoder_graphs,
     encoder_graph,
 )
-from profiler.modelinfo import decoder_spec
+from profiler.attention_layout import EncoderLayout
+from profiler.modelinfo import decoder_spec, encoder_layout
 
 
 def _manifest() -> Manifest:
@@ -32,7 +34,8 @@ def _manifest() -> Manifest:
         source_sha256="0" * 64,
         buckets=[1024, 2048],
         batch_sizes=[1, 4],
-        encoders={str(length): encoder_graph(length, "onnx") for length in (1024, 2048)},
+        encoder=encoder_graph("onnx"),
+        layout=EncoderLayout(attention="sliding_window", multiple=1024, global_attention=True),
         decoder_init=init,
         decoder_step=step,
         decoder=DecoderSpec(
@@ -82,7 +85,7 @@ def test_a_written_manifest_reads_back_equal(artifact: Path) -> None:
         ({"graph_io": "tensorrt"}, "graph_io: input should be 'profiler' or 'optimum'"),
         ({"decoder_step": None}, "decoder_step: field required"),
         ({"decoder": {"layers": 2}}, "decoder.heads: field required"),
-        ({"encoders": {"1024": 5}}, "encoders.1024: input should be a valid string"),
+        ({"encoder": 5}, "encoder: input should be a valid string"),
     ],
 )
 def test_a_bad_field_is_named_on_one_line(artifact: Path, fields: dict[str, Any], problem: str) -> None:
@@ -141,7 +144,8 @@ def test_real_exports_read_back_equal_and_name_their_graphs_as_the_contract_says
         assert Manifest.read(copy) == manifest
         assert (copy / MANIFEST_NAME).read_text() == (directory / MANIFEST_NAME).read_text()
         fmt = manifest.format
-        assert manifest.encoders == {str(length): encoder_graph(length, fmt) for length in manifest.buckets}
+        assert manifest.encoder == encoder_graph(fmt)
+        assert manifest.layout == encoder_layout(AutoConfig.from_pretrained(manifest.source_path))
         assert (manifest.decoder_init, manifest.decoder_step) == decoder_graphs(fmt)
         if fmt == "onnx":
             _check_onnx_names(directory, manifest)
@@ -154,10 +158,7 @@ def _check_onnx_names(directory: Path, manifest: Manifest) -> None:
         graph = onnx.load(str(directory / file), load_external_data=False).graph
         return [value.name for value in graph.input], [value.name for value in graph.output]
 
-    assert names(manifest.encoder_file(manifest.buckets[0])) == (
-        [io.input_ids, io.attention_mask],
-        [io.last_hidden_state],
-    )
+    assert names(manifest.encoder) == (GraphIO.encoder_inputs(manifest.layout), [io.last_hidden_state])
     assert names(manifest.decoder_init) == (io.init_inputs(), io.init_outputs())
     assert names(manifest.decoder_step) == (io.step_inputs(), io.step_outputs())
     assert io.step_inputs()[:5] == ["input_ids", "position", "encoder_mask", "past_key_0", "past_value_0"]

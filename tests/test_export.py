@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 import exporters.modules
 from exporters.attention import sliding_window_attention
 from exporters.export import ExportError, checkpoint_sha256, export
-from exporters.parity import check_parity, eager_generate
-from profiler.artifact import FORMATS, SCHEMA_VERSION, ArtifactError, Manifest
+from exporters.parity import check_parity, eager_generate, global_mask, parity_cases
+from profiler.artifact import FORMATS, SCHEMA_VERSION, Manifest
 from profiler.checkpoints import ARCHS
 from profiler.cli import app
 from profiler.engines.graphs import OnnxGraphs, load_graphs
@@ -38,15 +38,16 @@ def test_export_passes_parity_at_every_bucket(
     assert manifest.format == fmt
     assert manifest.buckets == BUCKETS
     assert manifest.source_sha256 == checkpoint_sha256(tiny_checkpoints[arch])
-    assert [(row.length, row.batch_size) for row in manifest.parity] == [
-        (length, batch) for length in BUCKETS for batch in (1, 2)
-    ]
+    cases = [(row.lengths, row.global_tokens) for row in manifest.parity]
+    assert cases == parity_cases(BUCKETS, [1, 2], manifest.layout)
+    assert {1000, 1537, 3048, 4072} <= {length for lengths, _ in cases for length in lengths}  # off the edges
     for row in manifest.parity:
         assert row.passed, row
         assert row.tokens_match
         assert row.max_abs_diff <= 1e-3
     assert not manifest.parity_skipped
-    assert set(manifest.encoders) == {str(length) for length in BUCKETS}
+    suffix = ".onnx" if fmt == "onnx" else ".pt"
+    assert manifest.graph_files() == [f"decoder_init{suffix}", f"decoder_step{suffix}", f"encoder{suffix}"]
     for name, size in manifest.file_sizes.items():
         assert (directory / name).stat().st_size == size
     assert "torch" in manifest.versions
@@ -62,35 +63,26 @@ def test_loaded_artifact_generates_like_eager_on_real_text(
 ) -> None:
     directory = artifacts[f"{arch}-{fmt}"]
     tokenizer = AutoTokenizer.from_pretrained(directory)
-    encoded = tokenizer(
-        ["Where is the committee located?\n\nThe committee reviewed the annual budget. " * 12],
-        padding="max_length",
-        max_length=1024,
-        truncation=True,
-        return_tensors="np",
-    )
-    ids, mask = encoded["input_ids"].astype(np.int64), encoded["attention_mask"].astype(np.int64)
-    assert 100 < mask.sum() < 1024  # padded inside the bucket
+    text = "Where is the committee located?\n\nThe committee reviewed the annual budget. " * 12
+    ids = np.asarray(tokenizer(text).input_ids, dtype=np.int64)
+    assert 100 < len(ids) < 1024  # between buckets
+    graphs = load_graphs(directory)
+    globals_ = [1] if graphs.layout.global_attention else None
+    batch = graphs.layout.batch([ids], graphs.decoder.pad_token_id, globals_)
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints[arch]).eval()
-    produced = greedy_generate(load_graphs(directory), ids, mask, max_new_tokens=24, min_new_tokens=24)
-    assert produced.tolist() == eager_generate(model, ids, mask, 24).tolist()
+    produced = greedy_generate(graphs, batch, max_new_tokens=24, min_new_tokens=24)
+    mask = np.ones((1, len(ids)), dtype=np.int64)
+    globals_mask = global_mask(len(ids), 1)[None] if globals_ else None
+    assert produced.tolist() == eager_generate(model, ids[None], mask, 24, globals_mask).tolist()
 
 
 @pytest.mark.integration
-def test_an_input_off_the_buckets_is_refused(artifacts: dict[str, Path]) -> None:
-    graphs = load_graphs(artifacts["led-torchscript"])
-    ids = np.ones((1, 1500), dtype=np.int64)
-    with pytest.raises(ArtifactError, match="pad it to one of the artifact's buckets"):
-        graphs.encode(ids, ids)
-
-
-@pytest.mark.integration
-def test_a_corrupted_graph_fails_parity_at_its_bucket(
+def test_a_corrupted_graph_fails_parity(
     artifacts: dict[str, Path], tiny_checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
     directory = shutil.copytree(artifacts["bigbird-pegasus-onnx"], tmp_path / "artifact")  # others share it
     manifest = Manifest.read(directory)
-    graph_path = directory / manifest.encoder_file(2048)
+    graph_path = directory / manifest.encoder
     graph = onnx.load(str(graph_path))
     weight = next(init for init in graph.graph.initializer if numpy_helper.to_array(init).ndim == 2)
     array = numpy_helper.to_array(weight) * 1.05
@@ -98,9 +90,8 @@ def test_a_corrupted_graph_fails_parity_at_its_bucket(
     onnx.save(graph, str(graph_path))
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints["bigbird-pegasus"]).eval()
     rows = check_parity(model, directory, manifest, new_tokens=8)
-    failed = {row.length for row in rows if not row.passed}
-    assert failed == {2048}
-    assert max(row.max_abs_diff for row in rows if row.length == 2048) > 1e-3
+    assert not any(row.passed for row in rows)
+    assert min(row.max_abs_diff for row in rows) > 1e-3
 
 
 @pytest.mark.integration
@@ -108,13 +99,18 @@ def test_a_broken_attention_fails_the_export_and_writes_nothing(
     tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def half_window(
-        query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_valid: torch.Tensor, one_sided: int
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_valid: torch.Tensor,
+        one_sided: int,
+        *globals_: torch.Tensor,
     ) -> torch.Tensor:
-        return sliding_window_attention(query, key, value, key_valid, one_sided // 2)
+        return sliding_window_attention(query, key, value, key_valid, one_sided // 2, *globals_)
 
     monkeypatch.setattr(exporters.modules, "sliding_window_attention", half_window)
     out = tmp_path / "artifact"
-    with pytest.raises(ExportError, match=r"parity failed at bucket\(s\) 1024, 2048") as info:
+    with pytest.raises(ExportError, match=r"parity failed at length\(s\) 513, 1000, 1024, 1537") as info:
         export(tiny_checkpoints["led"], "onnx", out, lengths=[1024, 2048], new_tokens=8)
     assert "max abs diff" in str(info.value)
     assert "FAIL" in str(info.value)
@@ -144,8 +140,8 @@ def _config_dir(tmp_path: Path, model_type: str) -> Path:
         ("missing", "no such directory"),
         ("no-config", "no config.json"),
         ("bert", "model type 'bert' is not supported; supported: led, bigbird_pegasus"),
-        ("too-long", "above the model's maximum of 4096 positions"),
-        ("not-multiple", "not a positive multiple of 32"),
+        ("too-long", "over its 4096 positions; use lengths up to 4096"),
+        ("zero-length", "bucket lengths must be 1 or more"),
         ("batch-zero", "batch sizes must be 1 or more"),
         ("not-empty", "is not empty; choose a new directory or pass --overwrite"),
     ],
@@ -164,8 +160,8 @@ def test_bad_inputs_give_one_clear_error_and_leave_nothing(
         checkpoint = _config_dir(tmp_path, "bert")
     elif case == "too-long":
         lengths = [8192]
-    elif case == "not-multiple":
-        lengths = [1000]
+    elif case == "zero-length":
+        lengths = [0, 1024]
     elif case == "batch-zero":
         batch_sizes = [0]
     elif case == "not-empty":
@@ -210,14 +206,16 @@ def test_cli_export_prints_the_parity_table(tmp_path: Path, tiny_checkpoints: di
     )
     assert result.exit_code == 0, result.output
     assert "max abs diff" in result.output
-    assert result.output.count(" ok") == 2
+    cases = Manifest.read(out).parity
+    assert len(cases) == 5  # 1024, 1000, 513, BigBird's shortest block-sparse 145, and a batch of 2
+    assert result.output.count(" ok") == len(cases)
     assert (out / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lengths", "8192"], "above the model's maximum"),
+        (["--lengths", "8192"], "above what the model takes"),
         (["--batch-sizes", "0"], '--batch-sizes: "0" is not a positive whole number'),
         (["--format", "tflite"], "tflite"),
     ],
@@ -268,13 +266,15 @@ def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoint
         checkpoint, "onnx", tmp_path / "art", lengths=[512, 2048], batch_sizes=[1, 2], new_tokens=12
     )
     assert manifest.graph_io == "optimum"
-    assert set(manifest.encoders.values()) == {"encoder_model.onnx"}  # one dynamic encoder
+    assert manifest.encoder == "encoder_model.onnx"
+    assert manifest.layout.attention == "full"
     assert all(row.passed for row in manifest.parity)
-    assert len(manifest.parity) == 4
+    assert len(manifest.parity) == len(parity_cases([512, 2048], [1, 2], manifest.layout))
     graphs = load_graphs(tmp_path / "art")
-    ids, mask = np.full((1, 512), 7, dtype=np.int64), np.ones((1, 512), dtype=np.int64)
-    assert greedy_generate(graphs, ids, mask, max_new_tokens=5, min_new_tokens=5).shape == (1, 6)
-    with pytest.raises(ExportError, match="above the model's maximum of 2048"):
+    batch = graphs.layout.batch([[7] * 500], graphs.decoder.pad_token_id)
+    assert batch.input_ids.shape == (1, 500)  # full attention: no padding
+    assert greedy_generate(graphs, batch, max_new_tokens=5, min_new_tokens=5).shape == (1, 6)
+    with pytest.raises(ExportError, match="over its 2048 positions"):
         export(checkpoint, "onnx", tmp_path / "too-long", lengths=[4096])
     with pytest.raises(ExportError, match="TorchScript export supports led, bigbird_pegasus"):
         export(checkpoint, "torchscript", tmp_path / "ts")
@@ -290,9 +290,9 @@ def test_io_binding_keeps_caches_on_the_device_and_changes_nothing(
     manifest = Manifest.read(directory)
     plain, bound = OnnxGraphs(directory, manifest), OnnxGraphs(directory, manifest, io_binding=True)
     assert (plain.io_binding, bound.io_binding, bound.device_type) == (False, True, "cpu")
-    ids = np.arange(3, 3 + 2 * 1024, dtype=np.int64).reshape(2, 1024) % 900 + 3
-    mask = np.ones_like(ids)
-    mask[1, 900:] = 0
-    expected = greedy_generate(plain, ids, mask, max_new_tokens=12)
-    assert greedy_generate(bound, ids, mask, max_new_tokens=12).tolist() == expected.tolist()
-    assert not isinstance(bound.encode(ids, mask), np.ndarray)  # an OrtValue, left where it was computed
+    rows = [np.arange(3, 3 + length) % 900 + 3 for length in (1024, 900)]
+    batch = manifest.layout.batch(rows, manifest.decoder.pad_token_id, [1, 0] if arch == "led" else None)
+    expected = greedy_generate(plain, batch, max_new_tokens=12)
+    assert greedy_generate(bound, batch, max_new_tokens=12).tolist() == expected.tolist()
+    hidden = bound.encode(batch.input_ids, batch.attention_mask, batch.extra)
+    assert not isinstance(hidden, np.ndarray)  # an OrtValue, left where it was computed

@@ -113,9 +113,9 @@ def test_a_short_input_does_not_leave_bigbird_in_full_attention(bigbird_block_12
     assert encoder.attention_type == "block_sparse"
 
     graphs = EagerGraphs(bigbird_block_128, [1024, 2048], decoder_spec(fresh.config))
-    graphs.encode(long_ids[:, :1024], np.ones((1, 1024), dtype=np.int64))
+    graphs.encode(long_ids[:, :1024], np.ones((1, 1024), dtype=np.int64), {})
     assert graphs.model.get_encoder().attention_type == "original_full"  # what transformers did
-    served = graphs.encode(long_ids, np.ones_like(long_ids))
+    served = graphs.encode(long_ids, np.ones_like(long_ids), {})
     assert graphs.model.get_encoder().attention_type == "block_sparse"
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
@@ -127,18 +127,16 @@ def test_a_short_input_does_not_leave_bigbird_in_full_attention(bigbird_block_12
 def test_export_parity_after_a_bucket_in_full_attention(
     bigbird_block_128: Path, tiny_checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
-    """The eager reference must not stay in full attention after the 1024 bucket: the 2048 graph is
-    block-sparse, and so must the reference it is compared with be."""
+    """The eager reference must not stay in full attention after an input short enough for it: the
+    longer inputs are block-sparse, and so must the reference they are compared with be."""
     from exporters.export import export
 
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (tiny_checkpoints["bigbird-pegasus"] / name).is_file():
             shutil.copy(tiny_checkpoints["bigbird-pegasus"] / name, bigbird_block_128 / name)
     manifest = export(bigbird_block_128, "onnx", tmp_path / "out", lengths=[1024, 2048], new_tokens=8)
-    assert [(row.length, row.tokens_match, row.passed) for row in manifest.parity] == [
-        (1024, True, True),
-        (2048, True, True),
-    ]
+    assert [1409] in [row.lengths for row in manifest.parity]  # the shortest block-sparse input
+    assert all(row.tokens_match and row.passed for row in manifest.parity)
 
 
 @pytest.mark.parametrize(

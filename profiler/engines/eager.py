@@ -8,8 +8,10 @@ from typing import Any, cast
 import numpy as np
 
 from profiler.artifact import DecoderSpec
+from profiler.attention_layout import GLOBAL_ATTENTION_MASK
 from profiler.checkpoints import load_model
 from profiler.engines.graphs import torch_device
+from profiler.modelinfo import encoder_layout
 
 
 class EagerGraphs:
@@ -38,16 +40,27 @@ class EagerGraphs:
         self.encoder = self.model.get_encoder()
         self.buckets = buckets
         self.decoder = decoder
+        self.layout = encoder_layout(self.model.config)
 
     def _tensor(self, array: np.ndarray) -> Any:
         return self.torch.from_numpy(array).to(self.device)
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def encode(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """transformers' encoder on the batch cut to its longest row: transformers pads it (and
+        picks BigBird's pattern) itself, as for any user's batch; its output is padded back."""
+        width = input_ids.shape[1]
+        longest = int(attention_mask.sum(axis=1).max())
+        inputs = {
+            "input_ids": self._tensor(input_ids[:, :longest]),
+            "attention_mask": self._tensor(attention_mask[:, :longest]),
+        }
+        if GLOBAL_ATTENTION_MASK in extra:
+            inputs["global_attention_mask"] = self._tensor(extra[GLOBAL_ATTENTION_MASK][:, :longest])
         with self.torch.inference_mode():
-            hidden = self.encoder(
-                input_ids=self._tensor(input_ids), attention_mask=self._tensor(attention_mask)
-            ).last_hidden_state
-        return hidden.cpu().numpy()  # type: ignore[no-any-return]
+            hidden = self.encoder(**inputs).last_hidden_state
+        return np.pad(hidden.cpu().numpy(), ((0, 0), (0, width - longest), (0, 0)))
 
     def decoder_init(
         self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray

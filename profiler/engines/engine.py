@@ -1,7 +1,8 @@
 """One Engine for every format: load, warm up, run a padded batch, report stage timings.
 
-The engine owns bucketing (pad to the smallest bucket that holds the input), the request modes
-and timing; the format-specific work is the runner's (:mod:`profiler.engines.graphs`,
+The engine owns padding (each batch to what its longest row needs, as the encoder's layout says;
+buckets only name the length class a request is reported under), the request modes and timing;
+the format-specific work is the runner's (:mod:`profiler.engines.graphs`,
 :mod:`profiler.engines.eager`), and decoding is the shared loop (:mod:`profiler.engines.greedy`).
 """
 
@@ -32,6 +33,8 @@ class Job:
     max_new_tokens: int = 32
     #: ``forward`` mode: decoder positions fed with the target (teacher forcing).
     target_length: int = 64
+    #: Leading tokens with global attention (LED; 0: none).
+    global_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Outcome:
 
     output_ids: list[int]
     bucket: int
+    #: Tokens the batch was padded to: what the encoder computed per row.
+    padded_length: int
     batch_size: int
     encode_ms: float
     decode_ms: float
@@ -86,14 +91,15 @@ class Engine:
         bucket = bucket_for(self.buckets, longest)
         if bucket is None:
             raise ArtifactError(f"input of {longest} tokens is over the largest bucket ({self.max_length}).")
+        if not self.graphs.layout.global_attention and any(job.global_tokens for job in jobs):
+            raise ArtifactError(f"{self.model_type} has no global attention.")
         mode = jobs[0].mode
-        input_ids = np.full((len(jobs), bucket), self.decoder.pad_token_id, dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        for row, job in enumerate(jobs):
-            input_ids[row, : len(job.input_ids)] = job.input_ids
-            mask[row, : len(job.input_ids)] = 1
+        batch = self.graphs.layout.batch(
+            [job.input_ids for job in jobs], self.decoder.pad_token_id, [job.global_tokens for job in jobs]
+        )
+        mask = batch.attention_mask
         started = time.perf_counter()
-        hidden = self.graphs.encode(input_ids, mask)
+        hidden = self.graphs.encode(batch.input_ids, mask, batch.extra)
         encoded = time.perf_counter()
         if mode == "encode":
             outputs: list[list[int]] = [[] for _ in jobs]
@@ -110,6 +116,7 @@ class Engine:
             Outcome(
                 output_ids=output,
                 bucket=bucket,
+                padded_length=mask.shape[1],
                 batch_size=len(jobs),
                 encode_ms=(encoded - started) * 1000,
                 decode_ms=(finished - encoded) * 1000,
@@ -118,10 +125,17 @@ class Engine:
         ]
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,)) -> None:
-        """Run every bucket once per batch size so first requests pay no one-off costs."""
+        """Run every bucket once per batch size so first requests pay no one-off costs (shapes
+        between buckets are planned on first use)."""
+        global_tokens = 1 if self.graphs.layout.global_attention else 0
         for bucket in self.buckets:
             for size in batch_sizes:
-                self.run([Job(input_ids=[self.decoder.pad_token_id + 1] * bucket, max_new_tokens=2)] * size)
+                job = Job(
+                    input_ids=[self.decoder.pad_token_id + 1] * bucket,
+                    max_new_tokens=2,
+                    global_tokens=global_tokens,
+                )
+                self.run([job] * size)
 
 
 def _teacher_targets(jobs: list[Job], pad: int) -> np.ndarray:

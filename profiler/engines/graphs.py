@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from profiler.artifact import ArtifactError, DecoderSpec, GraphIO, Manifest
+from profiler.attention_layout import EncoderLayout
 from profiler.errors import one_line
 
 if TYPE_CHECKING:
@@ -23,18 +24,21 @@ Caches = Any
 
 
 class Seq2SeqGraphs(Protocol):
-    """Encoder per bucket plus the two decoder steps: what the greedy loop drives."""
+    """The encoder plus the two decoder steps: what the greedy loop drives."""
 
     decoder: DecoderSpec
     buckets: list[int]
+    #: How inputs are padded and their sparse attention fed to the encoder.
+    layout: EncoderLayout
     #: Where the model really runs: "cpu" or "cuda".
     device_type: str
     #: ONNX Runtime's execution providers as the sessions chose them; empty for PyTorch.
     providers: list[str]
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
-        """``[b, bucket]`` int64 ids and mask -> ``[b, bucket, d_model]`` float32 (numpy, or a
-        device array that :meth:`decoder_init` accepts)."""
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]) -> Any:
+        """``[b, n]`` int64 ids and mask, padded as :attr:`layout` says, and the layout's extra
+        inputs (:meth:`EncoderLayout.feeds`) -> ``[b, n, d_model]`` float32 (numpy, or a device
+        array that :meth:`decoder_init` accepts)."""
         ...
 
     def decoder_init(
@@ -53,17 +57,6 @@ class Seq2SeqGraphs(Protocol):
     ) -> tuple[np.ndarray, Caches]:
         """Later step -> (logits, self caches one longer)."""
         ...
-
-
-def bucket_of(buckets: list[int], input_ids: np.ndarray) -> int:
-    """The bucket an input was padded to; each encoder graph is exact at its own length only."""
-    length = int(input_ids.shape[1])
-    if length not in buckets:
-        raise ArtifactError(
-            f"input of {length} tokens: pad it to one of the artifact's buckets "
-            f"({', '.join(map(str, buckets))}) first."
-        )
-    return length
 
 
 class OnnxGraphs:
@@ -102,16 +95,10 @@ class OnnxGraphs:
                 f"{', '.join(ort.get_available_providers())}); for --device cuda install its GPU "
                 "build: pip uninstall -y onnxruntime && pip install -e '.[gpu]', or use --device cpu."
             )
-        sessions: dict[str, ort.InferenceSession] = {}
-
-        def session(name: str) -> ort.InferenceSession:
-            if name not in sessions:  # one dynamic encoder may serve every bucket
-                sessions[name] = _onnx_session(directory / name, options, chosen)
-            return sessions[name]
-
-        self.encoders = {int(length): session(name) for length, name in manifest.encoders.items()}
-        self.init = session(manifest.decoder_init)
-        self.step = session(manifest.decoder_step)
+        self.layout = manifest.layout
+        self.encoder = _onnx_session(directory / manifest.encoder, options, chosen)
+        self.init = _onnx_session(directory / manifest.decoder_init, options, chosen)
+        self.step = _onnx_session(directory / manifest.decoder_step, options, chosen)
         self.providers: list[str] = self.init.get_providers()
         on_cuda = "CUDAExecutionProvider" in self.providers
         self.device_type = "cuda" if on_cuda else "cpu"
@@ -138,11 +125,10 @@ class OnnxGraphs:
         values = binding.get_outputs()
         return [value.numpy() for value in values[: len(host)]], list(values[len(host) :])
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Any:
-        session = self.encoders[bucket_of(self.buckets, input_ids)]
+    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]) -> Any:
         io = self.io
-        feeds = {io.input_ids: input_ids, io.attention_mask: attention_mask}
-        _, (hidden,) = self._run(session, feeds, [], [io.last_hidden_state])
+        feeds = {io.input_ids: input_ids, io.attention_mask: attention_mask, **extra}
+        _, (hidden,) = self._run(self.encoder, feeds, [], [io.last_hidden_state])
         return hidden
 
     def decoder_init(
@@ -242,17 +228,20 @@ class TorchScriptGraphs:
                     ) from exc
             return module.eval()
 
-        self.encoders = {int(length): load(name) for length, name in manifest.encoders.items()}
+        self.layout = manifest.layout
+        self.encoder = load(manifest.encoder)
         self.init = load(manifest.decoder_init)
         self.step = load(manifest.decoder_step)
 
     def _tensor(self, array: np.ndarray) -> object:
         return self.torch.from_numpy(array).to(self.device)
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def encode(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        inputs = [input_ids, attention_mask, *(extra[name] for name in self.layout.extra_inputs())]
         with self.torch.inference_mode():
-            encoder = self.encoders[bucket_of(self.buckets, input_ids)]
-            hidden = encoder(self._tensor(input_ids), self._tensor(attention_mask))
+            hidden = self.encoder(*(self._tensor(array) for array in inputs))
         return hidden.cpu().numpy()  # type: ignore[no-any-return]
 
     def decoder_init(

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from profiler.attention_layout import EncoderBatch
 from profiler.engines.graphs import Seq2SeqGraphs
 
 
@@ -57,12 +58,8 @@ def decode_greedy(
 
 
 def greedy_generate(
-    graphs: Seq2SeqGraphs,
-    input_ids: np.ndarray,
-    attention_mask: np.ndarray,
-    max_new_tokens: int,
-    min_new_tokens: int = 0,
+    graphs: Seq2SeqGraphs, batch: EncoderBatch, max_new_tokens: int, min_new_tokens: int = 0
 ) -> np.ndarray:
-    """Encode then :func:`decode_greedy`; ``input_ids`` already padded to a bucket."""
-    hidden = graphs.encode(input_ids, attention_mask)
-    return decode_greedy(graphs, hidden, attention_mask, max_new_tokens, min_new_tokens)
+    """Encode then :func:`decode_greedy`; ``batch`` from :meth:`EncoderLayout.batch`."""
+    hidden = graphs.encode(batch.input_ids, batch.attention_mask, batch.extra)
+    return decode_greedy(graphs, hidden, batch.attention_mask, max_new_tokens, min_new_tokens)

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import anyio
 import orjson
@@ -40,6 +40,8 @@ from profiler.api import (
     ServerInfo,
     Timings,
 )
+from profiler.artifact import ArtifactError
+from profiler.attention_layout import GlobalAttention
 from profiler.buckets import bucket_for, truncate_ids
 from profiler.energy import IdleBaseline, WindowError
 from profiler.energy.timeline import Timeline
@@ -147,6 +149,15 @@ class Admission:
         await self.app(scope, receive, send)
 
 
+class Tokens(NamedTuple):
+    """A request's input as the engine will take it."""
+
+    ids: list[int]
+    truncated: bool
+    #: Leading tokens with global attention.
+    global_tokens: int
+
+
 class ApiError(Exception):
     """A request that gets a 4xx/5xx JSON answer; raised anywhere in the request path."""
 
@@ -169,6 +180,16 @@ class Service:
         self.engine = engine
         self.tokenizer = tokenizer
         self.settings = settings
+        #: Whether the model has global attention (LED), and what a request gets when it does not say.
+        self.has_global = engine.graphs.layout.global_attention
+        self.global_attention: GlobalAttention = settings.global_attention or (
+            "first" if self.has_global else "none"
+        )
+        if self.global_attention != "none" and not self.has_global:
+            raise ArtifactError(
+                f"--global-attention {self.global_attention}: {engine.model_type} has no global "
+                "attention; leave the option out."
+            )
         #: The request body type, bounded by this model's decoder.
         self.request_type = request_model(engine.decoder.max_target_positions)
         #: Requests admitted and being parsed or tokenized, not yet queued (event loop only).
@@ -233,13 +254,22 @@ class Service:
             return self.refusals["queue_full"]
         return None
 
-    async def token_ids(self, query: GenerateRequest) -> tuple[list[int], bool]:
-        """The ids to run, and whether they were truncated to the largest bucket."""
+    async def token_ids(self, query: GenerateRequest, global_attention: GlobalAttention) -> Tokens:
+        """The ids to run, whether they were truncated to the largest bucket, and how many leading
+        tokens attend globally."""
+        global_tokens = {"none": 0, "first": 1, "query": 0}[global_attention]
         if query.text is not None:
             # In a worker thread: a long text takes seconds to tokenize, and the fast tokenizer
             # releases the GIL while it works, so the loop goes on serving.
-            ids: list[int] = await anyio.to_thread.run_sync(
-                self._tokenize, query.text, limiter=self.tokenizing
+            ids, global_tokens = await anyio.to_thread.run_sync(
+                self._tokenize, query.text, global_attention, limiter=self.tokenizing
+            )
+        elif global_attention == "query":
+            raise ApiError(
+                422,
+                "invalid_request",
+                "global_attention: query needs `text` (its tokens before the first blank line are "
+                "the query); send text, or global_attention first or none.",
             )
         else:
             ids = list(query.input_ids or [])
@@ -252,27 +282,55 @@ class Service:
                 raise ApiError(422, "invalid_request", message)
         limit = self.engine.max_length
         if len(ids) <= limit:
-            return ids, False
+            return Tokens(ids, False, global_tokens)
         if not self.settings.truncate:
             message = (
                 f"input is {len(ids)} tokens, over the largest bucket of {limit}; "
                 "send a shorter input or start the server with --truncate."
             )
             raise ApiError(413, "input_too_long", message)
-        return truncate_ids(ids, limit), True
+        return Tokens(truncate_ids(ids, limit), True, min(global_tokens, limit))
 
-    def _tokenize(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
-        return ids
+    def _tokenize(self, text: str, global_attention: GlobalAttention) -> tuple[list[int], int]:
+        """Ids, and the global token count (``query``: the tokens that start before the first blank
+        line, the leading special token among them)."""
+        if global_attention != "query":
+            ids: list[int] = self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
+            return ids, 1 if global_attention == "first" else 0
+        cut = text.find("\n\n")
+        if cut < 0:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "global_attention: query found no blank line in `text`; send `query\\n\\ndocument` "
+                "(as SCROLLS does), or global_attention first or none.",
+            )
+        encoded = self.tokenizer(text, add_special_tokens=True, verbose=False, return_offsets_mapping=True)
+        starts = [start for start, _ in encoded["offset_mapping"]]
+        count = next((index for index in range(1, len(starts)) if starts[index] >= cut), len(starts))
+        return encoded["input_ids"], count
+
+    def resolve_global_attention(self, query: GenerateRequest) -> GlobalAttention:
+        """The request's own choice, else the server's; refused for a model without global attention."""
+        chosen = query.global_attention or self.global_attention
+        if chosen != "none" and not self.has_global:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"global_attention: {self.engine.model_type} has no global attention; leave the field "
+                "out or send none.",
+            )
+        return chosen
 
     async def generate(self, request: Request, started: float) -> Response:
         self.preparing += 1
         try:
             query = self.parse(await request.body())
+            global_attention = self.resolve_global_attention(query)
             tokenize_started = time.perf_counter()
-            ids, truncated = await self.token_ids(query)
+            ids, truncated, global_tokens = await self.token_ids(query, global_attention)
             tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
-            job = Job(ids, query.mode, query.max_new_tokens, query.target_length)
+            job = Job(ids, query.mode, query.max_new_tokens, query.target_length, global_tokens)
             request_id = uuid.uuid4().hex
             bucket = bucket_for(self.engine.buckets, len(ids)) or self.engine.max_length
             try:
@@ -306,6 +364,9 @@ class Service:
             input_tokens=len(ids),
             truncated=truncated,
             bucket=outcome.bucket,
+            encoded_tokens=outcome.padded_length,
+            global_attention=global_attention,
+            global_tokens=global_tokens,
             batch_size=outcome.batch_size,
             mode=query.mode,
             timings=timings,
@@ -473,6 +534,8 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             source=str(engine.source),
             model_type=engine.model_type,
             buckets=engine.buckets,
+            layout=engine.graphs.layout,
+            global_attention=service.global_attention,
             truncate=settings.truncate,
             batching=Batching.model_validate(settings.model_dump(include=set(Batching.model_fields))),
             max_body_bytes=settings.max_body_bytes,

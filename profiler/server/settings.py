@@ -9,6 +9,7 @@ and then cannot batch or admit anything.
 from __future__ import annotations
 
 from profiler.api import Batching
+from profiler.attention_layout import GlobalAttention
 from profiler.validation import Count
 
 
@@ -17,3 +18,5 @@ class ServeSettings(Batching):
 
     truncate: bool = False
     max_body_bytes: Count = 1 << 20
+    #: LED's global attention when a request does not say; None: ``first`` for a model that has it.
+    global_attention: GlobalAttention | None = None

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from profiler.api import Batching, EnergyInfo, EnergyShare, GenerateResponse, ServerInfo, Timings
+from profiler.attention_layout import EncoderLayout
 from profiler.client import ServerCallError
 from profiler.energy.baseline import IdleBaseline, per_query_energy
 from profiler.energy.meter import Measurement
@@ -32,6 +33,8 @@ INFO = ServerInfo(
     source="/models/led",
     model_type="led",
     buckets=[1024, 2048, 3072, 4096],
+    layout=EncoderLayout(attention="sliding_window", multiple=32, global_attention=True),
+    global_attention="first",
     truncate=False,
     batching=Batching(),
     max_body_bytes=1 << 20,
@@ -76,6 +79,9 @@ def ok_sample(stage: int, latency_ms: float, bucket: int = 1024) -> Sample:
         output_ids=[1, 2],
         input_tokens=bucket,
         bucket=bucket,
+        encoded_tokens=bucket,
+        global_attention="first",
+        global_tokens=1,
         batch_size=1,
         truncated=False,
         mode="generate",

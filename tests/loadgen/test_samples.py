@@ -22,6 +22,9 @@ def answer(bucket: int = 1024, **extra: object) -> bytes:
         "input_tokens": 1024,
         "truncated": False,
         "bucket": bucket,
+        "encoded_tokens": bucket,
+        "global_attention": "first",
+        "global_tokens": 1,
         "batch_size": 2,
         "mode": "generate",
         "timings": {
