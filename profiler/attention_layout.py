@@ -142,6 +142,16 @@ class EncoderLayout(Document):
         return {BLOCK_INDEX: index, BLOCK_BIAS: bias, LAST_BLOCK: last}
 
 
+def query_tokens(text: str, offsets: Sequence[tuple[int, int]]) -> int | None:
+    """How many leading tokens make up the query of ``text`` (SCROLLS' ``query\\n\\ndocument``): those
+    that start before its first blank line, the leading special token among them; None when the text
+    has no blank line. ``offsets``: each token's character span, as fast tokenizers report it."""
+    cut = text.find("\n\n")
+    if cut < 0:
+        return None
+    return next((index for index in range(1, len(offsets)) if offsets[index][0] >= cut), len(offsets))
+
+
 def led_global_inputs(global_tokens: Sequence[int], width: int) -> dict[str, np.ndarray]:
     """LED's global attention as graph inputs: the mask transformers takes, and each row's global
     positions (at least one slot, marked unused by the mask when a row has none, so a batch without

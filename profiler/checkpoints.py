@@ -1,4 +1,5 @@
-"""Embedded demo checkpoints: small LED and BigBird-Pegasus models built locally, no hub needed.
+"""LED and BigBird-Pegasus checkpoints built locally, no hub needed: small ones for the tests and
+the demo, and the published models' shapes with random weights, to measure what those cost.
 
 A checkpoint here is an ordinary Hugging Face directory (config, safetensors weights, generation
 config, tokenizer) so every later stage treats it exactly like a user's fine-tuned model. Weights are
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Arch = Literal["led", "bigbird-pegasus"]
-Size = Literal["tiny", "small"]
+Size = Literal["tiny", "small", "base", "large"]
 ARCHS: tuple[Arch, ...] = get_args(Arch)
 SIZES: tuple[Size, ...] = get_args(Size)
 
-#: Longest input, in tokens, that every demo checkpoint accepts (the study's largest length).
+#: Longest input, in tokens, that every checkpoint built here accepts (the study's largest length).
 MAX_INPUT_TOKENS = 4096
 #: Standard deviation of the random weights (see :func:`model_config`).
 INIT_STD = 0.3
@@ -46,46 +47,93 @@ class CheckpointError(ProfilerError):
 
 
 @dataclass(frozen=True)
-class ModelSize:
-    """Dimensions of one size; shared by both architectures so they compare like for like."""
+class SlidingWindow:
+    """LED's local attention: each token sees ``window / 2`` tokens on either side."""
 
-    d_model: int
-    layers: int
-    heads: int
-    ffn_dim: int
-    vocab_size: int
-    corpus_paragraphs: int
-    #: LED: one-sided sliding window is ``attention_window / 2`` tokens.
-    attention_window: int
-    #: BigBird: block-sparse attention needs more than ``(5 + 2 * random_blocks) * block_size`` tokens.
+    window: int
+
+
+@dataclass(frozen=True)
+class BlockSparse:
+    """BigBird's attention; transformers runs full attention on inputs of at most
+    ``(5 + 2 * random_blocks) * block_size`` tokens."""
+
     block_size: int
     random_blocks: int
 
 
-MODEL_SIZES: dict[Size, ModelSize] = {
-    # Builds in seconds: for tests.
-    "tiny": ModelSize(
-        d_model=32,
-        layers=1,
-        heads=2,
-        ffn_dim=64,
-        vocab_size=1000,
-        corpus_paragraphs=1500,
-        attention_window=32,
-        block_size=16,
-        random_blocks=2,
-    ),
-    # One 4096-token encoder pass in tens of milliseconds on a 2-core CPU: for the demo and benchmarks.
-    "small": ModelSize(
-        d_model=128,
-        layers=2,
-        heads=2,
-        ffn_dim=512,
-        vocab_size=8000,
-        corpus_paragraphs=12000,
-        attention_window=128,
-        block_size=64,
-        random_blocks=3,
+@dataclass(frozen=True)
+class ModelShape:
+    """Dimensions of one architecture at one size; the attention kind decides the architecture."""
+
+    d_model: int
+    #: Each of the encoder and the decoder.
+    layers: int
+    heads: int
+    ffn_dim: int
+    #: Embedding and output rows, whatever the tokenizer trained here reaches.
+    vocab_size: int
+    #: Generated paragraphs the tokenizer is trained on: enough for it to reach ``vocab_size``.
+    corpus_paragraphs: int
+    attention: SlidingWindow | BlockSparse
+    #: Rows of the encoder's position table: the longest input.
+    max_input_tokens: int = MAX_INPUT_TOKENS
+
+
+# tiny and small: the same dimensions for both architectures, so the two compare like for like.
+# Builds in seconds: for tests.
+_TINY = ModelShape(
+    d_model=32,
+    layers=1,
+    heads=2,
+    ffn_dim=64,
+    vocab_size=1000,
+    corpus_paragraphs=1500,
+    attention=SlidingWindow(32),
+)
+# One 4096-token encoder pass in tens of milliseconds on a 2-core CPU: for the demo and benchmarks.
+_SMALL = ModelShape(
+    d_model=128,
+    layers=2,
+    heads=2,
+    ffn_dim=512,
+    vocab_size=8000,
+    corpus_paragraphs=12000,
+    attention=SlidingWindow(128),
+)
+# allenai/led-base-16384 (bart-base with its position table copied 16 times), config.json.
+_LED_BASE = ModelShape(
+    d_model=768,
+    layers=6,
+    heads=12,
+    ffn_dim=3072,
+    vocab_size=50265,
+    corpus_paragraphs=16000,
+    attention=SlidingWindow(1024),
+    max_input_tokens=16384,
+)
+
+#: The shape of each (architecture, size) that exists. base and large are the published models'
+#: shapes with random weights, to measure what those models cost without downloading them; Google
+#: published BigBird-Pegasus only as large (google/bigbird-pegasus-large-*), so it has no base.
+SHAPES: dict[tuple[Arch, Size], ModelShape] = {
+    ("led", "tiny"): _TINY,
+    ("bigbird-pegasus", "tiny"): replace(_TINY, attention=BlockSparse(block_size=16, random_blocks=2)),
+    ("led", "small"): _SMALL,
+    ("bigbird-pegasus", "small"): replace(_SMALL, attention=BlockSparse(block_size=64, random_blocks=3)),
+    ("led", "base"): _LED_BASE,
+    # allenai/led-large-16384 (from bart-large), config.json.
+    ("led", "large"): replace(_LED_BASE, d_model=1024, layers=12, heads=16, ffn_dim=4096),
+    # google/bigbird-pegasus-large-arxiv, config.json (also its -pubmed and -bigpatent siblings).
+    ("bigbird-pegasus", "large"): ModelShape(
+        d_model=1024,
+        layers=16,
+        heads=16,
+        ffn_dim=4096,
+        vocab_size=96103,
+        corpus_paragraphs=32000,
+        attention=BlockSparse(block_size=64, random_blocks=3),
+        max_input_tokens=4096,
     ),
 }
 
@@ -136,11 +184,15 @@ class BuiltCheckpoint:
     arch: Arch
     size: Size
     parameters: int
+    #: Embedding and output rows.
     vocab_size: int
+    #: Tokens the tokenizer learned: at most ``vocab_size``; it never encodes the ids above, and
+    #: decodes them to nothing.
+    tokens: int
     seconds: float
 
 
-def train_tokenizer(arch: Arch, size: Size, seed: int = 0) -> PreTrainedTokenizerFast:
+def train_tokenizer(arch: Arch, shape: ModelShape, seed: int = 0) -> PreTrainedTokenizerFast:
     """Train the architecture's style of tokenizer on generated text.
 
     LED gets BART's byte-level BPE; BigBird-Pegasus gets sentencepiece-style pieces (``▁`` word
@@ -148,7 +200,7 @@ def train_tokenizer(arch: Arch, size: Size, seed: int = 0) -> PreTrainedTokenize
     """
     from transformers import PreTrainedTokenizerFast
 
-    spec, special = MODEL_SIZES[size], SPECIAL_TOKENS[arch]
+    special = SPECIAL_TOKENS[arch]
     if arch == "led":
         tokenizer = Tokenizer(models.BPE())
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -163,19 +215,19 @@ def train_tokenizer(arch: Arch, size: Size, seed: int = 0) -> PreTrainedTokenize
         tokenizer.decoder = decoders.Metaspace()
         alphabet = []
     trainer = BpeTrainer(
-        vocab_size=spec.vocab_size,
+        vocab_size=shape.vocab_size,
         special_tokens=list(special.tokens),
         initial_alphabet=alphabet,
         show_progress=False,
     )
-    tokenizer.train_from_iterator(corpus(f"tokenizer:{seed}", spec.corpus_paragraphs), trainer)
+    tokenizer.train_from_iterator(corpus(f"tokenizer:{seed}", shape.corpus_paragraphs), trainer)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=special.template,
         special_tokens=[(tok, tokenizer.token_to_id(tok)) for tok in (special.bos, special.eos) if tok],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        model_max_length=MAX_INPUT_TOKENS,
+        model_max_length=shape.max_input_tokens,
         # Seq2seq models take no token_type_ids; leaving them in breaks generate().
         model_input_names=["input_ids", "attention_mask"],
         pad_token=special.pad,
@@ -186,42 +238,50 @@ def train_tokenizer(arch: Arch, size: Size, seed: int = 0) -> PreTrainedTokenize
     )
 
 
-def model_config(arch: Arch, size: Size, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
-    """The transformers config for one architecture and size, wired to the tokenizer's ids."""
+def model_config(shape: ModelShape, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
+    """The transformers config for one shape, wired to the tokenizer's special token ids.
+
+    ``vocab_size`` is the shape's, not the tokenizer's length: a published model's embedding and
+    output rows cost the same whether or not the tokenizer trained here reaches them.
+    """
     from transformers import BigBirdPegasusConfig, LEDConfig
 
-    spec = MODEL_SIZES[size]
     common = {
-        "vocab_size": len(tokenizer),
-        "d_model": spec.d_model,
-        "encoder_layers": spec.layers,
-        "decoder_layers": spec.layers,
-        "encoder_attention_heads": spec.heads,
-        "decoder_attention_heads": spec.heads,
-        "encoder_ffn_dim": spec.ffn_dim,
-        "decoder_ffn_dim": spec.ffn_dim,
+        "vocab_size": shape.vocab_size,
+        "d_model": shape.d_model,
+        "encoder_layers": shape.layers,
+        "decoder_layers": shape.layers,
+        "encoder_attention_heads": shape.heads,
+        "decoder_attention_heads": shape.heads,
+        "encoder_ffn_dim": shape.ffn_dim,
+        "decoder_ffn_dim": shape.ffn_dim,
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         # Wider than transformers' default 0.02: with it, greedy output depends on the input
         # instead of repeating one token, so generation parity checks have something to catch.
         "init_std": INIT_STD,
     }
-    if arch == "led":
+    attention = shape.attention
+    if isinstance(attention, SlidingWindow):
         return LEDConfig(
             **common,
             bos_token_id=tokenizer.bos_token_id,
             decoder_start_token_id=tokenizer.eos_token_id,
-            attention_window=spec.attention_window,
-            max_encoder_position_embeddings=MAX_INPUT_TOKENS,
+            attention_window=[attention.window] * shape.layers,  # per layer, as published
+            max_encoder_position_embeddings=shape.max_input_tokens,
             max_decoder_position_embeddings=MAX_TARGET_TOKENS,
         )
     return BigBirdPegasusConfig(
         **common,
         decoder_start_token_id=tokenizer.pad_token_id,
         attention_type="block_sparse",
-        block_size=spec.block_size,
-        num_random_blocks=spec.random_blocks,
-        max_position_embeddings=MAX_INPUT_TOKENS,
+        block_size=attention.block_size,
+        num_random_blocks=attention.random_blocks,
+        max_position_embeddings=shape.max_input_tokens,
+        # As google/bigbird-pegasus-large-arxiv sets them (and transformers' defaults).
+        activation_function="gelu_new",
+        scale_embedding=True,
+        use_bias=False,
     )
 
 
@@ -347,6 +407,18 @@ def parse_size(size: str) -> Size:
     raise CheckpointError(f"unknown size {size!r}; choose one of: {', '.join(SIZES)}.")
 
 
+def model_shape(arch: Arch, size: Size) -> ModelShape:
+    """The shape of ``arch`` at ``size``, refused for a size of which no such model was published."""
+    shape = SHAPES.get((arch, size))
+    if shape is None:  # bigbird-pegasus base, the one combination not in SHAPES
+        sizes = ", ".join(known for (of, known) in SHAPES if of == arch)
+        raise CheckpointError(
+            f"there is no {size} {arch}: Google published BigBird-Pegasus only as large; "
+            f"pass --size large for its published shape (sizes of {arch}: {sizes})."
+        )
+    return shape
+
+
 def build_checkpoint(
     arch: str, size: str, out_dir: Path, seed: int = 0, overwrite: bool = False
 ) -> BuiltCheckpoint:
@@ -354,20 +426,22 @@ def build_checkpoint(
 
     Args:
         arch: ``led`` or ``bigbird-pegasus``.
-        size: ``tiny`` (tests) or ``small`` (demo and benchmarks).
+        size: ``tiny`` (tests), ``small`` (demo and benchmarks), or ``base`` or ``large``: the
+            published models' shapes (see :data:`SHAPES`; no ``base`` BigBird-Pegasus).
         out_dir: directory to create (with missing parents); must be new or empty unless
             ``overwrite``.
         seed: seeds both the weights and the tokenizer's training text.
         overwrite: replace files in a non-empty directory.
 
     Raises:
-        CheckpointError: unknown arch or size, or an unusable output directory.
+        CheckpointError: unknown arch or size, one not published, or an unusable output directory.
     """
     valid_arch, valid_size = parse_arch(arch), parse_size(size)
+    shape = model_shape(valid_arch, valid_size)
     _check_output_dir(out_dir, overwrite)
     started = time.perf_counter()
-    tokenizer = train_tokenizer(valid_arch, valid_size, seed)
-    model = _make_model(model_config(valid_arch, valid_size, tokenizer), seed)
+    tokenizer = train_tokenizer(valid_arch, shape, seed)
+    model = _make_model(model_config(shape, tokenizer), seed)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -381,6 +455,7 @@ def build_checkpoint(
         arch=valid_arch,
         size=valid_size,
         parameters=model.num_parameters(),
-        vocab_size=len(tokenizer),
+        vocab_size=model.config.vocab_size,
+        tokens=len(tokenizer),
         seconds=time.perf_counter() - started,
     )

@@ -430,6 +430,13 @@ def eval_command(
     run: Annotated[
         Path | None, typer.Option(help="A sweep run directory: add the score to its report.")
     ] = None,
+    global_attention: Annotated[
+        GlobalAttention | None,
+        typer.Option(
+            help="LED: tokens that attend globally (first, query: before the first blank line, none). "
+            "Default: first in-process, the server's for a URL; query needs a model directory."
+        ),
+    ] = None,
 ) -> None:
     """Score a model on SCROLLS exactly as the official scorer does.
 
@@ -450,9 +457,9 @@ def eval_command(
         raise UsageError("give a TARGET (server URL or model directory) or --predictions FILE.")
     else:
         evaluated = (
-            remote_target(target, max_new_tokens, tokenizer)
+            remote_target(target, max_new_tokens, tokenizer, global_attention)
             if target.startswith(("http://", "https://"))
-            else local_target(Path(target), max_new_tokens, batch_size)
+            else local_target(Path(target), max_new_tokens, batch_size, global_attention)
         )
         with console.status(f"running {len({r.id for r in records})} examples through {target}"):
             predicted = predict(evaluated, records, input_length)

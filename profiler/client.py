@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from profiler.api import EnergyInfo, GenerateRequest, GenerateResponse, IdleRequest, ServerInfo
+from profiler.attention_layout import GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.timeline import Timeline, TimelineSample
@@ -88,9 +89,14 @@ class ServerClient:
         """``GET /v1/info``: engine, device, buckets, batching and the artifact's manifest."""
         return self._document(ServerInfo, self._call("GET", "/v1/info"), "GET /v1/info")
 
-    def generate(self, input_ids: list[int], max_new_tokens: int) -> GenerateResponse:
-        """``POST /v1/generate`` in generate mode: the text, the bucket and batch, the timings."""
+    def generate(
+        self, input_ids: list[int], max_new_tokens: int, global_attention: GlobalAttention | None = None
+    ) -> GenerateResponse:
+        """``POST /v1/generate`` in generate mode: the text, the bucket and batch, the timings
+        (``global_attention``: LED's, else the server's default)."""
         body = GenerateRequest(input_ids=input_ids, max_new_tokens=max_new_tokens)
+        if global_attention is not None:  # absent, not null: the server's default applies
+            body.global_attention = global_attention
         response = self._call("POST", "/v1/generate", json=body.model_dump(exclude_unset=True))
         return self._document(GenerateResponse, response, "POST /v1/generate")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.accuracy import AccuracyError, TaskScore, references_from_records, score_task
+from profiler.attention_layout import GlobalAttention, query_tokens
 from profiler.buckets import truncate_ids
 from profiler.client import ServerCallError, ServerClient
 from profiler.jsonl import RecordsError
@@ -23,13 +24,23 @@ from profiler.workload import Record, load_tokenizer
 
 
 @dataclass(frozen=True)
+class EvalInput:
+    """One example as the model takes it: ids cut to the length, and its leading global tokens."""
+
+    ids: list[int]
+    global_tokens: int
+
+
+@dataclass(frozen=True)
 class EvalTarget:
     """What answered: for the accuracy record beside the efficiency results."""
 
     model: str
     format: str
-    generate: Callable[[list[list[int]]], list[str]]
+    generate: Callable[[list[EvalInput]], list[str]]
     tokenizer: Any
+    #: LED's global attention the examples ran with.
+    global_attention: GlobalAttention
 
 
 def examples(records: Sequence[Record]) -> list[Record]:
@@ -40,31 +51,58 @@ def examples(records: Sequence[Record]) -> list[Record]:
     return list(seen.values())
 
 
-def _batches(items: Sequence[list[int]], size: int) -> Iterator[list[list[int]]]:
+def _batches(items: Sequence[EvalInput], size: int) -> Iterator[list[EvalInput]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
 
-def local_target(path: Path, max_new_tokens: int, batch_size: int) -> EvalTarget:
-    """An artifact or checkpoint served in-process by the profiler's own engine."""
+def _without_global(model_type: str, asked: GlobalAttention | None) -> None:
+    if asked not in (None, "none"):
+        raise AccuracyError(
+            f"--global-attention {asked}: {model_type} has no global attention; leave the option out."
+        )
+
+
+def local_target(
+    path: Path, max_new_tokens: int, batch_size: int, global_attention: GlobalAttention | None = None
+) -> EvalTarget:
+    """An artifact or checkpoint served in-process by the profiler's own engine; LED's global
+    attention is ``global_attention``, else ``first`` as the server's default."""
     from profiler.engines.engine import Job, load_engine
 
     engine = load_engine(path)
     tokenizer = load_tokenizer(path)
+    if not engine.graphs.layout.global_attention:
+        _without_global(engine.model_type, global_attention)
+    chosen = global_attention or ("first" if engine.graphs.layout.global_attention else "none")
 
-    def generate(inputs: list[list[int]]) -> list[str]:
+    def generate(inputs: list[EvalInput]) -> list[str]:
         texts: list[str] = []
         for batch in _batches(inputs, batch_size):
-            outcomes = engine.run([Job(ids, "generate", max_new_tokens) for ids in batch])
+            jobs = [
+                Job(item.ids, "generate", max_new_tokens, global_tokens=item.global_tokens) for item in batch
+            ]
+            outcomes = engine.run(jobs)
             texts += [tokenizer.decode(o.output_ids, skip_special_tokens=True) for o in outcomes]
         return texts
 
     model = Path(engine.manifest.source_path if engine.manifest else engine.source).name
-    return EvalTarget(model, engine.kind, generate, tokenizer)
+    return EvalTarget(model, engine.kind, generate, tokenizer, chosen)
 
 
-def remote_target(url: str, max_new_tokens: int, tokenizer_dir: Path | None) -> EvalTarget:
-    """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory."""
+def remote_target(
+    url: str, max_new_tokens: int, tokenizer_dir: Path | None, global_attention: GlobalAttention | None = None
+) -> EvalTarget:
+    """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory.
+
+    Inputs go as ids cut to the length, so ``query`` (found in the text) is refused: the server
+    finds the query in text it is sent, not in ids.
+    """
+    if global_attention == "query":
+        raise AccuracyError(
+            "--global-attention query needs the text, which a remote target is not sent (inputs go as "
+            "ids cut to --input-length); evaluate the model directory instead, or use first or none."
+        )
     client = ServerClient(url, timeout=600)
     try:
         info = client.info()
@@ -72,25 +110,47 @@ def remote_target(url: str, max_new_tokens: int, tokenizer_dir: Path | None) -> 
         raise AccuracyError(
             f"{url}: no profiler server answered ({exc}); start one with `profiler serve`."
         ) from exc
+    if not info.layout.global_attention:
+        _without_global(info.model_type, global_attention)
     source = Path(info.source)
     tokenizer = load_tokenizer(tokenizer_dir or source)
 
-    def generate(inputs: list[list[int]]) -> list[str]:
+    def generate(inputs: list[EvalInput]) -> list[str]:
         try:
-            return [client.generate(ids, max_new_tokens).text for ids in inputs]
+            return [client.generate(item.ids, max_new_tokens, global_attention).text for item in inputs]
         except ServerCallError as exc:
             raise AccuracyError(str(exc)) from exc
 
     model = Path(info.manifest.source_path if info.manifest else info.source).name
-    return EvalTarget(model, info.engine, generate, tokenizer)
+    return EvalTarget(model, info.engine, generate, tokenizer, global_attention or info.global_attention)
+
+
+def eval_input(target: EvalTarget, record: Record, length: int) -> EvalInput:
+    """The record tokenized and cut as the server cuts it, with its global tokens as the server
+    counts them.
+
+    Raises:
+        AccuracyError: ``query`` global attention and a record with no query (no blank line).
+    """
+    query = target.global_attention == "query"
+    encoded = target.tokenizer(record.input, verbose=False, return_offsets_mapping=query)
+    ids = truncate_ids(encoded["input_ids"], length)
+    count = 1 if target.global_attention == "first" else 0
+    if query:
+        found = query_tokens(record.input, encoded["offset_mapping"])
+        if found is None:
+            raise AccuracyError(
+                f"record {record.id!r} has no query (no blank line before its document) for "
+                "--global-attention query; use first or none for this task."
+            )
+        count = found
+    return EvalInput(ids, min(count, len(ids)))
 
 
 def predict(target: EvalTarget, records: Sequence[Record], length: int) -> dict[str, str]:
     """Predictions ``{id: text}`` for one record per example id, inputs cut to ``length`` tokens."""
     chosen = examples(records)
-    inputs = [
-        truncate_ids(target.tokenizer(record.input, verbose=False)["input_ids"], length) for record in chosen
-    ]
+    inputs = [eval_input(target, record, length) for record in chosen]
     return dict(zip((record.id for record in chosen), target.generate(inputs), strict=True))
 
 
@@ -113,6 +173,7 @@ def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: Task
         model=target.model,
         format=target.format,
         input_length=length,
+        global_attention=target.global_attention,
         task=result.task,
         score=result.score,
         metrics=result.metrics,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from profiler.attention_layout import GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.timeline import TimelineSample
@@ -63,6 +64,8 @@ class ResultRecord(Document):
         recorded_wall_s: when the record was appended. ``time.time()``.
         new_weights: parameters of the served model that did not come from its weights file,
             measured anyway because the sweep's model said ``allow_new_weights``.
+        global_attention: LED's global attention the requests ran with (``none`` for records
+            written before it existed: no engine had it then).
     """
 
     schema_version: Literal[2] = 2
@@ -85,6 +88,7 @@ class ResultRecord(Document):
     peak_gpu_memory_bytes: int | None
     recorded_wall_s: float
     new_weights: list[str] = Field(default_factory=list)
+    global_attention: GlobalAttention = "none"
 
 
 #: Stage fields that early version-1 writers did not record, with what the version-1 reader took
@@ -149,12 +153,15 @@ class AccuracyRecord(Document):
         input_length: the length inputs were cut to. Units: tokens.
         score: the leaderboard's number for the task; ``metrics`` holds the official keys.
         count: examples scored.
+        global_attention: LED's global attention the examples ran with (``none`` for scores
+            recorded before it existed).
     """
 
     schema_version: Literal[1] = 1
     model: str
     format: str
     input_length: int
+    global_attention: GlobalAttention = "none"
     task: str
     score: float
     metrics: dict[str, float]

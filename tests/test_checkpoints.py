@@ -2,17 +2,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from typer.testing import CliRunner
 
 from profiler.checkpoints import (
     ARCHS,
     MAX_INPUT_TOKENS,
+    SHAPES,
+    Arch,
     CheckpointError,
+    Size,
     build_checkpoint,
+    load_model,
+    model_config,
+    train_tokenizer,
 )
+from profiler.cli import app
 
 EXPECTED_FILES = {
     "config.json",
@@ -127,3 +136,99 @@ def test_unknown_arch_or_size_names_the_choices(arch: str, size: str, tmp_path: 
     with pytest.raises(CheckpointError, match="choose one of"):
         build_checkpoint(arch, size, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("arch", "size", "needle"),
+    [
+        ("bigbird-pegasus", "base", "pass --size large"),
+        ("led", "huge", "choose one of: tiny, small, base, large"),
+        ("t5", "small", "choose one of: led, bigbird-pegasus"),
+    ],
+)
+def test_cli_refuses_a_size_or_arch_in_one_line(arch: str, size: str, needle: str, tmp_path: Path) -> None:
+    """BigBird-Pegasus was published only as large: base is refused, not mapped to another shape."""
+    out = tmp_path / "x"
+    result = CliRunner().invoke(
+        app, ["checkpoints", "build", "--arch", arch, "--size", size, "-o", str(out)], prog_name="profiler"
+    )
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
+    assert not out.exists()
+
+
+#: The published config.json values (and parameter counts) each base/large shape must reproduce.
+PUBLISHED: dict[tuple[Arch, Size], tuple[dict[str, int], dict[str, object], int]] = {
+    ("led", "base"): (  # allenai/led-base-16384
+        {"d_model": 768, "layers": 6, "heads": 12, "ffn": 3072, "vocab_size": 50265},
+        {
+            "attention_window": [1024] * 6,
+            "max_encoder_position_embeddings": 16384,
+            "max_decoder_position_embeddings": 1024,
+        },
+        161_844_480,
+    ),
+    ("led", "large"): (  # allenai/led-large-16384
+        {"d_model": 1024, "layers": 12, "heads": 16, "ffn": 4096, "vocab_size": 50265},
+        {
+            "attention_window": [1024] * 12,
+            "max_encoder_position_embeddings": 16384,
+            "max_decoder_position_embeddings": 1024,
+        },
+        459_801_600,
+    ),
+    ("bigbird-pegasus", "large"): (  # google/bigbird-pegasus-large-arxiv
+        {"d_model": 1024, "layers": 16, "heads": 16, "ffn": 4096, "vocab_size": 96103},
+        {
+            "attention_type": "block_sparse",
+            "block_size": 64,
+            "num_random_blocks": 3,
+            "max_position_embeddings": 4096,
+            "scale_embedding": True,
+            "use_bias": False,
+            "activation_function": "gelu_new",
+        },
+        576_891_904,
+    ),
+}
+
+
+@pytest.mark.parametrize(("arch", "size"), list(PUBLISHED))
+def test_published_sizes_have_the_published_shapes(arch: Arch, size: Size) -> None:
+    """Config and parameter count only (the model on the meta device): no weights are drawn."""
+    dims, specific, parameters = PUBLISHED[(arch, size)]
+    tokenizer = train_tokenizer(arch, SHAPES[(arch, "tiny")])  # only its special token ids are read
+    config = model_config(SHAPES[(arch, size)], tokenizer)
+    assert config.d_model == dims["d_model"]
+    assert config.encoder_layers == config.decoder_layers == dims["layers"]
+    assert config.encoder_attention_heads == config.decoder_attention_heads == dims["heads"]
+    assert config.encoder_ffn_dim == config.decoder_ffn_dim == dims["ffn"]
+    assert config.vocab_size == dims["vocab_size"]
+    for key, value in specific.items():
+        assert getattr(config, key) == value, key
+    with torch.device("meta"):
+        model = AutoModelForSeq2SeqLM.from_config(config)
+    assert model.num_parameters() == parameters
+
+
+@pytest.mark.slow
+def test_base_led_builds_loads_and_generates(tmp_path: Path) -> None:
+    built = build_checkpoint("led", "base", tmp_path / "led-base")
+    assert built.parameters == PUBLISHED[("led", "base")][2]
+    assert built.vocab_size == built.tokens == 50265
+    loaded = load_model(built.path)
+    assert loaded.new_weights == []
+    model: Any = loaded.model  # transformers' generate() does not type-check
+    tokenizer = AutoTokenizer.from_pretrained(built.path)
+    assert model.config.attention_window == [1024] * 6
+    assert tokenizer.model_max_length == model.config.max_encoder_position_embeddings == 16384
+    for name in ("pad", "eos", "bos"):
+        assert getattr(tokenizer, f"{name}_token_id") == getattr(model.config, f"{name}_token_id"), name
+    encoded = tokenizer("The committee reviewed the annual budget.", return_tensors="pt")
+    with torch.inference_mode():
+        output = model.generate(**encoded, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert output.shape == (1, 5)
+    assert output[0, 0].item() == model.config.decoder_start_token_id

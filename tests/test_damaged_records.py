@@ -96,7 +96,7 @@ def test_report_refuses_a_damaged_accuracy_line(run_dir: Path) -> None:
 
 
 def _target() -> EvalTarget:
-    return EvalTarget("led-small", "onnx", lambda inputs: [], tokenizer=None)
+    return EvalTarget("led-small", "onnx", lambda inputs: [], tokenizer=None, global_attention="first")
 
 
 def _score(value: float) -> TaskScore:

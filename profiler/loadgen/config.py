@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field, PositiveFloat, model_validator
 
+from profiler.attention_layout import GLOBAL_ATTENTION_MODES, GlobalAttention
 from profiler.errors import ConfigError
 from profiler.modelinfo import DEFAULT_LENGTHS, MAX_DECODE_TOKENS, decode_limit
 from profiler.modes import MODES, Mode
@@ -52,6 +53,7 @@ class LoadConfig(Strict):
         mode: ``generate``, ``forward`` or ``encode`` (see docs/serving.md).
         max_new_tokens: greedy tokens per query in ``generate`` mode.
         target_length: decoder positions per query in ``forward`` mode.
+        global_attention: LED's global attention each request asks for; None: the server's default.
         arrival: ``closed`` (each user sends back to back) or ``poisson`` (open loop).
         rate: open-loop arrivals per second across all users; None in closed loop.
         stage_seconds: how long each stage sends load. Units: s.
@@ -70,6 +72,7 @@ class LoadConfig(Strict):
     mode: Mode = "generate"
     max_new_tokens: Count = 32
     target_length: Count = 64
+    global_attention: GlobalAttention | None = None
     arrival: Arrival = "closed"
     rate: PositiveFloat | None = None
     stage_seconds: PositiveFloat = 30.0
@@ -131,6 +134,11 @@ def add_arguments(parser: Any) -> None:
     add("--mode", choices=MODES, help="Query mode (default %(default)s).")
     add("--max-new-tokens", type=int, help="generate mode: tokens (default %(default)s).")
     add("--target-length", type=int, help="forward mode: positions (default %(default)s).")
+    add(
+        "--global-attention",
+        choices=GLOBAL_ATTENTION_MODES,
+        help="LED: tokens that attend globally, asked in every request (default: the server's).",
+    )
     add("--arrival", choices=ARRIVALS, help="closed (back to back) or poisson (open loop).")
     add("--rate", type=float, help="poisson: requests/s across all users.")
     add("--stage-seconds", type=float, help="Seconds of load per stage (default %(default)g).")

@@ -92,6 +92,8 @@ def request_body(config: LoadConfig, *, input_ids: list[int] | None = None, text
         fields["max_new_tokens"] = config.max_new_tokens
     elif config.mode == "forward":
         fields["target_length"] = config.target_length
+    if config.global_attention is not None:
+        fields["global_attention"] = config.global_attention
     return GenerateRequest(mode=config.mode, **fields).model_dump_json(exclude_unset=True)
 
 

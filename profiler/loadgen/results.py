@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import computed_field
 
 from profiler.api import EnergyInfo, ServerInfo
+from profiler.attention_layout import GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.common import Source
@@ -249,6 +250,8 @@ class LoadTestResults(Document):
         rate: open-loop arrivals per second across all users; None in closed loop.
         started_wall_s / ended_wall_s: the whole test. ``time.time()``.
         complete: every stage ran its full length.
+        global_attention: LED's global attention the requests asked for; None: the server's default
+            (``server.global_attention``).
         server: ``GET /v1/info`` before the load; None if it could not be read.
         workload: where each length's documents came from.
         energy: ``GET /v1/energy`` before the load; None if it could not be read.
@@ -262,6 +265,7 @@ class LoadTestResults(Document):
     mode: Mode
     max_new_tokens: int
     target_length: int
+    global_attention: GlobalAttention | None = None
     arrival: Arrival
     rate: float | None
     users: int
@@ -303,6 +307,7 @@ def build_results(
         mode=config.mode,
         max_new_tokens=config.max_new_tokens,
         target_length=config.target_length,
+        global_attention=config.global_attention,
         arrival=config.arrival,
         rate=config.rate,
         users=users,

@@ -32,6 +32,17 @@ class SeriesKey:
     mode: str
     max_new_tokens: int | None
     load: LoadLevel
+    #: LED's global attention (``none`` for a model without it).
+    global_attention: str = "none"
+
+    @property
+    def model_label(self) -> str:
+        """The model, with its global attention where it has one: ``led-small (global first)``."""
+        return (
+            self.model
+            if self.global_attention == "none"
+            else f"{self.model} (global {self.global_attention})"
+        )
 
     @property
     def engine_label(self) -> str:
@@ -42,12 +53,13 @@ class SeriesKey:
     def label(self) -> str:
         """One line naming the series, for legends: ``led-small onnx closed:4``."""
         engine = "" if self.engine == self.format else f" ({self.engine})"
-        return f"{self.model} {self.format}{engine} {self.load.label}"
+        return f"{self.model_label} {self.format}{engine} {self.load.label}"
 
-    def sort_key(self) -> tuple[str, str, str, str, str, int, LoadLevel]:
-        """Model, format, engine, device, mode, then load from light to heavy."""
+    def sort_key(self) -> tuple[str, str, str, str, str, str, int, LoadLevel]:
+        """Model, global attention, format, engine, device, mode, then load from light to heavy."""
         return (
             self.model,
+            self.global_attention,
             self.format,
             self.engine,
             self.device,
@@ -64,7 +76,7 @@ class CellKey:
     series: SeriesKey
     length: int
 
-    def sort_key(self) -> tuple[tuple[str, str, str, str, str, int, LoadLevel], int]:
+    def sort_key(self) -> tuple[tuple[str, str, str, str, str, str, int, LoadLevel], int]:
         """Series order, then input length."""
         return self.series.sort_key(), self.length
 
@@ -79,6 +91,7 @@ def key_of(repeat: Repeat) -> CellKey:
         repeat.mode,
         repeat.max_new_tokens,
         repeat.load,
+        repeat.global_attention,
     )
     return CellKey(series, repeat.length)
 

@@ -107,7 +107,7 @@ class Comparison:
 
 def _loose(key: CellKey) -> tuple[object, ...]:
     s = key.series
-    return (s.model, s.format, s.mode, s.max_new_tokens, s.load, key.length)
+    return (s.model, s.global_attention, s.format, s.mode, s.max_new_tokens, s.load, key.length)
 
 
 def compare(this_run: str, this: Sequence[Cell], other_run: str, other: Sequence[Cell]) -> Comparison:

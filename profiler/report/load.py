@@ -73,6 +73,7 @@ class Repeat:
     device: str
     mode: str
     max_new_tokens: int | None
+    global_attention: str
     length: int
     load: LoadLevel
     repeat: int
@@ -151,6 +152,7 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         device=record.device,
         mode=record.mode,
         max_new_tokens=record.max_new_tokens,
+        global_attention=record.global_attention,
         length=record.bucket,
         load=LoadLevel(record.load.arrival, record.load.level),
         repeat=record.repeat,

@@ -186,7 +186,7 @@ def format_label(series: SeriesKey) -> str:
 
 
 def _ids(series: SeriesKey) -> list[Entry]:
-    return [_text(series.model), _text(format_label(series)), _text(series.device)]
+    return [_text(series.model_label), _text(format_label(series)), _text(series.device)]
 
 
 def workload_label(series: SeriesKey) -> str:

@@ -41,7 +41,7 @@ from profiler.api import (
     Timings,
 )
 from profiler.artifact import ArtifactError
-from profiler.attention_layout import GlobalAttention
+from profiler.attention_layout import GlobalAttention, query_tokens
 from profiler.buckets import bucket_for, truncate_ids
 from profiler.energy import IdleBaseline, WindowError
 from profiler.energy.timeline import Timeline
@@ -297,17 +297,15 @@ class Service:
         if global_attention != "query":
             ids: list[int] = self.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"]
             return ids, 1 if global_attention == "first" else 0
-        cut = text.find("\n\n")
-        if cut < 0:
+        encoded = self.tokenizer(text, add_special_tokens=True, verbose=False, return_offsets_mapping=True)
+        count = query_tokens(text, encoded["offset_mapping"])
+        if count is None:
             raise ApiError(
                 422,
                 "invalid_request",
                 "global_attention: query found no blank line in `text`; send `query\\n\\ndocument` "
                 "(as SCROLLS does), or global_attention first or none.",
             )
-        encoded = self.tokenizer(text, add_special_tokens=True, verbose=False, return_offsets_mapping=True)
-        starts = [start for start, _ in encoded["offset_mapping"]]
-        count = next((index for index in range(1, len(starts)) if starts[index] >= cut), len(starts))
         return encoded["input_ids"], count
 
     def resolve_global_attention(self, query: GenerateRequest) -> GlobalAttention:

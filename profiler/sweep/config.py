@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, Vali
 
 from profiler.api import Batching
 from profiler.artifact import MANIFEST_NAME, Format
+from profiler.attention_layout import GlobalAttention
 from profiler.errors import ConfigError
 from profiler.loadgen.config import DECODE_KEYS, Arrival, IdleSeconds, InputLengths
 from profiler.modelinfo import decode_limit
@@ -87,6 +88,8 @@ class ModelSpec(Strict):
     formats: Annotated[TupleOf[SweepFormat], Field(min_length=1)] = ("onnx",)
     #: Measure it even though some parameters do not come from its weights file (recorded).
     allow_new_weights: bool = False
+    #: LED's global attention (``profiler serve --global-attention``); None: the server's default.
+    global_attention: GlobalAttention | None = None
 
 
 class LoadSpec(Strict):

@@ -216,6 +216,8 @@ class Sweep:
         ]
         if model.allow_new_weights:
             args.append("--allow-new-weights")
+        if model.global_attention is not None:
+            args.append(f"--global-attention={model.global_attention}")
         try:
             return start_server(
                 artifact,
@@ -333,6 +335,7 @@ class Sweep:
                     bucket=stage.length,
                     mode=results.mode,
                     max_new_tokens=results.max_new_tokens,
+                    global_attention=results.global_attention or info.global_attention,
                     load=LoadShape(
                         arrival=run.arrival,
                         concurrency=int(run.level) if run.arrival == "closed" else None,

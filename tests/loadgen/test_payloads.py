@@ -30,6 +30,12 @@ def test_bodies_fit_each_mode() -> None:
     }
 
 
+def test_a_global_attention_asked_for_goes_in_every_body_and_none_leaves_the_servers() -> None:
+    asked = LoadConfig(global_attention="query")
+    assert json.loads(request_body(asked, text="q\n\ndoc"))["global_attention"] == "query"
+    assert "global_attention" not in json.loads(request_body(LoadConfig(), text="doc"))
+
+
 def test_sample_cut_to_exact_lengths(tiny_checkpoints: dict[str, Path]) -> None:
     config = LoadConfig(input_lengths=(1024, 2048), tokenizer=tiny_checkpoints["led"], records=3)
     payloads = build_payloads(config)

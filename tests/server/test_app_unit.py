@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
+from profiler.artifact import ArtifactError
 from profiler.energy.timeline import Timeline
 from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.engines.engine import load_engine
@@ -226,3 +227,69 @@ def test_every_answer_is_its_one_type_and_the_openapi_names_it(server: InProcess
         answers = paths[path][method]["responses"]
         ok = answers.get("200") or answers["201"]
         assert ok["content"]["application/json"]["schema"]["$ref"].endswith(f"/{name}"), (path, method)
+
+
+def test_global_attention_defaults_to_the_first_token_and_each_request_may_choose(
+    server: InProcessServer,
+) -> None:
+    """LED's global attention: the server's default (first), then per request, as transformers
+    would run it; ``query`` counts the tokens before the blank line, the leading special one too."""
+    info = ServerInfo.model_validate(server.request("GET", "/v1/info").json())
+    assert (info.global_attention, info.layout.attention, info.layout.global_attention) == (
+        "first",
+        "sliding_window",
+        True,
+    )
+    tokenizer = server.service.tokenizer
+    query_ids = tokenizer("Where is the committee located?", add_special_tokens=False)["input_ids"]
+    expected = {"first": 1, "none": 0, "query": 1 + len(query_ids)}
+    answers = {}
+    for mode, count in expected.items():
+        body = {"text": TEXT, "max_new_tokens": 8, "global_attention": mode}
+        response = server.request("POST", "/v1/generate", json=body)
+        assert response.status_code == 200, response.text
+        answer = GenerateResponse.model_validate(response.json())
+        assert (answer.global_attention, answer.global_tokens) == (mode, count)
+        assert answer.encoded_tokens == server.service.engine.graphs.layout.row_length(answer.input_tokens)
+        answers[mode] = answer.output_ids
+    default = server.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 8}).json()
+    assert (default["global_attention"], default["output_ids"]) == ("first", answers["first"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"input_ids": [5] * 40, "global_attention": "query"}, "global_attention: query needs `text`"),
+        ({"text": "no blank line here", "global_attention": "query"}, "query found no blank line"),
+        ({"text": TEXT, "global_attention": "all"}, "global_attention: Input should be"),
+    ],
+)
+def test_a_global_attention_the_input_cannot_have_is_422_naming_the_field(
+    server: InProcessServer, body: dict[str, Any], message: str
+) -> None:
+    response = server.request("POST", "/v1/generate", json=body)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]["message"]
+
+
+def test_a_model_without_global_attention_refuses_it_and_so_does_its_server(
+    tiny_checkpoints: dict[str, Path],
+) -> None:
+    served = InProcessServer(tiny_checkpoints["bigbird-pegasus"], SETTINGS)
+    try:
+        served.start_worker()
+        info = ServerInfo.model_validate(served.request("GET", "/v1/info").json())
+        assert (info.global_attention, info.layout.attention) == ("none", "block_sparse")
+        refused = served.request("POST", "/v1/generate", json={"text": TEXT, "global_attention": "first"})
+        assert refused.status_code == 422
+        assert refused.json()["error"]["message"].startswith(
+            "global_attention: bigbird_pegasus has no global attention"
+        )
+        fine = served.request("POST", "/v1/generate", json={"text": TEXT, "global_attention": "none"})
+        assert fine.status_code == 200, fine.text
+    finally:
+        served.close()
+    engine = load_engine(tiny_checkpoints["bigbird-pegasus"])
+    tokenizer = load_tokenizer(tiny_checkpoints["bigbird-pegasus"])
+    with pytest.raises(ArtifactError, match=r"^--global-attention query: bigbird_pegasus has no global"):
+        create_app(engine, tokenizer, ServeSettings(global_attention="query"))

@@ -257,3 +257,21 @@ def test_a_model_allowed_new_weights_is_served_so(
     assert started["args"] == ("--allow-new-weights",)
     with pytest.raises(ConfigError, match="allow_new_weights"):
         parse_config(_config(tiny_checkpoints["led"], models=[{**model, "allow_new_weights": 1}]), tmp_path)
+
+
+def test_a_models_global_attention_is_served_so(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`global_attention` reaches `profiler serve`; a misspelt one is one line naming the key."""
+    model = {"name": "led", "checkpoint": str(tiny_checkpoints["led"]), "global_attention": "query"}
+    config = parse_config(_config(tiny_checkpoints["led"], models=[model]), tmp_path)
+    started: dict[str, object] = {}
+    monkeypatch.setattr(
+        "profiler.sweep.runner.start_server",
+        lambda artifact, *args, **kwargs: started.update(args=args, **kwargs),
+    )
+    Sweep(config, tmp_path, Console())._start(tmp_path, config.models[0], "eager")
+    assert started["args"] == ("--global-attention=query",)
+    misspelt = {**model, "global_attention": "all"}
+    with pytest.raises(ConfigError, match=r"models\[0\].global_attention = \"all\": expected one of 'none'"):
+        parse_config(_config(tiny_checkpoints["led"], models=[misspelt]), tmp_path)
