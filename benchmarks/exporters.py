@@ -27,8 +27,9 @@ from exporters.export import DEFAULT_LENGTHS, export
 from exporters.parity import eager_generate, global_mask
 from profiler.artifact import FORMATS
 from profiler.checkpoints import ARCHS, build_checkpoint
+from profiler.decoding_config import DecodingConfig
+from profiler.engines.decoding import generate
 from profiler.engines.graphs import Seq2SeqGraphs, load_graphs
-from profiler.engines.greedy import greedy_generate
 from profiler.modelinfo import encoder_layout
 from profiler.validation import parse_numbers
 from profiler.workload import fit_to_length, load_sample
@@ -94,7 +95,7 @@ def bench_arch(
             arrays = (batch.input_ids, batch.attention_mask, batch.extra)
             calls[f"{name} encode"] = partial(runner.encode, *arrays)
             calls[f"{name} generate"] = partial(
-                greedy_generate, runner, batch, new_tokens, min_new_tokens=new_tokens
+                generate, runner, batch, DecodingConfig(min_new_tokens=new_tokens), new_tokens
             )
         with console.status(f"timing {arch} at {length} tokens"):
             medians = interleaved_medians(calls, rounds)

@@ -41,6 +41,7 @@ from profiler.attention_layout import (
     EncoderLayout,
 )
 from profiler.checkpoints import load_model
+from profiler.decoding_config import DecodingConfig
 from profiler.errors import file_in_the_way
 from profiler.modelinfo import DEFAULT_LENGTHS, decoder_spec, encoder_layout, max_input_length
 from profiler.workload import load_tokenizer
@@ -376,6 +377,7 @@ def export(
             batch_sizes=batch_sizes,
             layout=encoder_layout(model.config),
             decoder=decoder_spec(model.config),
+            decoding=DecodingConfig.from_checkpoint(checkpoint),
             versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,
             new_weights=loaded.new_weights,

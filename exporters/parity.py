@@ -19,8 +19,9 @@ import torch
 
 from profiler.artifact import Manifest, ParityCase
 from profiler.attention_layout import EncoderLayout
+from profiler.decoding_config import DecodingConfig
+from profiler.engines.decoding import decode
 from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
-from profiler.engines.greedy import decode_greedy
 
 
 def parity_lengths(buckets: list[int], layout: EncoderLayout) -> list[int]:
@@ -136,7 +137,8 @@ def case_parity(
     rows = parity_rows(model.config.vocab_size, lengths)
     batch = layout.batch(rows, graphs.decoder.pad_token_id, global_tokens)
     hidden = graphs.encode(batch.input_ids, batch.attention_mask, batch.extra)
-    produced = decode_greedy(graphs, hidden, batch.attention_mask, new_tokens, min_new_tokens=new_tokens)
+    plain = DecodingConfig(min_new_tokens=new_tokens)  # as eager_generate's reference
+    produced = decode(graphs, hidden, batch.attention_mask, plain, new_tokens)
     exported = np.asarray(hidden)
     max_abs, scale, tokens_match = 0.0, 0.0, True
     for row, (ids, count) in enumerate(zip(rows, global_tokens, strict=True)):

@@ -16,6 +16,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from profiler.artifact import Manifest
 from profiler.attention_layout import EncoderLayout, GlobalAttention
+from profiler.decoding_config import DecodingConfig
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.common import Source
@@ -47,6 +48,8 @@ class ServerInfo(Document):
             longest input served. Units: tokens.
         layout: how inputs are padded and their sparse attention described.
         global_attention: LED's global attention when a request does not say.
+        decoding: how outputs are decoded: the checkpoint's generation settings, with the
+            server's ``--decoding`` overrides.
         truncate: inputs over the largest bucket are cut instead of refused with 413.
         max_body_bytes: the largest request body accepted.
         manifest: the artifact's manifest; None for an eager checkpoint.
@@ -62,6 +65,7 @@ class ServerInfo(Document):
     buckets: list[int]
     layout: EncoderLayout
     global_attention: GlobalAttention
+    decoding: DecodingConfig
     truncate: bool
     batching: Batching
     max_body_bytes: int

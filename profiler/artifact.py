@@ -17,9 +17,10 @@ from typing import ClassVar, Literal, get_args
 from pydantic import Field, ValidationError
 
 from profiler.attention_layout import EncoderLayout
+from profiler.decoding_config import DecodingConfig
 from profiler.documents import Document
 from profiler.errors import ProfilerError
-from profiler.validation import toml_key
+from profiler.validation import pydantic_problems
 
 #: 2: one dynamic-length encoder graph (``encoder``) and its ``layout``, instead of one graph per bucket.
 SCHEMA_VERSION = 2
@@ -175,6 +176,8 @@ class Manifest(Document):
     decoder_init: str
     decoder_step: str
     decoder: DecoderSpec
+    #: The checkpoint's generation settings (``generation_config.json``): what serving decodes with.
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     versions: dict[str, str]
     graph_io: Convention = "profiler"
     parity: list[ParityCase] = Field(default_factory=list)
@@ -225,19 +228,10 @@ class Manifest(Document):
             manifest = cls.model_validate_json(text)
         except ValidationError as exc:
             raise ArtifactError(
-                f"{path}: not a manifest this profiler reads ({problems(exc)}); export the artifact again."
+                f"{path}: not a manifest this profiler reads ({pydantic_problems(exc)}); "
+                "export the artifact again."
             ) from exc
         missing = [name for name in manifest.graph_files() if not (directory / name).is_file()]
         if missing:
             raise ArtifactError(f"{directory}: graph file(s) missing: {', '.join(missing)}.")
         return manifest
-
-
-def problems(exc: ValidationError) -> str:
-    """pydantic's findings on one line, each as ``field: what is wrong`` (``decoder.layers: ...``):
-    an artifact error is printed on one line."""
-    found = []
-    for error in exc.errors(include_url=False):
-        what = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
-        found.append(f"{toml_key(error['loc'])}: {what[:1].lower()}{what[1:]}")
-    return "; ".join(found)

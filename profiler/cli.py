@@ -18,6 +18,7 @@ from profiler import __version__
 from profiler.artifact import Format
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
+from profiler.decoding_config import parse_overrides
 from profiler.errors import ProfilerError, file_in_the_way
 from profiler.validation import parse_numbers
 from profiler.workload import (
@@ -117,6 +118,16 @@ def main(
 
 
 #: `export` and `serve` share it: the same parameters are refused, or allowed and recorded, by both.
+Decoding = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--decoding",
+        metavar="NAME=VALUE",
+        help="Override one of the checkpoint's generation settings (generation_config.json) for this "
+        "run, e.g. --decoding num_beams=1 --decoding no_repeat_ngram_size=0; repeatable.",
+    ),
+]
+
 AllowNewWeights = Annotated[
     bool,
     typer.Option(
@@ -304,6 +315,7 @@ def serve(
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
     allow_new_weights: AllowNewWeights = False,
+    decoding: Decoding = None,
     global_attention: Annotated[
         GlobalAttention | None,
         typer.Option(
@@ -338,7 +350,13 @@ def serve(
 
         torch.set_num_threads(threads)
     tokenizer = load_tokenizer(model)
-    engine = load_engine(model, device=device, threads=threads, allow_new_weights=allow_new_weights)
+    engine = load_engine(
+        model,
+        device=device,
+        threads=threads,
+        allow_new_weights=allow_new_weights,
+        decoding_overrides=parse_overrides(decoding or []),
+    )
     console.print(
         f"serving {engine.kind} engine from {model} on http://{host}:{port} "
         f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
@@ -430,6 +448,7 @@ def eval_command(
     run: Annotated[
         Path | None, typer.Option(help="A sweep run directory: add the score to its report.")
     ] = None,
+    decoding: Decoding = None,
     global_attention: Annotated[
         GlobalAttention | None,
         typer.Option(
@@ -457,9 +476,11 @@ def eval_command(
         raise UsageError("give a TARGET (server URL or model directory) or --predictions FILE.")
     else:
         evaluated = (
-            remote_target(target, max_new_tokens, tokenizer, global_attention)
+            remote_target(target, max_new_tokens, tokenizer, global_attention, bool(decoding))
             if target.startswith(("http://", "https://"))
-            else local_target(Path(target), max_new_tokens, batch_size, global_attention)
+            else local_target(
+                Path(target), max_new_tokens, batch_size, global_attention, parse_overrides(decoding or [])
+            )
         )
         with console.status(f"running {len({r.id for r in records})} examples through {target}"):
             predicted = predict(evaluated, records, input_length)

@@ -8,7 +8,7 @@ efficiency figures were measured on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from profiler.accuracy import AccuracyError, TaskScore, references_from_records,
 from profiler.attention_layout import GlobalAttention, query_tokens
 from profiler.buckets import truncate_ids
 from profiler.client import ServerCallError, ServerClient
+from profiler.decoding_config import DecodingConfig
 from profiler.jsonl import RecordsError
 from profiler.results import AccuracyRecord
 from profiler.rundir import RunDirectory
@@ -41,6 +42,8 @@ class EvalTarget:
     tokenizer: Any
     #: LED's global attention the examples ran with.
     global_attention: GlobalAttention
+    #: How outputs were decoded.
+    decoding: DecodingConfig
 
 
 def examples(records: Sequence[Record]) -> list[Record]:
@@ -64,13 +67,18 @@ def _without_global(model_type: str, asked: GlobalAttention | None) -> None:
 
 
 def local_target(
-    path: Path, max_new_tokens: int, batch_size: int, global_attention: GlobalAttention | None = None
+    path: Path,
+    max_new_tokens: int,
+    batch_size: int,
+    global_attention: GlobalAttention | None = None,
+    decoding_overrides: Mapping[str, object] | None = None,
 ) -> EvalTarget:
     """An artifact or checkpoint served in-process by the profiler's own engine; LED's global
-    attention is ``global_attention``, else ``first`` as the server's default."""
+    attention is ``global_attention``, else ``first`` as the server's default, and outputs are
+    decoded with the checkpoint's generation settings and ``decoding_overrides``."""
     from profiler.engines.engine import Job, load_engine
 
-    engine = load_engine(path)
+    engine = load_engine(path, decoding_overrides=decoding_overrides)
     tokenizer = load_tokenizer(path)
     if not engine.graphs.layout.global_attention:
         _without_global(engine.model_type, global_attention)
@@ -87,17 +95,27 @@ def local_target(
         return texts
 
     model = Path(engine.manifest.source_path if engine.manifest else engine.source).name
-    return EvalTarget(model, engine.kind, generate, tokenizer, chosen)
+    return EvalTarget(model, engine.kind, generate, tokenizer, chosen, engine.decoding)
 
 
 def remote_target(
-    url: str, max_new_tokens: int, tokenizer_dir: Path | None, global_attention: GlobalAttention | None = None
+    url: str,
+    max_new_tokens: int,
+    tokenizer_dir: Path | None,
+    global_attention: GlobalAttention | None = None,
+    decoding_overridden: bool = False,
 ) -> EvalTarget:
     """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory.
 
     Inputs go as ids cut to the length, so ``query`` (found in the text) is refused: the server
-    finds the query in text it is sent, not in ids.
+    finds the query in text it is sent, not in ids. The server decodes as it was started to, so a
+    decoding override here is refused too.
     """
+    if decoding_overridden:
+        raise AccuracyError(
+            "--decoding applies to a model directory; a server decodes as it was started: "
+            "profiler serve ... --decoding NAME=VALUE."
+        )
     if global_attention == "query":
         raise AccuracyError(
             "--global-attention query needs the text, which a remote target is not sent (inputs go as "
@@ -122,7 +140,8 @@ def remote_target(
             raise AccuracyError(str(exc)) from exc
 
     model = Path(info.manifest.source_path if info.manifest else info.source).name
-    return EvalTarget(model, info.engine, generate, tokenizer, global_attention or info.global_attention)
+    chosen = global_attention or info.global_attention
+    return EvalTarget(model, info.engine, generate, tokenizer, chosen, info.decoding)
 
 
 def eval_input(target: EvalTarget, record: Record, length: int) -> EvalInput:
@@ -174,6 +193,7 @@ def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: Task
         format=target.format,
         input_length=length,
         global_attention=target.global_attention,
+        decoding=target.decoding,
         task=result.task,
         score=result.score,
         metrics=result.metrics,

@@ -10,9 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, problems
+from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec
 from profiler.attention_layout import EncoderLayout
 from profiler.errors import ConfigError
+from profiler.validation import pydantic_problems
 
 #: The study's input lengths: the default buckets.
 DEFAULT_LENGTHS = (1024, 2048, 3072, 4096)
@@ -118,7 +119,7 @@ def decode_limit(directory: Path) -> int:
             return max_decode_tokens(DecoderSpec.model_validate(raw["decoder"]).max_target_positions)
         return max_decode_tokens(decoder_positions(SimpleNamespace(**raw)))
     except ValidationError as exc:
-        why = problems(exc)
+        why = pydantic_problems(exc)
         raise ConfigError(f"{path}: unreadable decoder ({why}); export the artifact again.") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); copy or export the model again.") from exc

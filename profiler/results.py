@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from profiler.attention_layout import GlobalAttention
+from profiler.decoding_config import DecodingConfig
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.timeline import TimelineSample
@@ -66,6 +67,8 @@ class ResultRecord(Document):
             measured anyway because the sweep's model said ``allow_new_weights``.
         global_attention: LED's global attention the requests ran with (``none`` for records
             written before it existed: no engine had it then).
+        decoding: how the server decoded (``GET /v1/info``); None for records written before it
+            was recorded (those decoded plain greedy).
     """
 
     schema_version: Literal[2] = 2
@@ -89,6 +92,7 @@ class ResultRecord(Document):
     recorded_wall_s: float
     new_weights: list[str] = Field(default_factory=list)
     global_attention: GlobalAttention = "none"
+    decoding: DecodingConfig | None = None
 
 
 #: Stage fields that early version-1 writers did not record, with what the version-1 reader took
@@ -155,6 +159,7 @@ class AccuracyRecord(Document):
         count: examples scored.
         global_attention: LED's global attention the examples ran with (``none`` for scores
             recorded before it existed).
+        decoding: how outputs were decoded; None for scores recorded before it was (plain greedy).
     """
 
     schema_version: Literal[1] = 1
@@ -162,6 +167,7 @@ class AccuracyRecord(Document):
     format: str
     input_length: int
     global_attention: GlobalAttention = "none"
+    decoding: DecodingConfig | None = None
     task: str
     score: float
     metrics: dict[str, float]

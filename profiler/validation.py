@@ -156,3 +156,13 @@ def parse_numbers(text: str, kind: type[N], *, positive: bool = False, option: s
             raise NumberListError(f"{prefix}{json.dumps(part, ensure_ascii=False)} is not a {noun}")
         numbers.append(number)
     return tuple(numbers)
+
+
+def pydantic_problems(exc: ValidationError) -> str:
+    """pydantic's findings on one line, each as ``field: what is wrong`` (``decoder.layers: ...``):
+    a user's error is printed on one line."""
+    found = []
+    for error in exc.errors(include_url=False):
+        what = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        found.append(f"{toml_key(error['loc'])}: {what[:1].lower()}{what[1:]}")
+    return "; ".join(found)

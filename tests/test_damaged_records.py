@@ -11,6 +11,7 @@ import pytest
 from report import make_record, write_run
 
 from profiler.accuracy import AccuracyError, TaskScore
+from profiler.decoding_config import DecodingConfig
 from profiler.evaluate import EvalTarget, record_accuracy
 from profiler.results import AccuracyRecord
 from profiler.rundir import RunDirectory
@@ -96,7 +97,14 @@ def test_report_refuses_a_damaged_accuracy_line(run_dir: Path) -> None:
 
 
 def _target() -> EvalTarget:
-    return EvalTarget("led-small", "onnx", lambda inputs: [], tokenizer=None, global_attention="first")
+    return EvalTarget(
+        "led-small",
+        "onnx",
+        lambda inputs: [],
+        tokenizer=None,
+        global_attention="first",
+        decoding=DecodingConfig(),
+    )
 
 
 def _score(value: float) -> TaskScore:

@@ -19,8 +19,9 @@ from exporters.parity import check_parity, eager_generate, global_mask, parity_c
 from profiler.artifact import FORMATS, SCHEMA_VERSION, Manifest
 from profiler.checkpoints import ARCHS
 from profiler.cli import app
+from profiler.decoding_config import DecodingConfig
+from profiler.engines.decoding import generate
 from profiler.engines.graphs import OnnxGraphs, load_graphs
-from profiler.engines.greedy import greedy_generate
 from profiler.modelinfo import DEFAULT_LENGTHS
 
 BUCKETS = list(DEFAULT_LENGTHS)  # those of the `artifacts` fixture
@@ -70,7 +71,7 @@ def test_loaded_artifact_generates_like_eager_on_real_text(
     globals_ = [1] if graphs.layout.global_attention else None
     batch = graphs.layout.batch([ids], graphs.decoder.pad_token_id, globals_)
     model = AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints[arch]).eval()
-    produced = greedy_generate(graphs, batch, max_new_tokens=24, min_new_tokens=24)
+    produced = generate(graphs, batch, DecodingConfig(min_new_tokens=24), 24)
     mask = np.ones((1, len(ids)), dtype=np.int64)
     globals_mask = global_mask(len(ids), 1)[None] if globals_ else None
     assert produced.tolist() == eager_generate(model, ids[None], mask, 24, globals_mask).tolist()
@@ -273,7 +274,7 @@ def test_other_seq2seq_models_go_through_optimum(tmp_path: Path, tiny_checkpoint
     graphs = load_graphs(tmp_path / "art")
     batch = graphs.layout.batch([[7] * 500], graphs.decoder.pad_token_id)
     assert batch.input_ids.shape == (1, 500)  # full attention: no padding
-    assert greedy_generate(graphs, batch, max_new_tokens=5, min_new_tokens=5).shape == (1, 6)
+    assert generate(graphs, batch, DecodingConfig(min_new_tokens=5), 5).shape == (1, 6)
     with pytest.raises(ExportError, match="over its 2048 positions"):
         export(checkpoint, "onnx", tmp_path / "too-long", lengths=[4096])
     with pytest.raises(ExportError, match="TorchScript export supports led, bigbird_pegasus"):
@@ -292,7 +293,7 @@ def test_io_binding_keeps_caches_on_the_device_and_changes_nothing(
     assert (plain.io_binding, bound.io_binding, bound.device_type) == (False, True, "cpu")
     rows = [np.arange(3, 3 + length) % 900 + 3 for length in (1024, 900)]
     batch = manifest.layout.batch(rows, manifest.decoder.pad_token_id, [1, 0] if arch == "led" else None)
-    expected = greedy_generate(plain, batch, max_new_tokens=12)
-    assert greedy_generate(bound, batch, max_new_tokens=12).tolist() == expected.tolist()
+    expected = generate(plain, batch, DecodingConfig(), 12)
+    assert generate(bound, batch, DecodingConfig(), 12).tolist() == expected.tolist()
     hidden = bound.encode(batch.input_ids, batch.attention_mask, batch.extra)
     assert not isinstance(hidden, np.ndarray)  # an OrtValue, left where it was computed

@@ -3,12 +3,13 @@
 The engine owns padding (each batch to what its longest row needs, as the encoder's layout says;
 buckets only name the length class a request is reported under), the request modes and timing;
 the format-specific work is the runner's (:mod:`profiler.engines.graphs`,
-:mod:`profiler.engines.eager`), and decoding is the shared loop (:mod:`profiler.engines.greedy`).
+:mod:`profiler.engines.eager`), and decoding is the shared loop (:mod:`profiler.engines.decoding`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,8 +18,9 @@ import numpy as np
 
 from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest
 from profiler.buckets import bucket_for
+from profiler.decoding_config import DecodingConfig
+from profiler.engines.decoding import decode
 from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
-from profiler.engines.greedy import decode_greedy
 from profiler.modes import Mode
 
 EngineKind = Literal["eager", "onnx", "torchscript"]
@@ -64,6 +66,7 @@ class Engine:
         model_type: str,
         manifest: Manifest | None = None,
         new_weights: list[str] | None = None,
+        decoding: DecodingConfig | None = None,
     ) -> None:
         self.graphs = graphs
         self.kind = kind
@@ -74,6 +77,8 @@ class Engine:
         self.manifest = manifest
         #: Parameters that do not come from the checkpoint's weights file (allowed by the user).
         self.new_weights: list[str] = new_weights or (manifest.new_weights if manifest else [])
+        #: How outputs are decoded: the checkpoint's generation settings, with the run's overrides.
+        self.decoding = decoding or (manifest.decoding if manifest else DecodingConfig())
         self.buckets = sorted(graphs.buckets)
         self.decoder: DecoderSpec = graphs.decoder
         #: Where the model really runs ("cpu" or "cuda"), whatever was asked for.
@@ -106,10 +111,10 @@ class Engine:
         else:
             if mode == "forward":
                 targets = _teacher_targets(jobs, self.decoder.pad_token_id)
-                tokens = decode_greedy(self.graphs, hidden, mask, 0, forced=targets)
+                tokens = decode(self.graphs, hidden, mask, self.decoding, 0, forced=targets)
             else:
                 limits = np.array([job.max_new_tokens for job in jobs])
-                tokens = decode_greedy(self.graphs, hidden, mask, limits)
+                tokens = decode(self.graphs, hidden, mask, self.decoding, limits)
             outputs = [_trim(row[1:], self.decoder, job) for row, job in zip(tokens, jobs, strict=True)]
         finished = time.perf_counter()
         return [
@@ -158,32 +163,41 @@ def _trim(row: np.ndarray, decoder: DecoderSpec, job: Job) -> list[int]:
 
 
 def load_engine(
-    path: str | Path, device: str = "cpu", threads: int = 0, allow_new_weights: bool = False
+    path: str | Path,
+    device: str = "cpu",
+    threads: int = 0,
+    allow_new_weights: bool = False,
+    decoding_overrides: Mapping[str, object] | None = None,
 ) -> Engine:
-    """An engine for an artifact directory (ONNX or TorchScript) or a raw checkpoint (eager).
+    """An engine for an artifact directory (ONNX or TorchScript) or a raw checkpoint (eager),
+    decoding with the checkpoint's generation settings and ``decoding_overrides`` (field -> value).
 
     Raises:
         ArtifactError: the path is neither, is unusable, or ``device`` is not available here;
             the message says what to do.
         CheckpointError: a checkpoint's weights do not load, or (without ``allow_new_weights``)
             do not cover the model.
+        DecodingError: generation settings this profiler does not run, or a bad override.
     """
     path = Path(path)
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such directory; pass an artifact or checkpoint directory.")
     if (path / MANIFEST_NAME).is_file():
         manifest = Manifest.read(path)
+        decoding = manifest.decoding.override(decoding_overrides or {})
         graphs = open_graphs(path, manifest, device, threads)
-        return Engine(graphs, manifest.format, path, manifest.model_type, manifest)
+        return Engine(graphs, manifest.format, path, manifest.model_type, manifest, decoding=decoding)
     if (path / "config.json").is_file():
-        return _eager_engine(path, device, allow_new_weights)
+        return _eager_engine(path, device, allow_new_weights, decoding_overrides or {})
     raise ArtifactError(
         f"{path}: neither an artifact (no {MANIFEST_NAME}) nor a checkpoint (no config.json); "
         "pass a directory written by `profiler export` or a Hugging Face checkpoint."
     )
 
 
-def _eager_engine(path: Path, device: str, allow_new_weights: bool) -> Engine:
+def _eager_engine(
+    path: Path, device: str, allow_new_weights: bool, decoding_overrides: Mapping[str, object]
+) -> Engine:
     from transformers import AutoConfig
 
     from profiler.engines.eager import EagerGraphs
@@ -202,5 +216,6 @@ def _eager_engine(path: Path, device: str, allow_new_weights: bool) -> Engine:
     if not buckets:
         raise ArtifactError(f"{path}: the model takes none of the study's lengths; export it with --lengths.")
     spec = decoder_spec(config)
+    decoding = DecodingConfig.from_checkpoint(path, decoding_overrides)
     graphs = EagerGraphs(path, buckets, spec, device, allow_new_weights)
-    return Engine(graphs, "eager", path, config.model_type, new_weights=graphs.new_weights)
+    return Engine(graphs, "eager", path, config.model_type, new_weights=graphs.new_weights, decoding=decoding)

@@ -1,6 +1,6 @@
 """Run an artifact's graphs (ONNX Runtime or TorchScript) with numpy in, numpy out.
 
-Both runners expose the same three calls that :func:`profiler.engines.greedy.greedy_generate`
+Both runners expose the same three calls that :func:`profiler.engines.decoding.decode`
 drives, so the decoding loop is written once for every format.
 """
 

@@ -534,6 +534,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             buckets=engine.buckets,
             layout=engine.graphs.layout,
             global_attention=service.global_attention,
+            decoding=engine.decoding,
             truncate=settings.truncate,
             batching=Batching.model_validate(settings.model_dump(include=set(Batching.model_fields))),
             max_body_bytes=settings.max_body_bytes,

@@ -44,6 +44,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, Vali
 from profiler.api import Batching
 from profiler.artifact import MANIFEST_NAME, Format
 from profiler.attention_layout import GlobalAttention
+from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
 from profiler.loadgen.config import DECODE_KEYS, Arrival, IdleSeconds, InputLengths
 from profiler.modelinfo import decode_limit
@@ -76,6 +77,16 @@ def _run_id(run_id: str) -> str:
     return run_id
 
 
+def _decoding_fields(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides name generation settings the profiler runs (checked again, with the checkpoint's
+    own, when the server starts)."""
+    unknown = sorted(set(overrides) - set(DecodingConfig.model_fields))
+    if unknown:
+        known = ", ".join(DecodingConfig.model_fields)
+        raise ValueError(f"no generation setting named {', '.join(unknown)}; known: {known}")
+    return overrides
+
+
 #: A path relative to the config's folder.
 ConfigPath = Annotated[Path, BeforeValidator(_from_base)]
 
@@ -90,6 +101,10 @@ class ModelSpec(Strict):
     allow_new_weights: bool = False
     #: LED's global attention (``profiler serve --global-attention``); None: the server's default.
     global_attention: GlobalAttention | None = None
+    #: Overrides of the checkpoint's generation settings (``profiler serve --decoding``).
+    decoding: Annotated[dict[str, int | float | bool | str | None], AfterValidator(_decoding_fields)] = Field(
+        default_factory=dict
+    )
 
 
 class LoadSpec(Strict):

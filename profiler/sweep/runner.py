@@ -9,6 +9,7 @@ their ports free.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -218,6 +219,7 @@ class Sweep:
             args.append("--allow-new-weights")
         if model.global_attention is not None:
             args.append(f"--global-attention={model.global_attention}")
+        args += [f"--decoding={name}={json.dumps(value)}" for name, value in model.decoding.items()]
         try:
             return start_server(
                 artifact,
@@ -336,6 +338,7 @@ class Sweep:
                     mode=results.mode,
                     max_new_tokens=results.max_new_tokens,
                     global_attention=results.global_attention or info.global_attention,
+                    decoding=info.decoding,
                     load=LoadShape(
                         arrival=run.arrival,
                         concurrency=int(run.level) if run.arrival == "closed" else None,

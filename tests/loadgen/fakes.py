@@ -9,6 +9,7 @@ from typing import Any
 from profiler.api import Batching, EnergyInfo, EnergyShare, GenerateResponse, ServerInfo, Timings
 from profiler.attention_layout import EncoderLayout
 from profiler.client import ServerCallError
+from profiler.decoding_config import DecodingConfig
 from profiler.energy.baseline import IdleBaseline, per_query_energy
 from profiler.energy.meter import Measurement
 from profiler.energy.windows import WindowResult
@@ -35,6 +36,7 @@ INFO = ServerInfo(
     buckets=[1024, 2048, 3072, 4096],
     layout=EncoderLayout(attention="sliding_window", multiple=32, global_attention=True),
     global_attention="first",
+    decoding=DecodingConfig(),
     truncate=False,
     batching=Batching(),
     max_body_bytes=1 << 20,
