@@ -203,11 +203,14 @@ def _bigbird_random_blocks(attn: Any, length: int) -> np.ndarray:
 class _DecoderBase(nn.Module):
     """Shared decoder arithmetic: one new token per sequence, explicit caches."""
 
+    final_logits_bias: torch.Tensor
+
     def __init__(self, model: Any) -> None:
         super().__init__()
         self.decoder = base_model(model).decoder
         self.lm_head = model.lm_head
-        self.register_buffer("final_logits_bias", model.final_logits_bias.clone(), persistent=False)
+        # A view of the model's own buffer: both decoder graphs of a TorchScript module share it.
+        self.register_buffer("final_logits_bias", model.final_logits_bias[0], persistent=False)
         self.is_led = model.config.model_type == "led"
         self.heads = model.config.decoder_attention_heads
 
@@ -217,9 +220,12 @@ class _DecoderBase(nn.Module):
         return decoder.layernorm_embedding(hidden) if self.is_led else hidden
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The last position's logits. On a 2-D input with a bias, ``linear`` exports as one Gemm
+        that reads the (tied) embedding matrix as it is; ``lm_head`` on the 3-D hidden states would
+        export a transposed copy of it, a second copy of the largest weight."""
         if not self.is_led:
             hidden = self.decoder.layernorm_embedding(hidden)
-        return (self.lm_head(hidden) + self.final_logits_bias)[:, -1]
+        return nn.functional.linear(hidden[:, -1], self.lm_head.weight, self.final_logits_bias)
 
     def layer(
         self,

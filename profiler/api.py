@@ -55,6 +55,8 @@ class ServerInfo(Document):
         manifest: the artifact's manifest; None for an eager checkpoint.
         new_weights: parameters that do not come from the checkpoint's weights file (random or
             unused), served because the user allowed it; empty for a complete checkpoint.
+        resident_bytes: the server's resident memory (RSS) once warm-up has run every bucket: the
+            weights as loaded plus what running them allocated; None until warm-up ends. Units: bytes.
     """
 
     engine: str
@@ -71,6 +73,7 @@ class ServerInfo(Document):
     max_body_bytes: int
     manifest: Manifest | None
     new_weights: list[str]
+    resident_bytes: int | None = None
 
 
 class EnergyInfo(Document):

@@ -23,7 +23,8 @@ from profiler.errors import ProfilerError
 from profiler.validation import pydantic_problems
 
 #: 2: one dynamic-length encoder graph (``encoder``) and its ``layout``, instead of one graph per bucket.
-SCHEMA_VERSION = 2
+#: 3: one copy of the weights: ONNX graphs share :data:`ONNX_WEIGHTS`; TorchScript is one module.
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -36,8 +37,12 @@ class ArtifactError(ProfilerError):
     """An artifact that cannot be made, opened or run as asked; the message says what to do."""
 
 
-#: File suffix of a graph in each format.
-SUFFIXES: dict[Format, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+#: The profiler's ONNX graphs keep their weights here as external data, each tensor once, so the
+#: weights the graphs share (decoder, embeddings) are stored once and loaded once.
+ONNX_WEIGHTS = "weights.bin"
+#: The profiler's TorchScript artifact: one module whose methods ``encoder``, ``decoder_init`` and
+#: ``decoder_step`` (the manifest's field names) are the three graphs, sharing one set of weights.
+TORCHSCRIPT_MODULE = "model.pt"
 #: The files optimum-onnx writes for seq2seq generation with past: one dynamic encoder, the first
 #: decoder step, every later step.
 OPTIMUM_GRAPHS = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
@@ -45,12 +50,14 @@ OPTIMUM_GRAPHS = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past
 
 def encoder_graph(fmt: Format) -> str:
     """File of the profiler's encoder: one graph for every input length."""
-    return f"encoder{SUFFIXES[fmt]}"
+    return TORCHSCRIPT_MODULE if fmt == "torchscript" else "encoder.onnx"
 
 
 def decoder_graphs(fmt: Format) -> tuple[str, str]:
     """Files of the profiler's decoder graphs: the first step, and every later step."""
-    return f"decoder_init{SUFFIXES[fmt]}", f"decoder_step{SUFFIXES[fmt]}"
+    if fmt == "torchscript":
+        return TORCHSCRIPT_MODULE, TORCHSCRIPT_MODULE
+    return "decoder_init.onnx", "decoder_step.onnx"
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,15 @@ class Manifest(Document):
     parity_skipped: bool = False
     #: Max abs encoder difference allowed, times max(1, the reference's largest magnitude).
     parity_tolerance: float = 1e-3
+    #: Wall time of the export, parity included. Units: s.
     export_seconds: float = 0.0
+    #: The export's resident-memory high-water mark (VmHWM), parity included; None where the
+    #: system does not report it. Units: bytes.
+    export_peak_rss_bytes: int | None = None
+    #: The model's parameters times their dtype's size, each counted once (tied weights once): what
+    #: the artifact's files should not much exceed. Units: bytes.
+    weight_bytes: int = 0
+    #: Every file of the artifact but the manifest, by name. Units: bytes.
     file_sizes: dict[str, int] = Field(default_factory=dict)
     #: Parameters that did not come from the checkpoint's weights file (random or unused), exported
     #: only because ``--allow-new-weights`` said so; empty for a complete checkpoint.

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -16,12 +17,12 @@ import exporters.modules
 from exporters.attention import sliding_window_attention
 from exporters.export import ExportError, checkpoint_sha256, export
 from exporters.parity import check_parity, eager_generate, global_mask, parity_cases
-from profiler.artifact import FORMATS, SCHEMA_VERSION, Manifest
+from profiler.artifact import FORMATS, ONNX_WEIGHTS, SCHEMA_VERSION, TORCHSCRIPT_MODULE, Manifest
 from profiler.checkpoints import ARCHS
 from profiler.cli import app
 from profiler.decoding_config import DecodingConfig
 from profiler.engines.decoding import generate
-from profiler.engines.graphs import OnnxGraphs, load_graphs
+from profiler.engines.graphs import OnnxGraphs, TorchScriptGraphs, load_graphs
 from profiler.modelinfo import DEFAULT_LENGTHS
 
 BUCKETS = list(DEFAULT_LENGTHS)  # those of the `artifacts` fixture
@@ -47,13 +48,72 @@ def test_export_passes_parity_at_every_bucket(
         assert row.tokens_match
         assert row.max_abs_diff <= 1e-3
     assert not manifest.parity_skipped
-    suffix = ".onnx" if fmt == "onnx" else ".pt"
-    assert manifest.graph_files() == [f"decoder_init{suffix}", f"decoder_step{suffix}", f"encoder{suffix}"]
+    graph_files = {
+        "onnx": ["decoder_init.onnx", "decoder_step.onnx", "encoder.onnx"],
+        "torchscript": ["model.pt"],
+    }
+    assert manifest.graph_files() == graph_files[fmt]
     for name, size in manifest.file_sizes.items():
         assert (directory / name).stat().st_size == size
+    assert manifest.weight_bytes == sum(
+        p.numel() * 4 for p in AutoModelForSeq2SeqLM.from_pretrained(tiny_checkpoints[arch]).parameters()
+    )
+    assert manifest.export_peak_rss_bytes is not None
+    assert manifest.weight_bytes < manifest.export_peak_rss_bytes
     assert "torch" in manifest.versions
     assert ("opset" in manifest.versions) == (fmt == "onnx")
     assert AutoTokenizer.from_pretrained(directory)("a test").input_ids
+
+
+def _external_offsets(directory: Path, manifest: Manifest) -> dict[int, set[str]]:
+    """Offset in the weights file of every tensor the ONNX graphs keep there -> the graphs using it."""
+    users: dict[int, set[str]] = {}
+    for name in manifest.graph_files():
+        for tensor in onnx.load(str(directory / name), load_external_data=False).graph.initializer:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                where = {entry.key: entry.value for entry in tensor.external_data}
+                assert where["location"] == ONNX_WEIGHTS
+                users.setdefault(int(where["offset"]), set()).add(name)
+    return users
+
+
+def _constant_storages(method: Any) -> dict[int, int]:
+    """The tensors a frozen TorchScript method holds: storage address -> bytes."""
+    found = {}
+    for node in method.graph.findAllNodes("prim::Constant"):
+        if node.output().type().kind() == "TensorType":
+            storage = node.output().toIValue().untyped_storage()
+            found[storage.data_ptr()] = storage.nbytes()
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_artifact_stores_and_loads_one_copy_of_the_weights(
+    arch: str, fmt: str, artifacts: dict[str, Path]
+) -> None:
+    """The weights the graphs share (the decoder's in both decoder graphs, the tied embedding that
+    also makes the logits) are written once and loaded once; a second copy of any of them, such as
+    a transposed lm_head, would be over 5% of these models' weights."""
+    directory = artifacts[f"{arch}-{fmt}"]
+    manifest = Manifest.read(directory)
+    graphs = load_graphs(directory)
+    if fmt == "onnx":
+        assert isinstance(graphs, OnnxGraphs)
+        users = _external_offsets(directory, manifest)
+        assert max(len(names) for names in users.values()) == 3  # the embedding: every graph uses it
+        assert len(graphs.weights.values) == len(users)  # one OrtValue per tensor, for every session
+        stored = manifest.file_sizes[ONNX_WEIGHTS]
+    else:
+        assert isinstance(graphs, TorchScriptGraphs)
+        methods = [graphs.encoder, graphs.init, graphs.step]
+        loaded: dict[int, int] = {}
+        for method in methods:
+            loaded |= _constant_storages(method)
+        assert sum(loaded.values()) <= 1.05 * manifest.weight_bytes
+        stored = manifest.file_sizes[TORCHSCRIPT_MODULE]
+    assert stored <= 1.05 * manifest.weight_bytes
 
 
 @pytest.mark.integration

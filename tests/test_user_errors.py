@@ -94,7 +94,7 @@ def test_truncated_graph_is_named(
     command: str, fmt: str, artifacts: dict[str, Path], dataset: Path, tmp_path: Path
 ) -> None:
     artifact = Path(shutil.copytree(artifacts[fmt], tmp_path / "artifact"))
-    graph = artifact / ("decoder_step.onnx" if fmt == "onnx" else "decoder_step.pt")
+    graph = artifact / ("decoder_step.onnx" if fmt == "onnx" else "model.pt")
     graph.write_bytes(graph.read_bytes()[:3000])
     args = ["--port", "0"] if command == "serve" else ["--dataset", dataset]
     assert_user_error(invoke(command, artifact, *args), str(graph), "damaged", "export the artifact again")

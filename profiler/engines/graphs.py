@@ -81,12 +81,6 @@ class OnnxGraphs:
         self.decoder = manifest.decoder
         self.buckets = manifest.buckets
         self.io = GraphIO.of(manifest.graph_io, manifest.decoder.layers)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        # Idle ORT threads spin for a while by default, burning CPU (and joules) that the next
-        # piece of work on the machine would use; a profiler must not distort what it measures.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         chosen = providers or ["CPUExecutionProvider"]
         missing = [name for name in chosen if name not in ort.get_available_providers()]
         if missing:  # ONNX Runtime would warn and run on the CPU instead
@@ -96,9 +90,16 @@ class OnnxGraphs:
                 "build: pip uninstall -y onnxruntime && pip install -e '.[gpu]', or use --device cpu."
             )
         self.layout = manifest.layout
-        self.encoder = _onnx_session(directory / manifest.encoder, options, chosen)
-        self.init = _onnx_session(directory / manifest.decoder_init, options, chosen)
-        self.step = _onnx_session(directory / manifest.decoder_step, options, chosen)
+        #: The sessions run on its memory: it lives as long as they do.
+        self.weights = _SharedWeights()
+        self.encoder, self.init, self.step = (
+            _onnx_session(directory / name, self.weights, threads, spin, chosen, prepack)
+            for name, prepack in (
+                (manifest.encoder, False),
+                (manifest.decoder_init, False),
+                (manifest.decoder_step, True),
+            )
+        )
         self.providers: list[str] = self.init.get_providers()
         on_cuda = "CUDAExecutionProvider" in self.providers
         self.device_type = "cuda" if on_cuda else "cpu"
@@ -161,8 +162,74 @@ class OnnxGraphs:
         return _last_position(logits), presents
 
 
-def _onnx_session(path: Path, options: Any, providers: list[str]) -> Any:
-    """A session on ``providers[0]``, or an error naming the graph file that does not load.
+class _SharedWeights:
+    """The graphs' external data, each file mapped once and each tensor made an ``OrtValue`` once.
+
+    Given to every session as its initializers, they are one copy of the weights for all three
+    graphs: a session that loaded its own external data would hold its own copy of the weights it
+    shares with the others (the decoder's and the embeddings, in both decoder graphs).
+    """
+
+    def __init__(self) -> None:
+        self.files: dict[Path, np.ndarray] = {}
+        self.values: dict[tuple[Path, int], Any] = {}
+
+    def initializers(self, graph: Path) -> tuple[list[str], list[Any]]:
+        """Names and values of ``graph``'s external initializers.
+
+        Raises:
+            ArtifactError: the graph or the file holding its weights is damaged or missing.
+        """
+        import onnx
+        import onnxruntime as ort
+        from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
+
+        try:
+            model = onnx.load(str(graph), load_external_data=False)
+        except (OSError, DecodeError) as exc:
+            raise _damaged(graph, one_line(exc)) from exc
+        names, values = [], []
+        for tensor in model.graph.initializer:
+            if tensor.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            where = {entry.key: entry.value for entry in tensor.external_data}
+            path = graph.parent / where["location"]
+            key = (path, int(where.get("offset", 0)))
+            if key not in self.values:
+                dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+                data = self._file(path)[key[1] : key[1] + int(where["length"])]
+                try:
+                    array = data.view(dtype).reshape(tuple(tensor.dims))
+                except ValueError as exc:  # the file is shorter than the graph says
+                    raise _damaged(path, f"{tensor.name}: {exc}") from exc
+                self.values[key] = ort.OrtValue.ortvalue_from_numpy(array)
+            names.append(tensor.name)
+            values.append(self.values[key])
+        return names, values
+
+    def _file(self, path: Path) -> np.ndarray:
+        """``path`` mapped read-only: pages come from the page cache, shared with other processes
+        serving the same artifact."""
+        if path not in self.files:
+            try:
+                self.files[path] = np.memmap(path, dtype=np.uint8, mode="r")
+            except (OSError, ValueError) as exc:
+                raise _damaged(path, one_line(exc)) from exc
+        return self.files[path]
+
+
+def _damaged(path: Path, why: str) -> ArtifactError:
+    return ArtifactError(
+        f"{path}: damaged ONNX graph ({why}); export the artifact again (profiler export ... --overwrite)."
+    )
+
+
+def _onnx_session(
+    path: Path, weights: _SharedWeights, threads: int, spin: bool, providers: list[str], prepack: bool
+) -> Any:
+    """A session on ``providers[0]`` using the shared ``weights``, or an error naming the graph
+    file that does not load. ``prepack``: let ONNX Runtime pack the weights for its matmuls, a
+    copy of them owned by this session.
 
     Raises:
         ArtifactError: the file is damaged, or ONNX Runtime fell back from the provider asked
@@ -177,15 +244,24 @@ def _onnx_session(path: Path, options: Any, providers: list[str]) -> Any:
         NoSuchFile,
     )
 
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    # Idle ORT threads spin for a while by default, burning CPU (and joules) that the next
+    # piece of work on the machine would use; a profiler must not distort what it measures.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    # One copy of each weight for every session: add_initializer uses the shared OrtValue where
+    # add_external_initializers would copy it. Packed weights are a second copy, worth it only
+    # where a matmul reads every weight for one token: the decoder step (docs/exporting.md).
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    for name, value in zip(*weights.initializers(path), strict=True):
+        options.add_initializer(name, value)
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)
     except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
         # ONNX Runtime says "[ONNXRuntimeError] : 7 : ... Load model from PATH failed:WHY".
-        why = one_line(exc).rpartition("failed:")[2]
-        raise ArtifactError(
-            f"{path}: damaged ONNX graph ({why}); export the artifact again "
-            "(profiler export ... --overwrite)."
-        ) from exc
+        raise _damaged(path, one_line(exc).rpartition("failed:")[2]) from exc
     if providers[0] not in session.get_providers():
         raise ArtifactError(
             f"{path}: ONNX Runtime could not start {providers[0]} and would run on "
@@ -201,7 +277,7 @@ def _last_position(logits: np.ndarray) -> np.ndarray:
 
 
 class TorchScriptGraphs:
-    """TorchScript modules for every graph of an artifact, run under ``inference_mode``."""
+    """An artifact's TorchScript module, its three methods the graphs, run under ``inference_mode``."""
 
     def __init__(self, directory: Path, manifest: Manifest, device: str = "cpu") -> None:
         import torch
@@ -214,24 +290,18 @@ class TorchScriptGraphs:
         self.device_type = self.device.type
         self.providers: list[str] = []
 
-        def load(name: str) -> torch.jit.ScriptModule:
-            with warnings.catch_warnings():  # TorchScript is deprecated upstream, still supported
-                warnings.simplefilter("ignore", DeprecationWarning)
-                try:
-                    module: torch.jit.ScriptModule = torch.jit.load(
-                        str(directory / name), map_location=self.device
-                    )
-                except RuntimeError as exc:
-                    raise ArtifactError(
-                        f"{directory / name}: damaged TorchScript graph ({one_line(exc)}); export "
-                        "the artifact again (profiler export ... --overwrite)."
-                    ) from exc
-            return module.eval()
-
+        path = directory / manifest.encoder  # the one module, whose methods are the three graphs
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream, still supported
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                module = torch.jit.load(str(path), map_location=self.device).eval()
+            except RuntimeError as exc:
+                raise ArtifactError(
+                    f"{path}: damaged TorchScript graph ({one_line(exc)}); export the artifact again "
+                    "(profiler export ... --overwrite)."
+                ) from exc
         self.layout = manifest.layout
-        self.encoder = load(manifest.encoder)
-        self.init = load(manifest.decoder_init)
-        self.step = load(manifest.decoder_step)
+        self.encoder, self.init, self.step = module.encoder, module.decoder_init, module.decoder_step
 
     def _tensor(self, array: np.ndarray) -> object:
         return self.torch.from_numpy(array).to(self.device)

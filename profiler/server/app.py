@@ -21,6 +21,7 @@ from typing import Annotated, Any, NamedTuple
 
 import anyio
 import orjson
+import psutil  # type: ignore[import-untyped, unused-ignore]
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -213,6 +214,8 @@ class Service:
         )
         self.metrics.track_queue(self.batcher.depth)
         self.ready = False
+        #: Resident memory after warm-up (ServerInfo.resident_bytes); None until then.
+        self.resident_bytes: int | None = None
         self.stopping = threading.Event()
 
     def serve_forever(self) -> None:
@@ -221,6 +224,7 @@ class Service:
             self.batcher.run()
 
     def _ready(self) -> None:
+        self.resident_bytes = psutil.Process().memory_info().rss
         self.ready = True
 
     def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, EnergyShare]]:
@@ -540,6 +544,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             max_body_bytes=settings.max_body_bytes,
             manifest=engine.manifest,
             new_weights=engine.new_weights,
+            resident_bytes=service.resident_bytes,
         )
 
     @app.get(
