@@ -11,7 +11,7 @@ import sys
 
 #: Benchmark (its module in this package) -> what it measures.
 BENCHMARKS: dict[str, str] = {
-    "exporters": "eager PyTorch vs exported ONNX/TorchScript latency per bucket, as ratios",
+    "exporters": "eager PyTorch vs exported ONNX/TorchScript, small to large: ratios, FLOP/s vs matmul peak",
     "serving": "HTTP serving overhead over in-process calls, and dynamic batching efficiency",
     "overload": "10x the sustainable rate: cost of a 503, /healthz latency, goodput, recovery",
     "energy": "overhead of the power timeline and an open meter window on encoder throughput",

@@ -235,7 +235,11 @@ def export_command(
     out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write (new or empty).")],
     format_: Annotated[Format, typer.Option("--format", help="Graph format.")] = "onnx",
     lengths: Annotated[
-        str, typer.Option(help="Comma-separated bucket lengths in tokens: one encoder graph each.")
+        str,
+        typer.Option(
+            help="Comma-separated bucket lengths in tokens, each checked for parity; the largest is the "
+            "longest input served."
+        ),
     ] = "1024,2048,3072,4096",
     batch_sizes: Annotated[
         str,
