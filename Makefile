@@ -7,19 +7,32 @@ BIN := $(VENV)/bin
 # (or a CUDA one on a GPU machine); here pip's configured find-links already hold the CPU wheel.
 TORCH_VERSION := 2.13.0
 TORCH_INDEX ?=
+COMMA := ,
 STAMP := $(VENV)/.installed
+# The [optimum] extra pins transformers below 5 (optimum-onnx 0.1.0), so its route is tested in a
+# venv of its own; .venv keeps transformers 5.x.
+OPTIMUM_VENV := .venv-optimum
+OPTIMUM_STAMP := $(OPTIMUM_VENV)/.installed
 
-.PHONY: setup demo test test-unit lint format clean
+.PHONY: setup demo test test-unit test-optimum lint format clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# $(call make_venv,DIRECTORY,EXTRAS): a venv with torch first (the CPU wheel), then the project.
+define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=/path/to/python3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(1)/bin/python -m pip install --quiet -e '.[$(2)]'
+	touch $(1)/.installed
+endef
+
+$(STAMP): pyproject.toml Makefile
+	$(call make_venv,$(VENV),dev)
+
+$(OPTIMUM_STAMP): pyproject.toml Makefile
+	$(call make_venv,$(OPTIMUM_VENV),dev$(COMMA)optimum)
 
 demo: setup
 	$(BIN)/profiler demo
@@ -32,6 +45,11 @@ test: setup
 # The unit tests only: in-process, a couple of minutes.
 test-unit: setup
 	$(BIN)/python -m pytest
+
+# The tests marked `optimum` (the [optimum] extra's export route), in .venv-optimum; `make test`
+# skips them, saying so, where the extra is not installed.
+test-optimum: $(OPTIMUM_STAMP)
+	$(OPTIMUM_VENV)/bin/python -m pytest -m optimum
 
 lint: setup
 	$(BIN)/ruff check .
@@ -49,4 +67,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OPTIMUM_VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -12,11 +12,13 @@ import ctypes
 import gc
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ from exporters.modules import (
     EncoderGraph,
     check_eval_random_blocks,
 )
-from exporters.optimum_route import export_with_optimum, optimum_supports
+from exporters.optimum_route import INSTALL as OPTIMUM_INSTALL
+from exporters.optimum_route import export_with_optimum, optimum_installed, optimum_supports
 from profiler.artifact import (
     FORMATS,
     ONNX_WEIGHTS,
@@ -57,9 +60,44 @@ from profiler.checkpoints import load_model
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import file_in_the_way
 from profiler.modelinfo import DEFAULT_LENGTHS, decoder_spec, encoder_layout, max_input_length
-from profiler.workload import load_tokenizer
+from profiler.workload import load_tokenizer, save_tokenizer
 
 ONNX_OPSET = 17
+
+#: Lines transformers logs or warns while an export traces and checks the graphs that ask nothing
+#: of the user (message beginnings); dropped for the export's duration. Loading warnings (weights
+#: that would be random or unused) are never among them.
+HARMLESS_LOG_LINES = (
+    # BigBird pads each parity input to its block, as the layout does (docs/exporting.md).
+    "Input ids are automatically padded",
+    # transformers 5.x, while tracing: seq2seq configs name no loss, and nothing is trained here.
+    "`loss_type=None` was set in the config but it is unrecognized",
+    "`is_gradient_checkpointing` is deprecated",
+    # torch.onnx: slices it cannot fold into constants are computed at run time, as intended.
+    "Constant folding",
+)
+
+
+class _HarmlessLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(HARMLESS_LOG_LINES)
+
+
+@contextlib.contextmanager
+def _without_harmless_lines() -> Iterator[None]:
+    """Drop :data:`HARMLESS_LOG_LINES` from transformers' log handlers and from warnings."""
+    handlers = logging.getLogger("transformers").handlers
+    harmless = _HarmlessLines()
+    for handler in handlers:
+        handler.addFilter(harmless)
+    try:
+        with warnings.catch_warnings():
+            for line in HARMLESS_LOG_LINES:
+                warnings.filterwarnings("ignore", message=re.escape(line))
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(harmless)
 
 
 class ExportError(ArtifactError):
@@ -80,8 +118,9 @@ def checkpoint_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def read_model_type(checkpoint: Path) -> str:
-    """The checkpoint's ``model_type``, with errors that say what was wrong."""
+def read_model_type(checkpoint: Path, format_: Format) -> str:
+    """The checkpoint's ``model_type``, refused in one line that says what to do when ``format_``
+    cannot export it."""
     if not checkpoint.is_dir():
         raise ExportError(f"{checkpoint}: no such directory; pass a Hugging Face checkpoint directory.")
     config_path = checkpoint / "config.json"
@@ -92,11 +131,25 @@ def read_model_type(checkpoint: Path) -> str:
     except (OSError, json.JSONDecodeError) as exc:
         raise ExportError(f"{config_path}: unreadable ({exc}).") from exc
     model_type = str(config.get("model_type", ""))
-    if model_type not in SUPPORTED_MODEL_TYPES and not optimum_supports(model_type):
+    if model_type in SUPPORTED_MODEL_TYPES:
+        return model_type
+    named = f"{checkpoint}: model type {model_type or 'unknown'!r}"
+    supported = ", ".join(SUPPORTED_MODEL_TYPES)
+    if format_ == "torchscript":
         raise ExportError(
-            f"{checkpoint}: model type {model_type or 'unknown'!r} is not supported; supported: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)} (ONNX and TorchScript), and for ONNX the seq2seq "
-            "models optimum-onnx exports (e.g. bart, t5, pegasus, marian)."
+            f"{named}: TorchScript export supports {supported}; "
+            "export other seq2seq models with --format onnx (through optimum-onnx)."
+        )
+    others = "seq2seq models optimum-onnx exports (e.g. bart, t5, pegasus, marian)"
+    if not optimum_installed():
+        raise ExportError(
+            f"{named} is not supported without optimum-onnx, which is not installed (supported now: "
+            f"{supported}); for the other {others}: {OPTIMUM_INSTALL}."
+        )
+    if not optimum_supports(model_type):
+        raise ExportError(
+            f"{named} is not supported; supported: {supported} (ONNX and TorchScript), and for ONNX "
+            f"the {others}."
         )
     return model_type
 
@@ -459,12 +512,7 @@ def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     format_: Format = "onnx" if fmt == "onnx" else "torchscript"
-    rewritten = read_model_type(checkpoint) in SUPPORTED_MODEL_TYPES
-    if not rewritten and format_ == "torchscript":
-        raise ExportError(
-            f"TorchScript export supports {', '.join(SUPPORTED_MODEL_TYPES)}; "
-            "export other seq2seq models with --format onnx (through optimum-onnx)."
-        )
+    rewritten = read_model_type(checkpoint, format_) in SUPPORTED_MODEL_TYPES
     _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
     _reset_peak_rss()
@@ -479,12 +527,11 @@ def export(
         export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
         # no_grad: a trace with autograd on keeps every activation of its example pass for a
         # backward that never comes (measured: 1.1 GB for LED base's encoder at 1,024 tokens).
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _without_harmless_lines():
             # Expected while tracing static-shape graphs: branches on constant buffer shapes, and
-            # the exporters' notes on deprecated entry points and unfoldable slices.
+            # the exporters' notes on deprecated entry points.
             warnings.simplefilter("ignore", TracerWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.filterwarnings("ignore", message="Constant folding")
             if rewritten:
                 check_eval_random_blocks(model, lengths)
                 graphs = export_graphs(model, min(lengths), max(batch_sizes), staging)
@@ -493,7 +540,7 @@ def export(
                 weights = _WeightsFile(staging)
                 for name in OPTIMUM_GRAPHS:
                     weights.take(staging / name)
-        tokenizer.save_pretrained(staging)
+        save_tokenizer(tokenizer, staging)
         manifest = Manifest(
             format=format_,
             model_type=model.config.model_type,
@@ -514,7 +561,8 @@ def export(
         if not skip_parity:
             from exporters.parity import check_parity, failed_parity_message
 
-            parity = check_parity(model, staging, manifest, new_tokens)
+            with _without_harmless_lines():
+                parity = check_parity(model, staging, manifest, new_tokens)
             if not all(row.passed for row in parity):
                 raise ExportError(failed_parity_message(parity, manifest.parity_tolerance))
         sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()}

@@ -4,6 +4,10 @@ Their attention does not depend on the sequence length's layout (full attention,
 needed), so optimum's dynamic encoder serves every length, which parity then checks. optimum's graphs follow
 its own file and input/output names (both in :mod:`profiler.artifact`); the manifest records
 ``graph_io = "optimum"`` and the ONNX runner feeds the graphs by those names.
+
+optimum and optimum-onnx are the ``[optimum]`` extra, not core dependencies: optimum-onnx pins
+transformers below 5, which LED and BigBird-Pegasus do not need. Serving an artifact written here
+needs neither (ONNX Runtime runs it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,18 @@ from profiler.artifact import OPTIMUM_GRAPHS
 
 #: The optimum task whose three graphs match the profiler's encoder / init / step contract.
 TASK = "text2text-generation-with-past"
+
+#: How to install this route; an export that needs it says so when it is missing.
+INSTALL = "pip install 'long-context-profiler[optimum]' (in a checkout: pip install -e '.[optimum]')"
+
+
+def optimum_installed() -> bool:
+    """Whether the ``[optimum]`` extra (optimum with optimum-onnx's exporter) can be imported."""
+    try:
+        import optimum.exporters.onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def optimum_supports(model_type: str) -> bool:

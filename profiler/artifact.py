@@ -24,7 +24,8 @@ from profiler.validation import pydantic_problems
 
 #: 2: one dynamic-length encoder graph (``encoder``) and its ``layout``, instead of one graph per bucket.
 #: 3: one copy of the weights: ONNX graphs share :data:`ONNX_WEIGHTS`; TorchScript is one module.
-SCHEMA_VERSION = 3
+#: 4: ``decoding.max_length`` is null when unset; 20 is 20 tokens in all, as transformers 5.x reads it.
+SCHEMA_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)

@@ -9,8 +9,10 @@ arguments always write byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -20,6 +22,7 @@ from tokenizers.trainers import BpeTrainer
 
 from profiler.errors import ProfilerError, file_in_the_way, one_line
 from profiler.textgen import corpus
+from profiler.workload import save_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
@@ -304,6 +307,24 @@ def _make_model(config: PretrainedConfig, seed: int) -> PreTrainedModel:
     return model
 
 
+@contextlib.contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off for one load or save, its warnings left as they are.
+
+    transformers 5.x draws a bar for every model it loads or saves ("Loading weights", "Writing
+    model shards"): noise in the CLI's output and in server logs, for a local file read in moments.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A loaded model and the parameters that do not come from its weights file (allowed, recorded)."""
@@ -331,9 +352,10 @@ def load_model(directory: Path, allow_new_weights: bool = False) -> LoadedModel:
     from transformers import AutoModelForSeq2SeqLM
 
     try:
-        model, info = AutoModelForSeq2SeqLM.from_pretrained(
-            directory, local_files_only=True, output_loading_info=True
-        )
+        with quiet_progress_bars():
+            model, info = AutoModelForSeq2SeqLM.from_pretrained(
+                directory, local_files_only=True, output_loading_info=True
+            )
     except SafetensorError as exc:
         names = sorted(path.name for path in directory.glob("*.safetensors"))
         where = directory / names[0] if len(names) == 1 else directory
@@ -448,8 +470,9 @@ def build_checkpoint(
         raise CheckpointError(
             f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
         ) from exc
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    with quiet_progress_bars():
+        model.save_pretrained(out_dir, safe_serialization=True)
+    save_tokenizer(tokenizer, out_dir)
     return BuiltCheckpoint(
         path=out_dir,
         arch=valid_arch,

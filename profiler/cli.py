@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -113,8 +112,6 @@ def main(
     ] = False,
 ) -> None:
     """Entry point; the subcommands do the work."""
-    # transformers' info-level notes (e.g. about loss types) are noise for a profiler's user.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 #: `export` and `serve` share it: the same parameters are refused, or allowed and recorded, by both.

@@ -22,8 +22,8 @@ from profiler.validation import pydantic_problems
 if TYPE_CHECKING:
     from transformers import GenerationConfig
 
-#: transformers' "unset" max_length: it then means 20 new tokens, not 20 in all.
-UNSET_MAX_LENGTH = 20
+#: New tokens when neither ``max_length`` nor ``max_new_tokens`` is set: transformers' default.
+DEFAULT_NEW_TOKENS = 20
 #: GenerationConfig settings that change tokens and that :func:`decode` does not run; refused when
 #: not at transformers' default, rather than silently ignored.
 UNSUPPORTED = (
@@ -55,8 +55,9 @@ class DecodingConfig(Document):
     :class:`~profiler.artifact.DecoderSpec`. The defaults are transformers' own: plain greedy.
     """
 
-    #: Longest output, decoder start token included (transformers counts it).
-    max_length: int = Field(default=UNSET_MAX_LENGTH, ge=1)
+    #: Longest output, decoder start token included (transformers counts it); None: unset, then
+    #: :data:`DEFAULT_NEW_TOKENS` new tokens.
+    max_length: int | None = Field(default=None, ge=1)
     #: Takes precedence over ``max_length`` when set.
     max_new_tokens: int | None = Field(default=None, ge=0)
     #: ``eos`` is blocked while the output, start token included, is shorter.
@@ -77,8 +78,8 @@ class DecodingConfig(Document):
         """The new-token limit ``generate()`` uses when a call gives none."""
         if self.max_new_tokens is not None:
             return self.max_new_tokens
-        if self.max_length == UNSET_MAX_LENGTH:
-            return UNSET_MAX_LENGTH
+        if self.max_length is None:
+            return DEFAULT_NEW_TOKENS
         return self.max_length - 1
 
     @property
@@ -141,7 +142,9 @@ class DecodingConfig(Document):
             return default if value is None else value
 
         fields = {
-            "max_length": given("max_length", UNSET_MAX_LENGTH),
+            # Unset: None in transformers 5.x. 4.57's default is 20, and its generate() reads a
+            # max_length of 20, even one set explicitly, as unset.
+            "max_length": None if generation.max_length == defaults.max_length else generation.max_length,
             "max_new_tokens": generation.max_new_tokens,
             "min_length": given("min_length", 0),
             "min_new_tokens": generation.min_new_tokens,
@@ -168,14 +171,17 @@ class DecodingConfig(Document):
         Raises:
             DecodingError: see :meth:`from_generation_config`; or neither file is readable.
         """
-        from transformers import AutoConfig, GenerationConfig
+        from transformers import GenerationConfig
 
         try:
             if (directory / "generation_config.json").is_file():
                 generation = GenerationConfig.from_pretrained(directory, local_files_only=True)
             else:
-                config = AutoConfig.from_pretrained(directory, local_files_only=True)
-                generation = GenerationConfig.from_model_config(config)
+                # config.json read as the model's from_pretrained reads it when there is no
+                # generation_config.json (transformers 5.x's AutoConfig drops generation settings).
+                generation = GenerationConfig.from_pretrained(
+                    directory, "config.json", local_files_only=True, _from_model_config=True
+                )
         except (OSError, ValueError) as exc:
             raise DecodingError(f"{directory}: unreadable generation settings ({exc}).") from exc
         try:

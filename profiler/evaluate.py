@@ -91,7 +91,7 @@ def local_target(
                 Job(item.ids, "generate", max_new_tokens, global_tokens=item.global_tokens) for item in batch
             ]
             outcomes = engine.run(jobs)
-            texts += [tokenizer.decode(o.output_ids, skip_special_tokens=True) for o in outcomes]
+            texts += tokenizer.batch_decode([o.output_ids for o in outcomes], skip_special_tokens=True)
         return texts
 
     model = Path(engine.manifest.source_path if engine.manifest else engine.source).name

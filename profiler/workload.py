@@ -163,6 +163,25 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+#: The class name transformers 5.x writes for a tokenizer built from a ``tokenizers`` object, and
+#: the alias of it that 4.57 (which the ``[optimum]`` extra installs) loads too.
+_BACKEND_CLASS, _PORTABLE_CLASS = "TokenizersBackend", "PreTrainedTokenizerFast"
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
+    """``save_pretrained``, naming the class so that every transformers this project supports loads it.
+
+    transformers 5.x saves a fast tokenizer as ``TokenizersBackend``, a class 4.57 does not know.
+    """
+    tokenizer.save_pretrained(directory)
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("tokenizer_class") == _BACKEND_CLASS:
+        config["tokenizer_class"] = _PORTABLE_CLASS
+        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        config_path.write_text(text, encoding="utf-8")
+
+
 def token_count(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
     """Tokens the model sees for ``text``, special tokens included."""
     return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])

@@ -15,6 +15,18 @@ from profiler.checkpoints import ARCHS, build_checkpoint
 from profiler.modelinfo import DEFAULT_LENGTHS
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the ``optimum``-marked tests, saying where they run, where the extra is not installed."""
+    from exporters.optimum_route import optimum_installed
+
+    if not any(item.get_closest_marker("optimum") for item in items) or optimum_installed():
+        return
+    skip = pytest.mark.skip(reason="needs the [optimum] extra; `make test-optimum` runs it in .venv-optimum")
+    for item in items:
+        if item.get_closest_marker("optimum"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One tiny checkpoint directory per architecture."""

@@ -29,8 +29,7 @@ EXPECTED_FILES = {
     "generation_config.json",
     "tokenizer.json",
     "tokenizer_config.json",
-    "special_tokens_map.json",
-}
+}  # transformers 4.x also writes special_tokens_map.json; 5.x keeps those tokens in tokenizer_config.json
 
 
 def _random_ids(vocab_size: int, length: int, seed: int = 0) -> torch.Tensor:
@@ -42,6 +41,11 @@ def _random_ids(vocab_size: int, length: int, seed: int = 0) -> torch.Tensor:
 def test_checkpoint_loads_offline_and_generates(arch: str, tiny_checkpoints: dict[str, Path]) -> None:
     path = tiny_checkpoints[arch]
     assert {p.name for p in path.iterdir()} >= EXPECTED_FILES
+    # A class every supported transformers loads (5.x would write "TokenizersBackend", unknown to 4.57).
+    assert (
+        json.loads((path / "tokenizer_config.json").read_text())["tokenizer_class"]
+        == "PreTrainedTokenizerFast"
+    )
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()
     assert model.config.model_type == {"led": "led", "bigbird-pegasus": "bigbird_pegasus"}[arch]

@@ -8,6 +8,7 @@ and block-sparse at 200.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,9 @@ from profiler.modelinfo import decoder_spec
 
 #: (arch, input tokens): LED's sliding window, BigBird-Pegasus full and block-sparse.
 INPUTS = [("led", 64), ("bigbird-pegasus", 64), ("bigbird-pegasus", 200)]
-#: Added to the eos logit where a case needs eos to compete (min_length, beams ending early):
-#: tuned on the tiny checkpoints so that plain decoding ends rows within a few tokens.
-EOS_BIAS = 5.0
+#: Added to the eos logit, per model type, where a case needs eos to compete (min_length, beams
+#: ending early): tuned on the tiny checkpoints so that plain decoding ends rows within a few tokens.
+EOS_BIAS = {"led": 7.0, "bigbird_pegasus": 5.0}
 #: Stands for the model's own eos id in a case's settings.
 EOS = "eos"
 
@@ -78,12 +79,15 @@ def with_generation_config(source: Path, directory: Path, settings: dict[str, An
     return directory
 
 
-def load(directory: Path, eos_bias: float = 0.0) -> EagerGraphs:
-    """The eager runner on ``directory``; its model is the reference too, so both see the bias."""
+def load(directory: Path, eos_bias: bool = False) -> EagerGraphs:
+    """The eager runner on ``directory``, with :data:`EOS_BIAS` if ``eos_bias``; its model is the
+    reference too, so both see the bias."""
     config = AutoConfig.from_pretrained(directory)
     graphs = EagerGraphs(directory, [1024], decoder_spec(config))
     with torch.no_grad():
-        graphs.model.final_logits_bias[0, config.eos_token_id] += eos_bias
+        graphs.model.final_logits_bias[0, config.eos_token_id] += (
+            EOS_BIAS[config.model_type] if eos_bias else 0
+        )
     return graphs
 
 
@@ -136,7 +140,7 @@ def test_decode_matches_generate_with_the_checkpoints_settings(
 ) -> None:
     settings, needs_eos = CASES[case]
     directory = with_generation_config(tiny_checkpoints[arch], tmp_path / arch, settings)
-    graphs = load(directory, EOS_BIAS if needs_eos else 0.0)
+    graphs = load(directory, eos_bias=needs_eos)
     input_ids, mask = batch(graphs.decoder, length)
     config = DecodingConfig.from_checkpoint(directory)
 
@@ -153,7 +157,7 @@ def test_beam_search_ends_hypotheses_early_as_generate_does(
 ) -> None:
     """Finished beams compete with running ones (length penalty, early-stop heuristic)."""
     settings = {"num_beams": 4, "max_length": 30, "length_penalty": 0.5}
-    graphs = load(with_generation_config(tiny_checkpoints["led"], tmp_path / "led", settings), EOS_BIAS)
+    graphs = load(with_generation_config(tiny_checkpoints["led"], tmp_path / "led", settings), eos_bias=True)
     input_ids, mask = batch(graphs.decoder, 64)
     config = DecodingConfig.from_checkpoint(tmp_path / "led")
     tokens = produced(graphs, input_ids, mask, config, config.default_max_new_tokens)
@@ -190,16 +194,22 @@ class ListCaches:
 
     def decoder_init(self, input_ids: np.ndarray, hidden: np.ndarray, mask: np.ndarray) -> Any:
         logits, past, cross = self.graphs.decoder_init(input_ids, hidden, mask)
-        return logits, [array.numpy() for layer in past.to_legacy_cache() for array in layer], cross
+        return logits, _arrays(past), cross
 
     def decoder_step(
         self, input_ids: np.ndarray, position: int, mask: np.ndarray, past: Any, cross: Any
     ) -> Any:
         tensors = [torch.from_numpy(array) for array in past]
-        layers: Any = [tuple(tensors[i : i + 4]) for i in range(0, len(tensors), 4)]
-        cache = EncoderDecoderCache.from_legacy_cache(layers)
+        # Per layer: self-attention key and value, cross-attention key and value.
+        cache = EncoderDecoderCache([tuple(tensors[i : i + 4]) for i in range(0, len(tensors), 4)])
         logits, past = self.graphs.decoder_step(input_ids, position, mask, cache, cross)
-        return logits, [array.numpy() for layer in past.to_legacy_cache() for array in layer]
+        return logits, _arrays(past)
+
+
+def _arrays(cache: Any) -> list[np.ndarray]:
+    """An EncoderDecoderCache as per-layer arrays, in the order its constructor takes them back."""
+    layers = zip(cache.self_attention_cache.layers, cache.cross_attention_cache.layers, strict=True)
+    return [t.numpy() for own, cross in layers for t in (own.keys, own.values, cross.keys, cross.values)]
 
 
 def test_beam_search_reorders_per_layer_array_caches(
@@ -207,7 +217,7 @@ def test_beam_search_reorders_per_layer_array_caches(
 ) -> None:
     settings = {"num_beams": 4, "max_length": 20, "no_repeat_ngram_size": 2}
     directory = with_generation_config(tiny_checkpoints["led"], tmp_path / "led", settings)
-    graphs = load(directory, EOS_BIAS)
+    graphs = load(directory, eos_bias=True)
     input_ids, mask = batch(graphs.decoder, 64)
     config = DecodingConfig.from_checkpoint(directory)
     hidden = encoded(graphs, input_ids, mask)
@@ -228,9 +238,11 @@ def test_without_generation_config_the_model_configs_settings_hold(
     assert DecodingConfig.from_checkpoint(directory) == DecodingConfig()
     assert DecodingConfig().default_max_new_tokens == 20
 
-    config = AutoConfig.from_pretrained(directory)
+    # Written as an older transformers wrote it: 5.x refuses to save generation settings in config.json.
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
     config.update({"no_repeat_ngram_size": 2, "min_length": 3, "num_beams": 2})
-    config.save_pretrained(directory)
+    config_path.write_text(json.dumps(config))
     decoding = DecodingConfig.from_checkpoint(directory)
     assert decoding == DecodingConfig(no_repeat_ngram_size=2, min_length=3, num_beams=2)
     graphs = load(directory)

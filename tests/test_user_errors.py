@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,6 +205,33 @@ def test_sweep_reports_an_export_error_as_a_user_error(tmp_path: Path) -> None:
         "[load]\ninput_lengths = [1024]\nconcurrency = [1]\nstage_seconds = 1\n"
     )
     assert_user_error(invoke("sweep", config), "model type 'bert' is not supported")
+
+
+@pytest.fixture
+def without_optimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """optimum cannot be imported, as where the [optimum] extra is not installed (here or not)."""
+    for name in [name for name in sys.modules if name == "optimum" or name.startswith("optimum.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "optimum", None)
+
+
+@pytest.mark.usefixtures("without_optimum")
+def test_the_optimum_route_without_the_extra_names_what_to_install(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "bart"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"model_type": "bart"}')
+    assert_user_error(
+        invoke("export", checkpoint, "-o", tmp_path / "art"),
+        "model type 'bart' is not supported without optimum-onnx, which is not installed",
+        "pip install 'long-context-profiler[optimum]'",
+        "pip install -e '.[optimum]'",
+    )
+    # TorchScript is refused for what it is, with or without the extra.
+    assert_user_error(
+        invoke("export", checkpoint, "--format", "torchscript", "-o", tmp_path / "art"),
+        "TorchScript export supports led, bigbird_pegasus",
+    )
+    assert listing(tmp_path) == ["bart", "bart/config.json"]
 
 
 @pytest.mark.parametrize("option", ["--workdir", "--output-dir"])

@@ -3,7 +3,10 @@ is refused unless allowed (then recorded), and BigBird's attention mode does not
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from exporters.export import HARMLESS_LOG_LINES
 from profiler.checkpoints import CheckpointError, load_model, restore_attention_type
 from profiler.engines.eager import EagerGraphs
 from profiler.engines.engine import load_engine
@@ -72,6 +76,30 @@ def test_an_export_with_new_weights_records_them(incomplete_led: Path, tmp_path:
     )
     assert manifest.new_weights == [f"{DROPPED} (random)", "led.encoder.not_a_layer.weight (unused)"]
     assert load_engine(tmp_path / "allowed").new_weights == manifest.new_weights
+
+
+@pytest.mark.integration
+def test_transformers_loading_warnings_reach_the_user_without_progress_bars(
+    incomplete_led: Path, tmp_path: Path
+) -> None:
+    """The CLI never quiets transformers' loading warnings (a random parameter is the user's to
+    see), only its progress bars; run as a user runs it, in a process of its own."""
+    env = {name: value for name, value in os.environ.items() if name != "TRANSFORMERS_VERBOSITY"}
+    args = ["export", str(incomplete_led), "--format", "torchscript", "--allow-new-weights", "--skip-parity"]
+    args += ["--lengths", "1024"]
+    result = subprocess.run(
+        [sys.executable, "-m", "profiler", *args, "-o", str(tmp_path / "art")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "newly initialized" in result.stderr  # transformers' own words, 4.57 and 5.x alike
+    assert DROPPED in result.stderr
+    assert "Loading weights" not in result.stderr
+    assert "it/s" not in result.stderr
+    assert not [line for line in HARMLESS_LOG_LINES if line in result.stderr]
 
 
 @pytest.fixture

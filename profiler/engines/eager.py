@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,6 +42,7 @@ class EagerGraphs:
         self.buckets = buckets
         self.decoder = decoder
         self.layout = encoder_layout(self.model.config)
+        self.cache_keyword = cache_keyword(self.model)
 
     def _tensor(self, array: np.ndarray) -> Any:
         return self.torch.from_numpy(array).to(self.device)
@@ -82,7 +84,16 @@ class EagerGraphs:
                 encoder_outputs=(hidden,),
                 attention_mask=self._tensor(attention_mask),
                 decoder_input_ids=self._tensor(input_ids),
-                past_key_values=past,
                 use_cache=True,
+                **{self.cache_keyword: past},
             )
-        return output.logits[:, -1].float().cpu().numpy(), output.past_key_values
+        return output.logits[:, -1].float().cpu().numpy(), output[self.cache_keyword]
+
+
+def cache_keyword(model: Any) -> str:
+    """The name the model's ``forward`` takes, and its output returns, the KV cache by.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old keyword is deprecated); 4.57,
+    which the ``[optimum]`` extra installs, knows only ``past_key_values``.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
