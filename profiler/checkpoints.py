@@ -39,8 +39,16 @@ SIZES: tuple[Size, ...] = get_args(Size)
 
 #: Longest input, in tokens, that every checkpoint built here accepts (the study's largest length).
 MAX_INPUT_TOKENS = 4096
-#: Standard deviation of the random weights (see :func:`model_config`).
+#: Standard deviation of the tiny and small shapes' random weights: wider than transformers'
+#: default 0.02, with which greedy output repeats one token whatever the input, so that parity
+#: has something to catch.
 INIT_STD = 0.3
+#: The published shapes' weights have a standard deviation of this over sqrt(d_model): 0.3 at
+#: their widths makes a random model chaotic (a 1e-6 change to LED base's input embeddings reaches
+#: 2.0 at its encoder's output, measured), so no two correct implementations, each rounding its
+#: own way, agree. With this gain the same change stays below 1e-3 through every layer of LED base
+#: and large and BigBird-Pegasus large (measured), as in a trained model.
+PUBLISHED_INIT_GAIN = 2.2
 #: Longest decoder sequence: covers ``forward`` mode targets and long generations.
 MAX_TARGET_TOKENS = 1024
 
@@ -81,6 +89,13 @@ class ModelShape:
     attention: SlidingWindow | BlockSparse
     #: Rows of the encoder's position table: the longest input.
     max_input_tokens: int = MAX_INPUT_TOKENS
+    #: Standard deviation of the random weights; None: :data:`PUBLISHED_INIT_GAIN` / sqrt(d_model).
+    init_std: float | None = INIT_STD
+
+    @property
+    def weight_std(self) -> float:
+        """The random weights' standard deviation (:attr:`init_std`, or width-scaled)."""
+        return PUBLISHED_INIT_GAIN / self.d_model**0.5 if self.init_std is None else self.init_std
 
 
 # tiny and small: the same dimensions for both architectures, so the two compare like for like.
@@ -114,6 +129,7 @@ _LED_BASE = ModelShape(
     corpus_paragraphs=16000,
     attention=SlidingWindow(1024),
     max_input_tokens=16384,
+    init_std=None,
 )
 
 #: The shape of each (architecture, size) that exists. base and large are the published models'
@@ -137,6 +153,7 @@ SHAPES: dict[tuple[Arch, Size], ModelShape] = {
         corpus_paragraphs=32000,
         attention=BlockSparse(block_size=64, random_blocks=3),
         max_input_tokens=4096,
+        init_std=None,
     ),
 }
 
@@ -260,9 +277,7 @@ def model_config(shape: ModelShape, tokenizer: PreTrainedTokenizerFast) -> Pretr
         "decoder_ffn_dim": shape.ffn_dim,
         "pad_token_id": tokenizer.pad_token_id,
         "eos_token_id": tokenizer.eos_token_id,
-        # Wider than transformers' default 0.02: with it, greedy output depends on the input
-        # instead of repeating one token, so generation parity checks have something to catch.
-        "init_std": INIT_STD,
+        "init_std": shape.weight_std,
     }
     attention = shape.attention
     if isinstance(attention, SlidingWindow):

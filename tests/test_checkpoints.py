@@ -236,3 +236,13 @@ def test_base_led_builds_loads_and_generates(tmp_path: Path) -> None:
         output = model.generate(**encoded, max_new_tokens=4, min_new_tokens=4, do_sample=False)
     assert output.shape == (1, 5)
     assert output[0, 0].item() == model.config.decoder_start_token_id
+    # Not chaotic: a change at rounding's scale stays there, so an exported graph can match it.
+    ids = torch.randint(5, model.config.vocab_size, (1, 1024), generator=torch.Generator().manual_seed(0))
+    encoder = model.get_encoder()
+    with torch.inference_mode():
+        embedded = encoder.embed_tokens(ids)
+        outputs = [
+            encoder(inputs_embeds=embedded + noise, attention_mask=torch.ones_like(ids)).last_hidden_state
+            for noise in (0, 1e-6 * torch.randn(embedded.shape, generator=torch.Generator().manual_seed(1)))
+        ]
+    assert (outputs[0] - outputs[1]).abs().max().item() < 1e-3
