@@ -15,10 +15,11 @@ export, padded as :class:`~profiler.attention_layout.EncoderLayout` pads it, aga
 padded to 2,048 tokens (mask 0 beyond it), which is what a 2,048-token bucket would run.
 
 Roofline: each cell's FLOPs divided by its median time, as a share of the machine's fp32 matmul
-peak measured at the start of the run (the better of torch and numpy on square matrices). FLOPs are
-counted from the config and the feeds the export is given: matmuls only, 2 per multiply-add (the
-softmaxes, norms and gathers left out cost little and run nowhere near peak), per document, with
-``n`` the padded width, ``d`` the model width, ``f`` the FFN width, ``L`` the layers:
+peak measured at the start and at the end of the run (the best of torch and numpy on square
+matrices, at both). FLOPs are counted from the config and the feeds the export is given: matmuls
+only, 2 per multiply-add (the softmaxes, norms and gathers left out cost little and run nowhere
+near peak), per document, with ``n`` the padded width, ``d`` the model width, ``f`` the FFN width,
+``L`` the layers:
 
 - encoder, per layer: ``8nd^2`` (query, key, value, output) + ``4ndf`` (FFN) + the attention as
   the exported graph computes it:
@@ -125,6 +126,18 @@ def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str,
             best = min(best, time.perf_counter() - started)
         peaks[name] = 2 * size**3 / best / 1e9
     return peaks
+
+
+def measure_peak(when: str, console: Console) -> dict[str, float]:
+    """:func:`matmul_peak`, printed and keyed ``"LIBRARY WHEN"``."""
+    with console.status(f"measuring the fp32 matmul peak ({when})"):
+        peaks = matmul_peak()
+    console.print(
+        f"fp32 matmul peak at the {when} ({PEAK_SIZE}x{PEAK_SIZE}, best of {PEAK_REPEATS}): "
+        f"torch {peaks['torch']:.1f}, numpy {peaks['numpy']:.1f} GFLOP/s; "
+        f"torch threads {torch.get_num_threads()}."
+    )
+    return {f"{library} {when}": value for library, value in peaks.items()}
 
 
 def encoder_flops(config: Any, layout: EncoderLayout, batch: EncoderBatch) -> float:
@@ -261,10 +274,16 @@ def prepare(
     return Subject(arch, model, load_tokenizer(checkpoint), encoder_layout(model.config), graphs, new_tokens)
 
 
-def rate(flops: float, milliseconds: float, peak: float) -> tuple[float, float]:
-    """Achieved GFLOP/s and its share of ``peak`` GFLOP/s."""
-    achieved = flops / milliseconds / 1e6
-    return achieved, achieved / peak
+def gflops_per_s(flops: float, milliseconds: float) -> float:
+    """Achieved GFLOP/s."""
+    return flops / milliseconds / 1e6
+
+
+def add_peak_shares(rows: list[dict[str, Any]], peak: float) -> None:
+    """Each cell's achieved GFLOP/s (exported and eager) as a share of ``peak`` GFLOP/s."""
+    for row in rows:
+        row["peak_share"] = row["gflops_per_s"] / peak
+        row["eager_peak_share"] = row["eager_gflops_per_s"] / peak
 
 
 def time_cells(
@@ -272,10 +291,9 @@ def time_cells(
     lengths: Sequence[int],
     batches: Sequence[int],
     rounds: int,
-    peak: float,
     console: Console,
 ) -> list[dict[str, Any]]:
-    """Eager against each export at every length and batch size."""
+    """Eager against each export at every length and batch size (shares of the peak: later)."""
     rows = []
     for length in lengths:
         documents = subject.documents(length, max(batches))
@@ -288,8 +306,6 @@ def time_cells(
             for fmt in FORMATS:
                 for stage in STAGES:
                     eager_ms, exported_ms = medians[f"eager {stage}"], medians[f"{fmt} {stage}"]
-                    achieved, share = rate(flops[stage], exported_ms, peak)
-                    eager_achieved, eager_share = rate(flops[stage], eager_ms, peak)
                     rows.append(
                         {
                             "arch": subject.arch,
@@ -301,17 +317,15 @@ def time_cells(
                             "eager_ms": eager_ms,
                             "exported_ms": exported_ms,
                             "ratio": eager_ms / exported_ms,
-                            "gflops_per_s": achieved,
-                            "peak_share": share,
-                            "eager_gflops_per_s": eager_achieved,
-                            "eager_peak_share": eager_share,
+                            "gflops_per_s": gflops_per_s(flops[stage], exported_ms),
+                            "eager_gflops_per_s": gflops_per_s(flops[stage], eager_ms),
                             "load_average": os.getloadavg()[0],
                         }
                     )
     return rows
 
 
-def time_padding(subject: Subject, rounds: int, peak: float, console: Console) -> list[dict[str, Any]]:
+def time_padding(subject: Subject, rounds: int, console: Console) -> list[dict[str, Any]]:
     """A 1,100-token input at the layout's width against the same input padded to 2,048 tokens.
 
     Nothing is timed where the layout itself pads to 2,048 (LED with a 1,024-token window): the
@@ -346,8 +360,8 @@ def time_padding(subject: Subject, rounds: int, peak: float, console: Console) -
                     "bucket_ms": bucket_ms,
                     "ratio": bucket_ms / own_ms,
                     "flop_ratio": bucket_flops[stage] / own_flops[stage],
-                    "gflops_per_s": rate(own_flops[stage], own_ms, peak)[0],
-                    "bucket_gflops_per_s": rate(bucket_flops[stage], bucket_ms, peak)[0],
+                    "gflops_per_s": gflops_per_s(own_flops[stage], own_ms),
+                    "bucket_gflops_per_s": gflops_per_s(bucket_flops[stage], bucket_ms),
                     "load_average": os.getloadavg()[0],
                 }
             )
@@ -440,28 +454,31 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     console = Console()
     load_before = os.getloadavg()[0]
-    with console.status("measuring the fp32 matmul peak"):
-        peaks = matmul_peak()
-    peak = max(peaks.values())
-    console.print(
-        f"fp32 matmul peak ({PEAK_SIZE}x{PEAK_SIZE}, best of {PEAK_REPEATS}): torch {peaks['torch']:.1f}, "
-        f"numpy {peaks['numpy']:.1f} GFLOP/s; torch threads {torch.get_num_threads()}."
-    )
+    peaks = measure_peak("start", console)
     cells: list[dict[str, Any]] = []
     padding: list[dict[str, Any]] = []
     for arch in archs:
         subject = prepare(
             arch, args.size, args.workdir, args.lengths, args.batches, args.new_tokens, args.threads, console
         )
-        cells += time_cells(subject, args.lengths, args.batches, rounds, peak, console)
-        padding += time_padding(subject, rounds, peak, console)
+        cells += time_cells(subject, args.lengths, args.batches, rounds, console)
+        padding += time_padding(subject, rounds, console)
         del subject  # free its model and sessions before the next architecture loads
+    # Measured again at the end: a peak measured while something else ran would flatter every cell.
+    peaks |= measure_peak("end", console)
+    peak = max(peaks.values())
+    add_peak_shares(cells, peak)
     console.print(render_cells(cells, args.size, args.new_tokens, rounds, peak))
     if padding:
         console.print(render_padding(padding, args.new_tokens))
     for name, rows in (("cells", cells), ("1,100-token comparisons", padding)):
         missed = [row for row in rows if row["ratio"] < TARGET_RATIO]
         console.print(f"{len(rows) - len(missed)} of {len(rows)} {name} reach {TARGET_RATIO}x.")
+    if any(row["peak_share"] > 1 for row in cells):
+        console.print(
+            "[red]Some cells exceed the measured peak: the peak was measured while something else "
+            "used the CPUs, so every % peak here is too high.[/]"
+        )
     load_after = os.getloadavg()[0]
     console.print(
         f"load average (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end, "
