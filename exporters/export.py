@@ -59,6 +59,7 @@ from profiler.attention_layout import (
 from profiler.checkpoints import load_model
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import file_in_the_way
+from profiler.memory import peak_rss_bytes, reset_peak_rss
 from profiler.modelinfo import DEFAULT_LENGTHS, decoder_spec, encoder_layout, max_input_length
 from profiler.workload import load_tokenizer, save_tokenizer
 
@@ -469,22 +470,6 @@ def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
     return versions
 
 
-def _reset_peak_rss() -> None:
-    """Restart the process's resident-memory high-water mark (Linux), so that the figure recorded
-    is this export's even in a process that did more before (a sweep exports several models)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_rss_bytes() -> int | None:
-    """The process's resident-memory high-water mark (VmHWM); None where /proc does not say."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
 def export(
     checkpoint: Path,
     fmt: str,
@@ -515,7 +500,7 @@ def export(
     rewritten = read_model_type(checkpoint, format_) in SUPPORTED_MODEL_TYPES
     _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
-    _reset_peak_rss()
+    reset_peak_rss()
     tokenizer = load_tokenizer(checkpoint)
     loaded = load_model(checkpoint, allow_new_weights)
     model = loaded.model
@@ -571,7 +556,7 @@ def export(
             update={
                 "parity": parity,
                 "export_seconds": seconds,
-                "export_peak_rss_bytes": _peak_rss_bytes(),
+                "export_peak_rss_bytes": peak_rss_bytes(),
                 "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
                 "file_sizes": sizes,
             }

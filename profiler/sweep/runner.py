@@ -34,6 +34,7 @@ from profiler.jsonl import RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
 from profiler.loadgen.results import LoadTestResults
+from profiler.memory import peak_rss_bytes
 from profiler.processes import dies_with_this_process
 from profiler.results import LoadShape, ResultRecord
 from profiler.rundir import RunDirectory
@@ -314,7 +315,7 @@ class Sweep:
         with ServerClient(server.url) as client:
             info = client.info()
             timeline = client.timeline()
-        peak_rss = _peak_rss_bytes(server.process.pid)
+        peak_rss = peak_rss_bytes(server.process.pid)
         records = []
         for stage in results.stages:
             measurement = stage.window.measurement if stage.window else None
@@ -362,14 +363,3 @@ def _by_artifact(runs: list[Run]) -> list[tuple[tuple[ModelSpec, str], list[Run]
     for run in runs:
         groups.setdefault((run.model.name, run.format), ((run.model, run.format), []))[1].append(run)
     return list(groups.values())
-
-
-def _peak_rss_bytes(pid: int) -> int | None:
-    """The server's resident-memory high-water mark (VmHWM), over its life so far."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
