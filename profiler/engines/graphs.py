@@ -218,9 +218,9 @@ class _SharedWeights:
         return self.files[path]
 
 
-def _damaged(path: Path, why: str) -> ArtifactError:
+def _damaged(path: Path, why: str, kind: str = "ONNX") -> ArtifactError:
     return ArtifactError(
-        f"{path}: damaged ONNX graph ({why}); export the artifact again (profiler export ... --overwrite)."
+        f"{path}: damaged {kind} graph ({why}); export the artifact again (profiler export ... --overwrite)."
     )
 
 
@@ -296,10 +296,7 @@ class TorchScriptGraphs:
             try:
                 module = torch.jit.load(str(path), map_location=self.device).eval()
             except RuntimeError as exc:
-                raise ArtifactError(
-                    f"{path}: damaged TorchScript graph ({one_line(exc)}); export the artifact again "
-                    "(profiler export ... --overwrite)."
-                ) from exc
+                raise _damaged(path, one_line(exc), "TorchScript") from exc
         self.layout = manifest.layout
         self.encoder, self.init, self.step = module.encoder, module.decoder_init, module.decoder_step
 
