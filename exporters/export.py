@@ -35,6 +35,7 @@ from exporters.modules import (
 )
 from exporters.optimum_route import INSTALL as OPTIMUM_INSTALL
 from exporters.optimum_route import export_with_optimum, optimum_installed, optimum_supports
+from exporters.parity import compare_with_references, eager_references, failed_parity_message
 from profiler.artifact import (
     FORMATS,
     ONNX_WEIGHTS,
@@ -470,6 +471,28 @@ def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
     return versions
 
 
+def _write_graphs(
+    model: Any, checkpoint: Path, format_: Format, lengths: list[int], batch_sizes: list[int], staging: Path
+) -> dict[str, Any]:
+    """Every graph of the artifact into ``staging``; the manifest's graph fields."""
+    # no_grad: a trace with autograd on keeps every activation of its example pass for a
+    # backward that never comes (measured: 1.1 GB for LED base's encoder at 1,024 tokens).
+    with warnings.catch_warnings(), torch.no_grad(), _without_harmless_lines():
+        # Expected while tracing static-shape graphs: branches on constant buffer shapes, and
+        # the exporters' notes on deprecated entry points.
+        warnings.simplefilter("ignore", TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if model.config.model_type in SUPPORTED_MODEL_TYPES:
+            check_eval_random_blocks(model, lengths)
+            export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
+            return export_graphs(model, min(lengths), max(batch_sizes), staging)
+        graphs = export_with_optimum(checkpoint, staging)
+        weights = _WeightsFile(staging)
+        for name in OPTIMUM_GRAPHS:
+            weights.take(staging / name)
+        return graphs
+
+
 def export(
     checkpoint: Path,
     fmt: str,
@@ -497,7 +520,7 @@ def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     format_: Format = "onnx" if fmt == "onnx" else "torchscript"
-    rewritten = read_model_type(checkpoint, format_) in SUPPORTED_MODEL_TYPES
+    read_model_type(checkpoint, format_)
     _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
     reset_peak_rss()
@@ -509,22 +532,7 @@ def export(
     validate_shapes(model.config, lengths, batch_sizes)
     staging, created = _prepare_output(out, log)
     try:
-        export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
-        # no_grad: a trace with autograd on keeps every activation of its example pass for a
-        # backward that never comes (measured: 1.1 GB for LED base's encoder at 1,024 tokens).
-        with warnings.catch_warnings(), torch.no_grad(), _without_harmless_lines():
-            # Expected while tracing static-shape graphs: branches on constant buffer shapes, and
-            # the exporters' notes on deprecated entry points.
-            warnings.simplefilter("ignore", TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            if rewritten:
-                check_eval_random_blocks(model, lengths)
-                graphs = export_graphs(model, min(lengths), max(batch_sizes), staging)
-            else:
-                graphs = export_with_optimum(checkpoint, staging)
-                weights = _WeightsFile(staging)
-                for name in OPTIMUM_GRAPHS:
-                    weights.take(staging / name)
+        graphs = _write_graphs(model, checkpoint, format_, lengths, batch_sizes, staging)
         save_tokenizer(tokenizer, staging)
         manifest = Manifest(
             format=format_,
@@ -541,13 +549,19 @@ def export(
             new_weights=loaded.new_weights,
             **graphs,
         )
-        parity = []
-        _release_freed_memory()
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        references = []
         if not skip_parity:
-            from exporters.parity import check_parity, failed_parity_message
-
             with _without_harmless_lines():
-                parity = check_parity(model, staging, manifest, new_tokens)
+                references = eager_references(model, manifest, new_tokens)
+        # The model is done with: the graphs are opened without it beside them, so the export's
+        # peak is the larger of the two, not their sum (BigBird-Pegasus large: 2.3 GB of weights).
+        del model, loaded
+        _release_freed_memory()
+        parity = []
+        if not skip_parity:
+            with _without_harmless_lines():
+                parity = compare_with_references(references, staging, manifest, new_tokens)
             if not all(row.passed for row in parity):
                 raise ExportError(failed_parity_message(parity, manifest.parity_tolerance))
         sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()}
@@ -557,7 +571,7 @@ def export(
                 "parity": parity,
                 "export_seconds": seconds,
                 "export_peak_rss_bytes": peak_rss_bytes(),
-                "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
+                "weight_bytes": weight_bytes,
                 "file_sizes": sizes,
             }
         )

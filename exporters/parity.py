@@ -11,6 +11,7 @@ per-row block patterns and global tokens are all exercised.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,35 +125,58 @@ def within_tolerance(max_abs_diff: float, scale: float, tolerance: float) -> boo
     return max_abs_diff <= tolerance * max(1.0, scale)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """transformers' answer for one parity case: each row's ids, encoder output ``[n, d]`` and
+    greedy tokens. Computed before the graphs are opened, so that the model and the graphs need not
+    be in memory together (:func:`exporters.export.export` frees the model in between)."""
+
+    lengths: list[int]
+    global_tokens: list[int]
+    rows: list[np.ndarray]
+    hidden: list[np.ndarray]
+    tokens: list[np.ndarray]
+
+
+def eager_references(model: Any, manifest: Manifest, new_tokens: int) -> list[Reference]:
+    """transformers' encoder output and ``new_tokens``-step greedy ``generate`` for every row of
+    every parity case of ``manifest``, each row alone and unpadded."""
+    layout = manifest.layout
+    references = []
+    for lengths, global_tokens in parity_cases(manifest.buckets, manifest.batch_sizes, layout):
+        rows = parity_rows(model.config.vocab_size, lengths)
+        hidden, tokens = [], []
+        for ids, count in zip(rows, global_tokens, strict=True):
+            hidden.append(eager_encode(model, ids, count, layout))
+            globals_ = global_mask(len(ids), count)[None] if layout.global_attention else None
+            mask = np.ones((1, len(ids)), dtype=np.int64)
+            tokens.append(eager_generate(model, ids[None], mask, new_tokens, globals_)[0])
+        references.append(Reference(lengths, global_tokens, rows, hidden, tokens))
+    return references
+
+
 def case_parity(
-    model: Any,
-    graphs: Seq2SeqGraphs,
-    layout: EncoderLayout,
-    lengths: list[int],
-    global_tokens: list[int],
-    new_tokens: int,
-    tolerance: float,
+    graphs: Seq2SeqGraphs, layout: EncoderLayout, reference: Reference, new_tokens: int, tolerance: float
 ) -> ParityCase:
-    """Run one batch through the graphs and each of its rows alone through transformers."""
-    rows = parity_rows(model.config.vocab_size, lengths)
-    batch = layout.batch(rows, graphs.decoder.pad_token_id, global_tokens)
+    """Run one case's rows as one batch through the graphs and compare each row with ``reference``."""
+    batch = layout.batch(reference.rows, graphs.decoder.pad_token_id, reference.global_tokens)
     hidden = graphs.encode(batch.input_ids, batch.attention_mask, batch.extra)
     plain = DecodingConfig(min_new_tokens=new_tokens)  # as eager_generate's reference
     produced = decode(graphs, hidden, batch.attention_mask, plain, new_tokens)
     exported = np.asarray(hidden)
     max_abs, scale, tokens_match = 0.0, 0.0, True
-    for row, (ids, count) in enumerate(zip(rows, global_tokens, strict=True)):
-        reference = eager_encode(model, ids, count, layout)
-        max_abs = max(max_abs, float(np.abs(exported[row, : len(ids)] - reference).max()))
-        scale = max(scale, float(np.abs(reference).max()))
-        globals_ = global_mask(len(ids), count)[None] if layout.global_attention else None
-        expected = eager_generate(
-            model, ids[None], np.ones((1, len(ids)), dtype=np.int64), new_tokens, globals_
+    for row, (expected_hidden, expected_tokens) in enumerate(
+        zip(reference.hidden, reference.tokens, strict=True)
+    ):
+        length = len(expected_hidden)
+        max_abs = max(max_abs, float(np.abs(exported[row, :length] - expected_hidden).max()))
+        scale = max(scale, float(np.abs(expected_hidden).max()))
+        tokens_match &= len(expected_tokens) == produced.shape[1] and bool(
+            (expected_tokens == produced[row]).all()
         )
-        tokens_match &= expected.shape[1] == produced.shape[1] and bool((expected[0] == produced[row]).all())
     return ParityCase(
-        lengths=lengths,
-        global_tokens=global_tokens,
+        lengths=reference.lengths,
+        global_tokens=reference.global_tokens,
         max_abs_diff=max_abs,
         max_rel_diff=max_abs / max(scale, 1e-12),
         new_tokens=new_tokens,
@@ -161,13 +185,21 @@ def case_parity(
     )
 
 
-def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[ParityCase]:
-    """Every parity case of the artifact in ``directory`` against transformers ``model``."""
+def compare_with_references(
+    references: list[Reference], directory: Path, manifest: Manifest, new_tokens: int
+) -> list[ParityCase]:
+    """Every parity case of the artifact in ``directory`` against its reference."""
     graphs = open_graphs(directory, manifest)
     return [
-        case_parity(model, graphs, manifest.layout, lengths, globals_, new_tokens, manifest.parity_tolerance)
-        for lengths, globals_ in parity_cases(manifest.buckets, manifest.batch_sizes, manifest.layout)
+        case_parity(graphs, manifest.layout, reference, new_tokens, manifest.parity_tolerance)
+        for reference in references
     ]
+
+
+def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[ParityCase]:
+    """Every parity case of the artifact in ``directory`` against transformers ``model``."""
+    references = eager_references(model, manifest, new_tokens)
+    return compare_with_references(references, directory, manifest, new_tokens)
 
 
 def parity_table(rows: list[ParityCase], tolerance: float) -> str:
