@@ -21,62 +21,76 @@ from profiler.attention_layout import BIGBIRD_MASK_PENALTY
 LARGE_NEGATIVE = -1e9
 
 
+def sliding_window_bias(key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor) -> torch.Tensor:
+    """The additive mask of :func:`sliding_window_attention` ``[b, 1, blocks, w, g + 3w]``: 0 where
+    a query may attend, a large finite negative elsewhere (so a fully masked row stays finite).
+
+    It depends on the row's keys, not on the layer, so an encoder pass builds it once per window size
+    rather than adding two masks to every layer's full-size scores.
+
+    Args:
+        key_valid: ``[b, n]`` bool, true for the keys of the band (not padding, not global).
+        one_sided: window on each side; ``n`` must be a multiple of it.
+        global_slots: ``[b, g]`` bool, true for the global-key slots in use.
+    """
+    batch, length = key_valid.shape
+    w = one_sided
+    blocks = length // w
+    offsets = torch.arange(3 * w) - w  # key position relative to the block start
+    rows = torch.arange(w)
+    band = (offsets[None, :] - rows[:, None]).abs() <= w  # [w, 3w]
+    valid = torch.nn.functional.pad(key_valid.reshape(batch, blocks, w), (0, 0, 1, 1))
+    valid = torch.cat([valid[:, :-2], valid[:, 1:-1], valid[:, 2:]], dim=2)  # [b, blocks, 3w]
+    local = band[None, None] & valid[:, :, None, :]  # [b, blocks, w, 3w]
+    slots = global_slots[:, None, None, :].expand(batch, blocks, w, global_slots.shape[1])
+    keep = torch.cat([slots, local], dim=-1)
+    return ((~keep).to(torch.float32) * LARGE_NEGATIVE)[:, None]
+
+
 def sliding_window_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
-    key_valid: torch.Tensor,
     one_sided: int,
-    global_scores: torch.Tensor,
+    global_keys: torch.Tensor,
     global_values: torch.Tensor,
+    bias: torch.Tensor,
 ) -> torch.Tensor:
     """Each position attends to the keys within ``one_sided`` positions of it, as Longformer does,
     and to the global keys, in one softmax.
 
-    The sequence is cut into blocks of ``one_sided`` positions; block ``t`` attends to blocks
-    ``t-1, t, t+1`` (a superset of its band) and a constant band mask keeps exactly
-    ``|i - j| <= one_sided``. Keys that are not ``key_valid`` (padding, and the global keys, which
-    the global columns already hold) are excluded; padded queries get zeros, as in transformers.
+    The sequence is cut into blocks of ``one_sided`` positions; block ``t`` attends to the global
+    keys and blocks ``t-1, t, t+1`` (a superset of its band), side by side in one key matrix, so
+    one matmul gives every score and one gives the context; ``bias``
+    (:func:`sliding_window_bias`) keeps exactly ``|i - j| <= one_sided`` of the valid keys and the
+    global slots in use. Padded queries are the caller's to zero, as in transformers.
 
     Args:
         query: ``[b, h, n, d]``, already scaled by ``1/sqrt(d)``.
         key: ``[b, h, n, d]``.
         value: ``[b, h, n, d]``.
-        key_valid: ``[b, n]`` bool, true for the keys of the band.
         one_sided: window on each side; ``n`` must be a multiple of it.
-        global_scores: ``[b, h, n, g]`` each query's scores for the global keys (masked slots
-            already at a large negative).
-        global_values: ``[b, h, g, d]`` the global keys' values.
+        global_keys: ``[b, h, g, d]`` the global keys (for the ordinary projections).
+        global_values: ``[b, h, g, d]`` their values.
+        bias: ``[b, 1, blocks, w, g + 3w]`` from :func:`sliding_window_bias`.
     """
     batch, heads, length, dim = query.shape
     w = one_sided
     blocks = length // w
+    slots = global_keys.shape[2]
 
-    def neighbourhood(tensor: torch.Tensor) -> torch.Tensor:
-        # [b, h, n, d] -> [b, h, blocks, 3w, d]: blocks t-1, t, t+1 side by side (zeros off the ends).
+    def with_neighbours(tensor: torch.Tensor, globals_: torch.Tensor) -> torch.Tensor:
+        # [b, h, n, d] -> [b, h, blocks, g + 3w, d]: the global rows, then blocks t-1, t, t+1 (zeros
+        # off the ends). Copies keys, which are a fraction (d / 3w) of the scores' size.
         blocked = tensor.reshape(batch, heads, blocks, w, dim)
         padded = torch.nn.functional.pad(blocked, (0, 0, 0, 0, 1, 1))
-        return torch.cat([padded[:, :, :-2], padded[:, :, 1:-1], padded[:, :, 2:]], dim=3)
+        shared = globals_[:, :, None].expand(batch, heads, blocks, slots, dim)
+        return torch.cat([shared, padded[:, :, :-2], padded[:, :, 1:-1], padded[:, :, 2:]], dim=3)
 
-    keys, values = neighbourhood(key), neighbourhood(value)
-    scores = torch.matmul(query.reshape(batch, heads, blocks, w, dim), keys.transpose(-1, -2))
-
-    # Additive masks, broadcast: a constant band [w, 3w] and the keys' validity [b, blocks, 1, 3w].
-    # Each is a large finite negative, so a fully masked (padded) query row stays finite.
-    offsets = torch.arange(3 * w) - w  # key position relative to the block start
-    rows = torch.arange(w)
-    band = (offsets[None, :] - rows[:, None]).abs() <= w  # [w, 3w]
-    band_bias = (~band).to(scores.dtype) * LARGE_NEGATIVE
-    valid = torch.nn.functional.pad(key_valid.reshape(batch, blocks, w), (0, 0, 1, 1))
-    valid = torch.cat([valid[:, :-2], valid[:, 1:-1], valid[:, 2:]], dim=2)  # [b, blocks, 3w]
-    key_bias = (~valid).to(scores.dtype)[:, None, :, None, :] * LARGE_NEGATIVE
-    slots = global_values.shape[2]
-    joint = torch.cat(
-        [global_scores.reshape(batch, heads, blocks, w, slots), scores + band_bias + key_bias], dim=-1
-    )
-    probs = torch.softmax(joint, dim=-1)
-    context = torch.matmul(probs[..., slots:], values).reshape(batch, heads, length, dim)
-    return context + torch.matmul(probs[..., :slots].reshape(batch, heads, length, slots), global_values)
+    keys, values = with_neighbours(key, global_keys), with_neighbours(value, global_values)
+    scores = torch.matmul(query.reshape(batch, heads, blocks, w, dim), keys.transpose(-1, -2)) + bias
+    context = torch.matmul(torch.softmax(scores, dim=-1), values)
+    return context.reshape(batch, heads, length, dim)
 
 
 def full_attention(

@@ -24,6 +24,7 @@ from exporters.attention import (
     block_sparse_attention,
     full_attention,
     sliding_window_attention,
+    sliding_window_bias,
 )
 from profiler.artifact import ArtifactError
 
@@ -74,8 +75,14 @@ class EncoderGraph(nn.Module):
             is_global = extra[0].bool()
             global_index = extra[1]
             global_slots = torch.arange(global_index.shape[1])[None, :] < is_global.sum(dim=1, keepdim=True)
+            band_keys = valid & ~is_global  # the global keys have their own columns
+            biases: dict[int, torch.Tensor] = {}  # one per window size (layers may differ)
             for layer in encoder.layers:
-                context = self._led_attention(layer, hidden, valid, is_global, global_index, global_slots)
+                window = layer.self_attn.longformer_self_attn.one_sided_attn_window_size
+                if window not in biases:
+                    biases[window] = sliding_window_bias(band_keys, window, global_slots)
+                bias = biases[window]
+                context = self._led_attention(layer, hidden, valid, is_global, global_index, bias)
                 hidden = layer.self_attn_layer_norm(hidden + context)
                 hidden = layer.final_layer_norm(hidden + layer.fc2(layer.activation_fn(layer.fc1(hidden))))
             return hidden
@@ -93,7 +100,7 @@ class EncoderGraph(nn.Module):
         valid: torch.Tensor,
         is_global: torch.Tensor,
         global_index: torch.Tensor,
-        global_slots: torch.Tensor,
+        window_bias: torch.Tensor,
     ) -> torch.Tensor:
         """Longformer attention: the band plus the global keys for every position, then global
         attention (its own projections, over every key) for the global positions."""
@@ -102,17 +109,14 @@ class EncoderGraph(nn.Module):
         query = _split_heads(attn.query(hidden), heads) / scale
         key = _split_heads(attn.key(hidden), heads)
         value = _split_heads(attn.value(hidden), heads)
-        slot_bias = (~global_slots).to(query.dtype)[:, None, None, :] * LARGE_NEGATIVE  # [b, 1, 1, g]
-        global_keys = _gather_positions(key, global_index)
-        global_scores = torch.matmul(query, global_keys.transpose(-1, -2)) + slot_bias
         context = sliding_window_attention(
             query,
             key,
             value,
-            valid & ~is_global,
             attn.one_sided_attn_window_size,
-            global_scores,
+            _gather_positions(key, global_index),
             _gather_positions(value, global_index),
+            window_bias.to(query.dtype),
         )
         # Global positions attend to every valid key through the global projections.
         picked = torch.gather(hidden, 1, global_index[:, :, None].expand(-1, -1, hidden.shape[2]))

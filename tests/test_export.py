@@ -14,7 +14,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from typer.testing import CliRunner
 
 import exporters.modules
-from exporters.attention import sliding_window_attention
+from exporters.attention import sliding_window_bias
 from exporters.export import ExportError, checkpoint_sha256, export
 from exporters.parity import check_parity, eager_generate, global_mask, parity_cases
 from profiler.artifact import FORMATS, ONNX_WEIGHTS, SCHEMA_VERSION, TORCHSCRIPT_MODULE, Manifest
@@ -159,17 +159,10 @@ def test_a_corrupted_graph_fails_parity(
 def test_a_broken_attention_fails_the_export_and_writes_nothing(
     tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def half_window(
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        key_valid: torch.Tensor,
-        one_sided: int,
-        *globals_: torch.Tensor,
-    ) -> torch.Tensor:
-        return sliding_window_attention(query, key, value, key_valid, one_sided // 2, *globals_)
+    def band_off_by_one(key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor) -> torch.Tensor:
+        return torch.roll(sliding_window_bias(key_valid, one_sided, global_slots), 1, dims=-1)
 
-    monkeypatch.setattr(exporters.modules, "sliding_window_attention", half_window)
+    monkeypatch.setattr(exporters.modules, "sliding_window_bias", band_off_by_one)
     out = tmp_path / "artifact"
     with pytest.raises(ExportError, match=r"parity failed at length\(s\) 513, 1000, 1024, 1537") as info:
         export(tiny_checkpoints["led"], "onnx", out, lengths=[1024, 2048], new_tokens=8)
