@@ -15,8 +15,8 @@ export, padded as :class:`~profiler.attention_layout.EncoderLayout` pads it, aga
 padded to 2,048 tokens (mask 0 beyond it), which is what a 2,048-token bucket would run.
 
 Roofline: each cell's FLOPs divided by its median time, as a share of the machine's fp32 matmul
-peak measured at the start and at the end of the run (the best of torch and numpy on square
-matrices, at both). FLOPs are counted from the config and the feeds the export is given: matmuls
+peak measured at the start and at the end of the run (the best of torch, numpy and ONNX Runtime on
+square matrices, at both). FLOPs are counted from the config and the feeds the export is given: matmuls
 only, 2 per multiply-add (the softmaxes, norms and gathers left out cost little and run nowhere
 near peak), per document, with ``n`` the padded width, ``d`` the model width, ``f`` the FFN width,
 ``L`` the layers:
@@ -61,7 +61,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import write_results
-from exporters.export import export
+from exporters.export import ONNX_OPSET, export
 from exporters.parity import eager_generate, global_mask
 from profiler.artifact import FORMATS
 from profiler.attention_layout import BLOCK_INDEX, GLOBAL_INDEX, EncoderBatch, EncoderLayout
@@ -108,13 +108,22 @@ def interleaved_medians(calls: dict[str, Callable[[], object]], rounds: int) -> 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str, float]:
-    """Best fp32 GFLOP/s of a ``size`` square matmul in torch and in numpy, after a warm-up each."""
+def matmul_peak(threads: int = 0, size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str, float]:
+    """Best fp32 GFLOP/s of a ``size`` square matmul in torch, numpy and ONNX Runtime, after a
+    warm-up each.
+
+    All three, because their GEMMs differ by more than the cells do: on an AMD EPYC (Zen), torch's
+    MKL and numpy's OpenBLAS reached 60-96 GFLOP/s where ONNX Runtime's MLAS reached 150-206 on the
+    same two cores; a peak from torch alone would put every ONNX cell far above 100%.
+    """
     generator = torch.Generator().manual_seed(0)
     left, right = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    feeds = {"left": left.numpy(), "right": right.numpy()}
+    session = _matmul_session(size, threads)
     runs: dict[str, Callable[[], object]] = {
         "torch": partial(torch.matmul, left, right),
-        "numpy": partial(np.matmul, left.numpy(), right.numpy()),
+        "numpy": partial(np.matmul, feeds["left"], feeds["right"]),
+        "onnxruntime": partial(session.run, None, feeds),
     }
     peaks = {}
     for name, run in runs.items():
@@ -128,13 +137,35 @@ def matmul_peak(size: int = PEAK_SIZE, repeats: int = PEAK_REPEATS) -> dict[str,
     return peaks
 
 
-def measure_peak(when: str, console: Console) -> dict[str, float]:
+def _matmul_session(size: int, threads: int) -> Any:
+    """An ONNX Runtime session of one ``[size, size] x [size, size]`` MatMul, both operands fed
+    (as the encoder's activations are), ``threads`` intra-op threads (0: its default) and no
+    spinning, as the benchmark's sessions."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    operands = [
+        helper.make_tensor_value_info(name, TensorProto.FLOAT, [size, size]) for name in ("left", "right")
+    ]
+    product = helper.make_tensor_value_info("product", TensorProto.FLOAT, [size, size])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["left", "right"], ["product"])], "matmul", operands, [product]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def measure_peak(when: str, threads: int, console: Console) -> dict[str, float]:
     """:func:`matmul_peak`, printed and keyed ``"LIBRARY WHEN"``."""
     with console.status(f"measuring the fp32 matmul peak ({when})"):
-        peaks = matmul_peak()
+        peaks = matmul_peak(threads)
     console.print(
         f"fp32 matmul peak at the {when} ({PEAK_SIZE}x{PEAK_SIZE}, best of {PEAK_REPEATS}): "
-        f"torch {peaks['torch']:.1f}, numpy {peaks['numpy']:.1f} GFLOP/s; "
+        f"torch {peaks['torch']:.1f}, numpy {peaks['numpy']:.1f}, "
+        f"onnxruntime {peaks['onnxruntime']:.1f} GFLOP/s; "
         f"torch threads {torch.get_num_threads()}."
     )
     return {f"{library} {when}": value for library, value in peaks.items()}
@@ -454,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     console = Console()
     load_before = os.getloadavg()[0]
-    peaks = measure_peak("start", console)
+    peaks = measure_peak("start", args.threads, console)
     cells: list[dict[str, Any]] = []
     padding: list[dict[str, Any]] = []
     for arch in archs:
@@ -465,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         padding += time_padding(subject, rounds, console)
         del subject  # free its model and sessions before the next architecture loads
     # Measured again at the end: a peak measured while something else ran would flatter every cell.
-    peaks |= measure_peak("end", console)
+    peaks |= measure_peak("end", args.threads, console)
     peak = max(peaks.values())
     add_peak_shares(cells, peak)
     console.print(render_cells(cells, args.size, args.new_tokens, rounds, peak))
