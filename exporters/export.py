@@ -352,8 +352,7 @@ class _WeightsFile:
                 arrays[value.name] = params[value.name].detach().numpy()
                 model.graph.input.remove(value)
         for node in list(model.graph.node):
-            # torch.onnx computes some constants in every layer (LED's band mask); as initializers
-            # they are stored once too.
+            # Large constants traced into a graph; as initializers they are stored once too.
             value = node.attribute[0].t if node.op_type == "Constant" else None
             if value is not None and len(value.raw_data) >= self.MIN_BYTES:
                 arrays[node.output[0]] = numpy_helper.to_array(value)
