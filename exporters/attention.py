@@ -21,7 +21,9 @@ from profiler.attention_layout import BIGBIRD_MASK_PENALTY
 LARGE_NEGATIVE = -1e9
 
 
-def sliding_window_bias(key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor) -> torch.Tensor:
+def sliding_window_bias(
+    key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """The additive mask of :func:`sliding_window_attention` ``[b, 1, blocks, w, g + 3w]``: 0 where
     a query may attend, a large finite negative elsewhere (so a fully masked row stays finite).
 
@@ -32,6 +34,7 @@ def sliding_window_bias(key_valid: torch.Tensor, one_sided: int, global_slots: t
         key_valid: ``[b, n]`` bool, true for the keys of the band (not padding, not global).
         one_sided: window on each side; ``n`` must be a multiple of it.
         global_slots: ``[b, g]`` bool, true for the global-key slots in use.
+        dtype: the scores' dtype.
     """
     batch, length = key_valid.shape
     w = one_sided
@@ -44,7 +47,7 @@ def sliding_window_bias(key_valid: torch.Tensor, one_sided: int, global_slots: t
     local = band[None, None] & valid[:, :, None, :]  # [b, blocks, w, 3w]
     slots = global_slots[:, None, None, :].expand(batch, blocks, w, global_slots.shape[1])
     keep = torch.cat([slots, local], dim=-1)
-    return ((~keep).to(torch.float32) * LARGE_NEGATIVE)[:, None]
+    return ((~keep).to(dtype) * LARGE_NEGATIVE)[:, None]
 
 
 def sliding_window_attention(

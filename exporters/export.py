@@ -401,6 +401,7 @@ def _fold_transposes(model: Any, arrays: dict[str, np.ndarray]) -> None:
     for node in model.graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
+    outputs = {value.name for value in model.graph.output}
     for node in list(model.graph.node):
         if node.op_type != "Transpose" or node.input[0] not in arrays:
             continue
@@ -409,7 +410,7 @@ def _fold_transposes(model: Any, arrays: dict[str, np.ndarray]) -> None:
         arrays[node.output[0]] = np.transpose(arrays[source], perm)
         model.graph.node.remove(node)
         uses[source] -= 1
-        if uses[source] == 0 and source not in {value.name for value in model.graph.output}:
+        if uses[source] == 0 and source not in outputs:
             del arrays[source]
 
 

@@ -80,9 +80,8 @@ class EncoderGraph(nn.Module):
             for layer in encoder.layers:
                 window = layer.self_attn.longformer_self_attn.one_sided_attn_window_size
                 if window not in biases:
-                    biases[window] = sliding_window_bias(band_keys, window, global_slots)
-                bias = biases[window]
-                context = self._led_attention(layer, hidden, valid, is_global, global_index, bias)
+                    biases[window] = sliding_window_bias(band_keys, window, global_slots, hidden.dtype)
+                context = self._led_attention(layer, hidden, valid, is_global, global_index, biases[window])
                 hidden = layer.self_attn_layer_norm(hidden + context)
                 hidden = layer.final_layer_norm(hidden + layer.fc2(layer.activation_fn(layer.fc1(hidden))))
             return hidden
@@ -116,7 +115,7 @@ class EncoderGraph(nn.Module):
             attn.one_sided_attn_window_size,
             _gather_positions(key, global_index),
             _gather_positions(value, global_index),
-            window_bias.to(query.dtype),
+            window_bias,
         )
         # Global positions attend to every valid key through the global projections.
         picked = torch.gather(hidden, 1, global_index[:, :, None].expand(-1, -1, hidden.shape[2]))

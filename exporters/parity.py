@@ -131,11 +131,14 @@ class Reference:
     greedy tokens. Computed before the graphs are opened, so that the model and the graphs need not
     be in memory together (:func:`exporters.export.export` frees the model in between)."""
 
-    lengths: list[int]
     global_tokens: list[int]
     rows: list[np.ndarray]
     hidden: list[np.ndarray]
     tokens: list[np.ndarray]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.rows]
 
 
 def eager_references(model: Any, manifest: Manifest, new_tokens: int) -> list[Reference]:
@@ -151,7 +154,7 @@ def eager_references(model: Any, manifest: Manifest, new_tokens: int) -> list[Re
             globals_ = global_mask(len(ids), count)[None] if layout.global_attention else None
             mask = np.ones((1, len(ids)), dtype=np.int64)
             tokens.append(eager_generate(model, ids[None], mask, new_tokens, globals_)[0])
-        references.append(Reference(lengths, global_tokens, rows, hidden, tokens))
+        references.append(Reference(global_tokens, rows, hidden, tokens))
     return references
 
 

@@ -159,8 +159,10 @@ def test_a_corrupted_graph_fails_parity(
 def test_a_broken_attention_fails_the_export_and_writes_nothing(
     tmp_path: Path, tiny_checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def band_off_by_one(key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor) -> torch.Tensor:
-        return torch.roll(sliding_window_bias(key_valid, one_sided, global_slots), 1, dims=-1)
+    def band_off_by_one(
+        key_valid: torch.Tensor, one_sided: int, global_slots: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
+        return torch.roll(sliding_window_bias(key_valid, one_sided, global_slots, dtype), 1, dims=-1)
 
     monkeypatch.setattr(exporters.modules, "sliding_window_bias", band_off_by_one)
     out = tmp_path / "artifact"
