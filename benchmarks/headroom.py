@@ -40,6 +40,7 @@ def run_rate(
         results = Path(scratch) / "results.json"
         command = locust_command(
             url, users, "--input-lengths", str(length), "--stage-seconds", f"{seconds:g}",
+            "--max-stage-seconds", f"{seconds:g}", "--warmup-seconds", "0",
             "--tokenizer", str(tokenizer), "--arrival", "poisson", "--rate", f"{rate:g}",
             "--max-new-tokens", "8", "--results", str(results),
         )  # fmt: skip

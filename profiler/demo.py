@@ -26,6 +26,12 @@ mode = "generate"
 max_new_tokens = 32
 concurrency = [1, 4]
 stage_seconds = {stage_seconds}
+# Short stages, yet enough requests for a p90 at every cell; a p99 would take minutes per cell here.
+min_requests = 20
+max_stage_seconds = 40
+window_requests = 5
+stability = 0.25
+warmup_seconds = 1
 repeats = 1
 idle_seconds = 2
 

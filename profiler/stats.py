@@ -69,6 +69,20 @@ def percentile(samples: Iterable[float], q: float) -> float:
     return _percentile_sorted(_finite_sorted(samples), q)
 
 
+#: How every table marks a percentile from fewer samples than :func:`samples_for` asks.
+UNSUPPORTED = "*"
+
+
+def samples_for(q: float) -> int:
+    """The least samples a ``q``-th percentile needs to rest on data rather than on the largest
+    sample alone: ``1 / (1 - q/100)``, so at least one sample lies above it (p50: 2, p90: 10,
+    p99: 100). Below this, the percentile is shown marked as unsupported.
+    """
+    if not 0.0 <= q < 100.0:
+        raise StatsError(f"q must be in [0, 100), got {q}.")
+    return math.ceil(round(1.0 / (1.0 - q / 100.0), 9))
+
+
 @dataclass(frozen=True)
 class Summary:
     """Descriptive statistics of one set of raw samples (latencies in seconds, say).

@@ -17,9 +17,10 @@ from pydantic import AfterValidator, Field, PositiveFloat, model_validator
 
 from profiler.attention_layout import GLOBAL_ATTENTION_MODES, GlobalAttention
 from profiler.errors import ConfigError
+from profiler.loadgen.stopping import STABLE_WINDOWS, StageRules
 from profiler.modelinfo import DEFAULT_LENGTHS, MAX_DECODE_TOKENS, decode_limit
 from profiler.modes import MODES, Mode
-from profiler.validation import Count, Strict, TupleOf, flag, parse_numbers, validated
+from profiler.validation import Count, TupleOf, flag, parse_numbers, validated
 
 Arrival = Literal["closed", "poisson"]
 ARRIVALS: tuple[Arrival, ...] = get_args(Arrival)
@@ -45,8 +46,9 @@ InputLengths = Annotated[TupleOf[Annotated[int, Field(ge=2)]], Field(min_length=
 IdleSeconds = Annotated[float, Field(ge=0, le=MAX_IDLE_SECONDS)]
 
 
-class LoadConfig(Strict):
-    """Everything the load test was asked to do, validated.
+class LoadConfig(StageRules):
+    """Everything the load test was asked to do, validated; how long each stage runs is
+    :class:`~profiler.loadgen.stopping.StageRules`'.
 
     Attributes:
         input_lengths: one stage per length, in this order. Units: tokens.
@@ -56,7 +58,6 @@ class LoadConfig(Strict):
         global_attention: LED's global attention each request asks for; None: the server's default.
         arrival: ``closed`` (each user sends back to back) or ``poisson`` (open loop).
         rate: open-loop arrivals per second across all users; None in closed loop.
-        stage_seconds: how long each stage sends load. Units: s.
         dataset: a SCROLLS JSONL file, or None for the shipped sample.
         tokenizer: the served model's checkpoint or artifact directory; None sends text.
         records: at most this many distinct documents per length.
@@ -75,7 +76,6 @@ class LoadConfig(Strict):
     global_attention: GlobalAttention | None = None
     arrival: Arrival = "closed"
     rate: PositiveFloat | None = None
-    stage_seconds: PositiveFloat = 30.0
     dataset: Path | None = None
     tokenizer: Path | None = None
     records: Count = 8
@@ -141,7 +141,33 @@ def add_arguments(parser: Any) -> None:
     )
     add("--arrival", choices=ARRIVALS, help="closed (back to back) or poisson (open loop).")
     add("--rate", type=float, help="poisson: requests/s across all users.")
-    add("--stage-seconds", type=float, help="Seconds of load per stage (default %(default)g).")
+    add("--stage-seconds", type=float, help="Least seconds of load per stage (default %(default)g).")
+    add(
+        "--min-requests",
+        type=int,
+        help="Least successful requests per stage (default %(default)s: enough for a p99).",
+    )
+    add(
+        "--max-stage-seconds",
+        type=float,
+        help="Most seconds per stage, enough or not (default %(default)g).",
+    )
+    add(
+        "--window-requests",
+        type=int,
+        help=f"Requests per stability window; the last {STABLE_WINDOWS} must agree (default %(default)s).",
+    )
+    add(
+        "--stability",
+        type=float,
+        help="Largest spread of those windows' throughput and p50, as a fraction of their mean "
+        "(default %(default)g; 0: no check).",
+    )
+    add(
+        "--warmup-seconds",
+        type=float,
+        help="Load sent and discarded before each stage (default %(default)g).",
+    )
     add("--results", metavar="PATH.json", help="Results file (default reports/loadtest-<time>.json).")
     add("--p99-ms", type=float, help="SLO: every stage's p99 latency at most this (ms).")
     add("--max-fail-ratio", type=float, help="SLO: every stage's failures/requests at most this.")

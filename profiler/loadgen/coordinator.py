@@ -9,12 +9,16 @@ second. The run goes through these phases:
     it (``--idle-seconds``), before any user exists. Then ask locust for the users.
 ``ramp``
     Users spawn but send nothing (no stage is active); wait until all are up.
+``warmup``
+    For each input length, first ``--warmup-seconds`` of the same load, announced as a stage of
+    its own; then its end, a drain as below, and its samples are counted and dropped.
 ``stage``
-    For each input length: open the server's energy window named after the stage, then announce
-    the stage (its bodies, its arrival rate) to every load process. After ``--stage-seconds``,
-    announce its end: every process stops starting requests, waits for its in-flight ones, and
-    sends its last samples with ``final``. Once every process has (or the drain timeout passed),
-    close the window, so it holds exactly the stage's requests, and start the next stage.
+    Open the server's energy window named after the stage, then announce the stage (its bodies,
+    its arrival rate) to every load process. Once the stage's rules are met (time, successful
+    requests, stability: :mod:`profiler.loadgen.stopping`) or its cap is reached, announce its
+    end: every process stops starting requests, waits for its in-flight ones, and sends its last
+    samples with ``final``. Once every process has (or the drain timeout passed), close the
+    window, so it holds exactly the stage's requests, and go on to the next length.
 ``done``
     Build the results, write the file, print the table; ``tick`` returns None and locust stops.
 
@@ -43,11 +47,13 @@ from profiler.loadgen.results import (
     LoadTestResults,
     StageRun,
     build_results,
+    completed_s,
     default_results_path,
     stage_result,
     write_results,
 )
 from profiler.loadgen.samples import StageCollector
+from profiler.loadgen.stopping import EndReason, end_reason
 from profiler.loadgen.table import print_results
 
 logger = logging.getLogger(__name__)
@@ -121,7 +127,9 @@ class Coordinator:
         self.phase = "new"
         self.run_id = uuid.uuid4().hex  # tags this run's messages: a straggler of an earlier run is ignored
         self.control: ServerClient | None = None
-        self.collectors: dict[int, StageCollector] = {}
+        self.collectors: dict[int, StageCollector] = {}  # by announcement (StageRun.key)
+        self.announced = 0  # announcements so far: the next one's key
+        self.warmup: StageRun | None = None  # the warm-up running now, if any
         self.runs: list[StageRun] = []
         self.current: StageRun | None = None
         self.window_open = False
@@ -157,20 +165,45 @@ class Coordinator:
                     logger.warning(
                         "only %d of %d users spawned; starting anyway.", self.cluster.user_count(), self.users
                     )
-                self._start_stage(0)
+                self._begin(0)
+            return target
+        if self.phase == "warmup" and self.warmup is not None:
+            remaining = self.stage_started_s + self.config.warmup_seconds - self.monotonic()
+            if remaining <= TICK_S:
+                self.sleep(max(0.0, remaining))
+                self._end_warmup()
             return target
         if self.phase == "stage" and self.current is not None:
-            remaining = self.stage_started_s + self.config.stage_seconds - self.monotonic()
-            if remaining > TICK_S:
-                return target
-            self.sleep(max(0.0, remaining))  # end on time, not at the next tick
-            index = self.current.index
-            self._end_stage(self.config.drain_timeout + 5.0)
-            if index + 1 < len(self.config.input_lengths):
-                self._start_stage(index + 1)
-                return target
-            self._finish(complete=True)
+            reason = self._due_end()
+            if reason is not None:
+                self._next_stage(reason)
+            return target if self.phase != "done" else None
         return None
+
+    def _next_stage(self, reason: EndReason) -> None:
+        """End the current stage, then begin the next length or finish the run."""
+        assert self.current is not None
+        index = self.current.index
+        self._end_stage(self.config.drain_timeout + 5.0, reason)
+        if index + 1 < len(self.config.input_lengths):
+            self._begin(index + 1)
+        else:
+            self._finish(complete=True)
+
+    def _due_end(self) -> EndReason | None:
+        """Whether the current stage ends now (sleeping first to a boundary that falls before the
+        next tick, so a stage that has enough ends on time), and why."""
+        assert self.current is not None
+        rules = self.config
+        elapsed = self.monotonic() - self.stage_started_s
+        soon = [b for b in (rules.stage_seconds, rules.max_stage_seconds) if elapsed < b <= elapsed + TICK_S]
+        at = min(soon, default=elapsed)
+        ok = [s for s in self.collectors[self.current.key].samples if s.ok]
+        started = self.current.started_wall_s
+        reason = end_reason(at, [completed_s(s, started) for s in ok], [s.latency_ms for s in ok], rules)
+        if reason is not None:
+            self.sleep(max(0.0, at - elapsed))
+        return reason
 
     def _prepare(self) -> tuple[int, float] | None:
         self.users, self.spawn_rate = self.cluster.target()
@@ -215,54 +248,56 @@ class Coordinator:
                 ", ".join(map(str, over)),
             )
 
-    def _start_stage(self, index: int) -> None:
+    def _begin(self, index: int) -> None:
+        """Start the length at ``index``: its warm-up if there is one, else the stage itself."""
+        if self.config.warmup_seconds <= 0:
+            self._start_stage(index, warmup_requests=0)
+            return
         length = self.config.input_lengths[index]
-        run = StageRun(index=index, name=self.config.stage_name(length), length=length)
-        run.offered_rps = self.config.rate
-        self.collectors[index] = StageCollector()
-        self.current, self.end_announced, self.window_open = run, False, False
-        if self.control is not None:
-            try:
-                self.control.open_window(run.name)
-                self.window_open = True
-            except ServerCallError as exc:
-                run.window_error = str(exc)
-                logger.error("no energy window for %s: %s", run.name, exc)
-        run.started_wall_s = self.wall()
+        self.warmup = StageRun(index=index, name=f"warmup {self.config.stage_name(length)}", length=length)
         self.stage_started_s = self.monotonic()
-        self.phase = "stage"
+        self.phase = "warmup"
+        self._announce(self.warmup)
+
+    def _end_warmup(self) -> None:
+        """End the warm-up, drain it, drop its samples and start its stage."""
+        warmup, self.warmup = self.warmup, None
+        if warmup is None:
+            return
+        self._announce_end(warmup)
+        collector = self._drain(warmup, self.config.drain_timeout + 5.0)
+        del self.collectors[warmup.key]
+        logger.info("%s ended: %d requests left out.", warmup.name, len(collector.samples))
+        self._start_stage(warmup.index, warmup_requests=len(collector.samples))
+
+    def _announce(self, run: StageRun) -> None:
+        """Tell every load process to send ``run``'s length under a new key."""
+        run.key, self.announced = self.announced, self.announced + 1
+        self.collectors[run.key] = StageCollector()
         rate_per_user = self.config.rate / max(self.users, 1) if self.config.rate is not None else None
         self.cluster.broadcast(
             {
                 "event": "start",
                 "run": self.run_id,
-                "stage": index,
+                "stage": run.key,
                 "name": run.name,
-                "length": length,
-                "bodies": list(self.payloads[length].bodies),
+                "length": run.length,
+                "bodies": list(self.payloads[run.length].bodies),
                 "rate_per_user": rate_per_user,
                 "seed": self.config.seed,
             }
         )
-        logger.info("stage %s started (%d users).", run.name, self.users)
 
-    def _end_stage(self, wait_s: float) -> None:
-        """Announce the end, wait for every process's last samples, close the window (idempotent)."""
-        run = self.current
-        if run is None:
-            return
-        if not self.end_announced:
-            run.load_s = self.monotonic() - self.stage_started_s
-            self.cluster.broadcast(
-                {
-                    "event": "end",
-                    "run": self.run_id,
-                    "stage": run.index,
-                    "drain_timeout": self.config.drain_timeout,
-                }
-            )
-            self.end_announced = True
-        collector = self.collectors.setdefault(run.index, StageCollector())
+    def _announce_end(self, run: StageRun) -> None:
+        """Tell every load process to start no new request of ``run`` and to drain it."""
+        self.cluster.broadcast(
+            {"event": "end", "run": self.run_id, "stage": run.key, "drain_timeout": self.config.drain_timeout}
+        )
+
+    def _drain(self, run: StageRun, wait_s: float) -> StageCollector:
+        """Wait up to ``wait_s`` for every process's last samples of ``run``; ``run.complete`` says
+        whether they all came."""
+        collector = self.collectors.setdefault(run.key, StageCollector())
         deadline = self.monotonic() + wait_s
         expected = self.cluster.nodes()
         while not collector.complete(expected) and self.monotonic() < deadline:
@@ -277,6 +312,38 @@ class Coordinator:
                 missing,
                 wait_s,
             )
+        return collector
+
+    def _start_stage(self, index: int, warmup_requests: int) -> None:
+        length = self.config.input_lengths[index]
+        run = StageRun(index=index, name=self.config.stage_name(length), length=length)
+        run.offered_rps = self.config.rate
+        run.warmup_requests = warmup_requests
+        self.current, self.end_announced, self.window_open = run, False, False
+        if self.control is not None:
+            try:
+                self.control.open_window(run.name)
+                self.window_open = True
+            except ServerCallError as exc:
+                run.window_error = str(exc)
+                logger.error("no energy window for %s: %s", run.name, exc)
+        run.started_wall_s = self.wall()
+        self.stage_started_s = self.monotonic()
+        self.phase = "stage"
+        self._announce(run)
+        logger.info("stage %s started (%d users).", run.name, self.users)
+
+    def _end_stage(self, wait_s: float, reason: EndReason) -> None:
+        """Announce the end, wait for every process's last samples, close the window (idempotent)."""
+        run = self.current
+        if run is None:
+            return
+        if not self.end_announced:
+            run.load_s = self.monotonic() - self.stage_started_s
+            run.end_reason = reason
+            self._announce_end(run)
+            self.end_announced = True
+        collector = self._drain(run, wait_s)
         if self.window_open and self.control is not None:
             self.window_open = False
             try:
@@ -294,11 +361,14 @@ class Coordinator:
 
     def abort(self) -> None:
         """The run was stopped early (Ctrl-C, the web UI's stop, --run-time): write what there is."""
+        if self.phase == "warmup" and self.warmup is not None:
+            self._announce_end(self.warmup)  # its requests would count for nothing
+            self.warmup = None
         if self.phase == "stage" and self.current is not None:
             run = self.current
-            self._end_stage(ABORT_WAIT_S)
+            self._end_stage(ABORT_WAIT_S, "stopped")
             run.complete = False  # cut short
-        if self.phase in ("stage", "ramp"):
+        if self.phase in ("stage", "ramp", "warmup"):
             if self.runs:
                 self._finish(complete=False)
             else:
@@ -309,7 +379,7 @@ class Coordinator:
         self.phase = "done"
         source = self.energy.source if self.energy else None
         stages = [
-            stage_result(run, self.collectors.get(run.index, StageCollector()).samples, source)
+            stage_result(run, self.collectors.get(run.key, StageCollector()).samples, source, self.config)
             for run in self.runs
         ]
         results = build_results(

@@ -41,7 +41,8 @@ class ScrollsUser(FastHttpUser):
 
 
 class ScrollsStages(LoadTestShape):
-    """One stage per --input-lengths entry, --stage-seconds each, at -u users spawned at -r/s."""
+    """One stage per --input-lengths entry (a warm-up, then until its rules are met), at -u users
+    spawned at -r/s."""
 
     use_common_options = True
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import computed_field
+from pydantic import Field, computed_field
 
 from profiler.api import EnergyInfo, ServerInfo
 from profiler.attention_layout import GlobalAttention
@@ -29,6 +29,13 @@ from profiler.energy.windows import WindowResult
 from profiler.loadgen.config import Arrival, LoadConfig
 from profiler.loadgen.payloads import WorkloadSource
 from profiler.loadgen.samples import TIMING_KEYS, Sample
+from profiler.loadgen.stopping import (
+    EndReason,
+    MeasurementWindow,
+    StageRules,
+    is_stable,
+    measurement_windows,
+)
 from profiler.modes import Mode
 from profiler.stats import Summary
 
@@ -48,11 +55,16 @@ class StageRun:
         nodes: samples received per load-generating process.
         unsent: open-loop arrivals due before the stage's end that no user was free to send.
         complete: the stage ran its full length and every process sent its last samples in time.
+        key: the announcement's number in the run, which the load processes tag samples with
+            (a stage's warm-up is announced under its own).
+        warmup_requests: requests of the warm-up before the stage, left out of its figures.
+        end_reason: why the stage ended (:data:`~profiler.loadgen.stopping.EndReason`).
     """
 
     index: int
     name: str
     length: int
+    key: int = 0
     started_wall_s: float = 0.0
     ended_wall_s: float = 0.0
     duration_s: float = 0.0
@@ -63,6 +75,8 @@ class StageRun:
     nodes: dict[str, int] | None = None
     unsent: int = 0
     complete: bool = False
+    warmup_requests: int = 0
+    end_reason: EndReason | None = None
 
 
 class LatencySummary(Document):
@@ -99,6 +113,12 @@ class StageResult(Document):
         energy_source: the window's source, or the server's where no window was measured.
         nodes: samples received from each load-generating process.
         complete: the stage ran its full length and every process sent its last samples in time.
+        completed_s: when each successful request was answered, in seconds from the stage's
+            start, in ``latency_ms``'s order (the stability windows come from these).
+        warmup_requests: requests of the warm-up before the stage, left out of every figure.
+        rules: how long the stage was to run; None in results written before stages had rules.
+        end_reason: ``measured`` (rules met), ``cap`` (``max_stage_seconds`` reached first) or
+            ``stopped`` (the run was interrupted); None in older results.
     """
 
     name: str
@@ -131,11 +151,37 @@ class StageResult(Document):
     energy_source: Source | None
     nodes: dict[str, int]
     complete: bool
+    completed_s: list[float] = Field(default_factory=list)
+    warmup_requests: int = 0
+    rules: StageRules | None = None
+    end_reason: EndReason | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def summary(self) -> LatencySummary:
         return LatencySummary.of(self.latency_ms)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def windows(self) -> list[MeasurementWindow]:
+        """The stability windows of the stage's successful requests (none without rules)."""
+        if self.rules is None or len(self.completed_s) != len(self.latency_ms):
+            return []
+        return measurement_windows(self.completed_s, self.latency_ms, self.rules.window_requests)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def stable(self) -> bool | None:
+        """Whether the last windows agreed; None with too few windows, no rules, or the check off."""
+        if self.rules is None or self.rules.stability == 0:
+            return None
+        return is_stable(self.windows, self.rules.stability)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def enough_requests(self) -> bool | None:
+        """Whether the stage answered its ``min_requests`` successfully; None without rules."""
+        return None if self.rules is None else len(self.latency_ms) >= self.rules.min_requests
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -156,7 +202,9 @@ def _rate(count: float, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
 
 
-def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: Source | None) -> StageResult:
+def stage_result(
+    run: StageRun, samples: Sequence[Sample], energy_source: Source | None, rules: StageRules
+) -> StageResult:
     """One entry of ``stages`` from what the coordinator saw and every sample of the stage."""
     ok = [sample for sample in samples if sample.ok]
     failed = [sample for sample in samples if not sample.ok]
@@ -195,7 +243,16 @@ def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: Source
         energy_source=window.measurement.source if window else energy_source,
         nodes=run.nodes or {},
         complete=run.complete,
+        completed_s=[completed_s(sample, run.started_wall_s) for sample in ok],
+        warmup_requests=run.warmup_requests,
+        rules=StageRules.model_validate(rules.model_dump(include=set(StageRules.model_fields))),
+        end_reason=run.end_reason,
     )
+
+
+def completed_s(sample: Sample, stage_started_wall_s: float) -> float:
+    """When ``sample`` was answered, in seconds from its stage's start."""
+    return sample.sent_wall_s + sample.service_ms / 1000.0 - stage_started_wall_s
 
 
 class SloVerdict(Document):

@@ -6,11 +6,26 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler.energy.common import format_energy
-from profiler.loadgen.results import LoadTestResults
+from profiler.loadgen.results import LoadTestResults, StageResult
+from profiler.stats import UNSUPPORTED, samples_for
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+def _ms(value: float | None, samples: int = 0, q: float = 0.0) -> str:
+    """Milliseconds; a percentile ``q`` from fewer ``samples`` than it needs is marked."""
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" + (UNSUPPORTED if samples < samples_for(q) else "")
+
+
+def _stop(stage: StageResult) -> str:
+    """Why the stage ended, and what it lacked: ``measured``, ``cap: few, unstable``."""
+    lacks = [
+        word
+        for word, lacking in (("few", stage.enough_requests is False), ("unstable", stage.stable is False))
+        if lacking
+    ]
+    reason = stage.end_reason or "-"
+    return f"{reason}: {', '.join(lacks)}" if lacks else reason
 
 
 def _joules(value: float | None, source: str | None) -> str:
@@ -24,11 +39,12 @@ def results_table(results: LoadTestResults) -> Table:
     title = (
         f"{results.mode} on {results.host}: {results.users} users, "
         + (f"Poisson {results.rate or 0:g} req/s offered" if open_loop else "closed loop")
-        + f", {results.stage_seconds:g} s per stage"
+        + f", {results.stage_seconds:g} s per stage at least"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("stage")
-    for heading in ("requests", "failures", "p50 ms", "p90 ms", "p99 ms"):
+    table.add_column("ended")
+    for heading in ("s", "requests", "failures", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(heading, justify="right")
     if open_loop:
         table.add_column("offered/sent req/s", justify="right")
@@ -37,13 +53,16 @@ def results_table(results: LoadTestResults) -> Table:
     for stage in results.stages:
         summary = stage.summary
         source = stage.energy_source
+        ok = len(stage.latency_ms)
         row = [
             stage.name,
+            _stop(stage),
+            f"{stage.load_s:.0f}",
             f"{stage.requests:,}",
             f"{stage.failures:,}",
-            _ms(summary.p50_ms),
-            _ms(summary.p90_ms),
-            _ms(summary.p99_ms),
+            _ms(summary.p50_ms, ok, 50),
+            _ms(summary.p90_ms, ok, 90),
+            _ms(summary.p99_ms, ok, 99),
         ]
         if open_loop:
             row.append(f"{stage.offered_rps or 0:.2f} / {stage.sent_rps:.2f}")
@@ -75,6 +94,16 @@ def print_results(results: LoadTestResults, path: str | None, console: Console |
     slo = results.slo
     if slo.p99_ms is not None or slo.max_fail_ratio is not None:
         console.print("SLO: " + ("met" if slo.passed else "MISSED: " + "; ".join(slo.violations)))
+    if any(len(stage.latency_ms) < samples_for(99) for stage in results.stages):
+        console.print(
+            f"{UNSUPPORTED} a percentile from fewer successful requests than it needs "
+            f"(p90: {samples_for(90)}, p99: {samples_for(99)})."
+        )
+    if any(_stop(stage).startswith("cap:") for stage in results.stages):
+        console.print(
+            "cap: the stage reached --max-stage-seconds before it had --min-requests (few) or "
+            "before its last windows agreed within --stability (unstable)."
+        )
     if not results.complete:
         console.print("The run was cut short: the last stage is partial.")
     if path is not None:

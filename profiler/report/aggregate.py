@@ -136,6 +136,8 @@ class Cell:
             ``/`` if the repeats disagree.
         gpu_util_pct: mean GPU utilisation over the timeline samples of all repeats. Units: %.
         gpu_memory_bytes: GPU memory high-water mark. Units: bytes.
+        enough_requests / stable: every repeat had its minimum of successful requests / was
+            stable (False if any was not; None where no repeat was judged).
     """
 
     key: CellKey
@@ -155,6 +157,8 @@ class Cell:
     gpu_util_pct: float | None
     gpu_memory_bytes: int | None
     peak_rss_bytes: int | None
+    enough_requests: bool | None = None
+    stable: bool | None = None
 
     @property
     def is_estimate(self) -> bool:
@@ -208,7 +212,15 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         gpu_util_pct=_gpu_util(ordered),
         gpu_memory_bytes=_max(_gpu_memory(r) for r in ordered),
         peak_rss_bytes=_max(r.peak_rss_bytes for r in ordered),
+        enough_requests=_all(r.enough_requests for r in ordered),
+        stable=_all(r.stable for r in ordered),
     )
+
+
+def _all(verdicts: Iterable[bool | None]) -> bool | None:
+    """True if every judged repeat passed, False if one failed, None if none was judged."""
+    judged = [v for v in verdicts if v is not None]
+    return all(judged) if judged else None
 
 
 def aggregate(repeats: Iterable[Repeat]) -> list[Cell]:

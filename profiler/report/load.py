@@ -94,6 +94,12 @@ class Repeat:
     peak_rss_bytes: int | None
     peak_gpu_memory_bytes: int | None
     warnings: tuple[str, ...] = ()
+    #: The stage's rules had it answer this many requests successfully; None in older records.
+    min_requests: int | None = None
+    #: It did (see :attr:`~profiler.loadgen.results.StageResult.enough_requests`).
+    enough_requests: bool | None = None
+    #: Its last windows agreed; None where that was not judged.
+    stable: bool | None = None
 
     @property
     def avg_power_w(self) -> float | None:
@@ -173,6 +179,9 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         peak_rss_bytes=record.peak_rss_bytes,
         peak_gpu_memory_bytes=record.peak_gpu_memory_bytes,
         warnings=tuple(warnings),
+        min_requests=stage.rules.min_requests if stage.rules else None,
+        enough_requests=stage.enough_requests,
+        stable=stage.stable,
     )
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from profiler.environment import Environment, GpuInfo
+from profiler.loadgen.stopping import STABLE_WINDOWS
 from profiler.report.aggregate import ESTIMATE, Cell, Scaling, SeriesKey
 from profiler.report.load import LoadLevel
 from profiler.results import AccuracyRecord
+from profiler.stats import UNSUPPORTED, Summary, samples_for
 
 Better = Literal["low", "high"]
 #: A log-log slope at or above this reads as super-linear: halfway between linear and quadratic.
@@ -230,11 +232,53 @@ def _level_tables(
     return tables
 
 
+def percentile_ms(summary: Summary | None, q: float) -> Entry:
+    """The ``q``-th percentile latency, marked :data:`UNSUPPORTED` when too few samples carry it."""
+    if summary is None:
+        return _blank()
+    value = getattr(summary, f"p{q:g}")
+    if summary.count >= samples_for(q):
+        return ms(value)
+    return Entry(f"{value:.1f}{UNSUPPORTED}", value, warn=True)
+
+
+def _requests(cell: Cell) -> Entry:
+    """Successful requests behind the percentiles, with ``few`` and ``unstable`` where they apply."""
+    count = cell.latency.count if cell.latency else 0
+    flags = [
+        word
+        for word, flagged in (("few", cell.enough_requests is False), ("unstable", cell.stable is False))
+        if flagged
+    ]
+    return Entry(" ".join([str(count), *flags]), float(count), warn=bool(flags))
+
+
+def _sufficiency_notes(table: Table) -> list[str]:
+    """What the marks in a latency table mean, for the marks it holds."""
+    notes = []
+    if any(e.text.endswith(UNSUPPORTED) for header in ("p90 ms", "p99 ms") for e in table.column(header)):
+        notes.append(
+            f"{UNSUPPORTED} from fewer requests than the percentile needs (p90: {samples_for(90)}, "
+            f"p99: {samples_for(99)}): little more than the slowest request."
+        )
+    flags = " ".join(e.text for e in table.column("requests"))
+    if "few" in flags:
+        notes.append("few: the stage reached its cap (max_stage_seconds) before its min_requests.")
+    if "unstable" in flags:
+        notes.append(
+            f"unstable: the stage's last {STABLE_WINDOWS} windows disagreed on throughput or p50 by "
+            "more than its stability tolerance."
+        )
+    return notes
+
+
 def latency_tables(cells: Sequence[Cell]) -> list[Table]:
-    """One table per load level: latency percentiles, throughput and failures per cell."""
+    """One table per load level: latency percentiles, throughput and failures per cell, with the
+    successful requests behind them and whether they were enough and stable."""
     columns = [
         Column("tokens"),
         Column("repeats"),
+        Column("requests"),
         Column("p50 ms", "low"),
         Column("p90 ms", "low"),
         Column("p99 ms", "low"),
@@ -248,9 +292,10 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
         return [
             Entry(str(cell.key.length), float(cell.key.length)),
             Entry(str(len(cell.repeats)), float(len(cell.repeats))),
-            ms(summary.p50 if summary else None),
-            ms(summary.p90 if summary else None),
-            ms(summary.p99 if summary else None),
+            _requests(cell),
+            percentile_ms(summary, 50),
+            percentile_ms(summary, 90),
+            percentile_ms(summary, 99),
             rate(cell.throughput_rps),
             rate(cell.tokens_per_s, 0),
             _failures(cell),
@@ -258,6 +303,7 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
 
     tables = _level_tables(cells, "Latency and throughput", columns, row)
     for table in tables:
+        table.notes += _sufficiency_notes(table)
         if all(e.text == "1" for e in table.column("repeats")):
             # The common case says so once instead of taking a column's width.
             drop_columns(table, ["repeats"])

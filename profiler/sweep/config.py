@@ -19,7 +19,10 @@ mode = "generate"                  # generate | forward | encode
 max_new_tokens = 32
 concurrency = [1, 4]               # closed loop: users; or
 # rates = [2.0, 5.0]               # open loop: Poisson arrivals, requests/s
-stage_seconds = 10
+stage_seconds = 10                 # each stage: at least this long,
+min_requests = 100                 # and this many successful requests,
+max_stage_seconds = 300            # and stable (stability = 0.1 over window_requests = 10), or this
+warmup_seconds = 2                 # sent and discarded before each stage
 repeats = 1
 idle_seconds = 3
 
@@ -47,6 +50,7 @@ from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
 from profiler.loadgen.config import DECODE_KEYS, Arrival, IdleSeconds, InputLengths
+from profiler.loadgen.stopping import StageRules
 from profiler.modelinfo import decode_limit
 from profiler.modes import Mode
 from profiler.validation import Count, Strict, TupleOf, toml_key, validated
@@ -107,9 +111,9 @@ class ModelSpec(Strict):
     )
 
 
-class LoadSpec(Strict):
-    """``[load]``: what locust sends; the bounds are the load generator's own, so what passes here
-    passes there."""
+class LoadSpec(StageRules):
+    """``[load]``: what locust sends and how long each stage runs; the bounds are the load
+    generator's own, so what passes here passes there."""
 
     input_lengths: InputLengths
     mode: Mode = "generate"
@@ -117,7 +121,7 @@ class LoadSpec(Strict):
     target_length: Count = 64
     concurrency: TupleOf[Count] = ()
     rates: TupleOf[PositiveFloat] = ()
-    stage_seconds: Annotated[float, Field(ge=1)] = 10.0
+    stage_seconds: Annotated[float, Field(ge=1)] = 10.0  # shorter than one load test's: many cells
     repeats: Count = 1
     idle_seconds: IdleSeconds = 3.0
 

@@ -34,6 +34,7 @@ from profiler.jsonl import RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
 from profiler.loadgen.results import LoadTestResults
+from profiler.loadgen.stopping import StageRules
 from profiler.memory import peak_rss_bytes
 from profiler.processes import dies_with_this_process
 from profiler.results import LoadShape, ResultRecord
@@ -135,7 +136,7 @@ class Sweep:
             return 0
         recorded = 0
         load = self.config.load
-        run_seconds = len(load.input_lengths) * load.stage_seconds
+        run_seconds = len(load.input_lengths) * (load.warmup_seconds + load.stage_seconds)  # at least
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -247,11 +248,13 @@ class Sweep:
         users = int(run.level) if run.arrival == "closed" else OPEN_LOOP_USERS
         options = [
             "--input-lengths", ",".join(map(str, load.input_lengths)),
-            "--stage-seconds", f"{load.stage_seconds:g}", "--mode", load.mode,
+            "--mode", load.mode,
             "--max-new-tokens", str(load.max_new_tokens),
             "--target-length", str(load.target_length), "--tokenizer", str(artifact),
             "--arrival", run.arrival, "--results", str(results), "--idle-seconds", "0",
         ]  # fmt: skip
+        for name in StageRules.model_fields:  # how long each stage runs
+            options += [f"--{name.replace('_', '-')}", str(getattr(load, name))]
         if run.arrival == "poisson":
             options += ["--rate", f"{run.level:g}"]
         if locust.processes:  # forked workers on this machine: nobody else may join

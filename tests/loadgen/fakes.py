@@ -153,6 +153,8 @@ class Cluster:
             if message["event"] == "start":
                 for sample in self.per_stage(node, message["stage"]):
                     agent.record(sample)
+                if node not in self.silent:
+                    agent.flush()  # as the agent's flusher would, while the stage runs
 
     def nodes(self) -> set[str]:
         return set(self.agents)

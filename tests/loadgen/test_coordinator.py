@@ -31,6 +31,10 @@ def make(
     settings: dict[str, object] = {
         "input_lengths": LENGTHS,
         "stage_seconds": 3.0,
+        # Fixed-length stages unless a test sets the rules (announcement keys = stage indices).
+        "warmup_seconds": 0.0,
+        "min_requests": 1,
+        "stability": 0.0,
         "results": tmp_path / "results.json",
         "max_new_tokens": 4,
         **overrides,

@@ -38,6 +38,8 @@ def common(server: ServerProcess, tokenizer: Path, results: Path, *extra: str) -
     return [
         *("--headless", "--host", server.url, "--tokenizer", str(tokenizer), "--results", str(results)),
         *("--max-new-tokens", "4", "--only-summary", *extra),
+        # Short stages: a warm-up, two successful requests, no stability wait.
+        *("--warmup-seconds", "0.5", "--min-requests", "2", "--stability", "0"),
     ]
 
 
@@ -93,6 +95,8 @@ def test_headless_closed_loop(
         stage.name: stage.requests for stage in data.stages
     }
     assert data.stages[0].duration_s == pytest.approx(3.0, abs=1.0)
+    assert [(stage.end_reason, stage.enough_requests) for stage in data.stages] == [("measured", True)] * 2
+    assert all(stage.warmup_requests >= 1 for stage in data.stages)  # each user's first, left out
     assert "generate@2048" in run.stdout
     assert "J (estimate)" in run.stdout
     assert data.slo.passed is True

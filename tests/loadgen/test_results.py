@@ -22,6 +22,7 @@ from profiler.loadgen.results import (
     stage_result,
     write_results,
 )
+from profiler.loadgen.stopping import StageRules
 
 from .fakes import ENERGY, INFO, ok_sample
 
@@ -46,7 +47,7 @@ def results_for(stages: list[StageResult], **config: object) -> LoadTestResults:
 
 def one_stage() -> StageResult:
     run = StageRun(index=0, name="generate@1024", length=1024, duration_s=2.0, load_s=2.0)
-    return stage_result(run, [ok_sample(0, 10.0), ok_sample(0, 30.0)], "estimate")
+    return stage_result(run, [ok_sample(0, 10.0), ok_sample(0, 30.0)], "estimate", StageRules())
 
 
 def test_the_file_round_trips_through_its_one_type(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_stage_figures_from_raw_samples() -> None:
 
 
 def test_empty_stage_has_null_summary() -> None:
-    stage = stage_result(StageRun(index=0, name="encode@4096", length=4096), [], None)
+    stage = stage_result(StageRun(index=0, name="encode@4096", length=4096), [], None, StageRules())
     assert stage.requests == 0
     assert stage.summary.p99_ms is None
     assert stage.throughput_rps == 0.0
@@ -106,7 +107,7 @@ def test_slo_evaluation() -> None:
     assert evaluate_slo([stage], 30.0, 0.0).passed is True
     missed = evaluate_slo([stage], 29.0, None)
     assert missed.violations == ["generate@1024: p99 29.8 ms > 29 ms"]
-    empty = stage_result(StageRun(index=1, name="generate@2048", length=2048), [], None)
+    empty = stage_result(StageRun(index=1, name="generate@2048", length=2048), [], None, StageRules())
     verdict = evaluate_slo([stage, empty], 100.0, 0.5)
     assert verdict.passed is False
     assert [v.split(":")[0] for v in verdict.violations] == ["generate@2048", "generate@2048"]

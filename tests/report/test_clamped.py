@@ -15,6 +15,7 @@ from profiler.energy.baseline import IdleBaseline, per_query_energy
 from profiler.energy.meter import Measurement
 from profiler.energy.windows import WindowResult
 from profiler.loadgen.results import StageRun, stage_result
+from profiler.loadgen.stopping import StageRules
 from profiler.report import render_report
 from profiler.report.load import to_repeat
 from profiler.results import ResultRecord, parse_result
@@ -41,7 +42,8 @@ def _clamped_window() -> WindowResult:
 
 
 def _record_with(window: WindowResult) -> ResultRecord:
-    stage = stage_result(StageRun(0, "generate@1024", 1024, duration_s=4.0, window=window), [], None)
+    run = StageRun(0, "generate@1024", 1024, duration_s=4.0, window=window)
+    stage = stage_result(run, [], None, StageRules())
     return make_record(length=1024).model_copy(update={"stage": stage})
 
 

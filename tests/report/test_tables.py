@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from profiler.loadgen.stopping import StageRules
 from profiler.report.aggregate import Cell, aggregate
 from profiler.report.load import RunData, load_run
 from profiler.report.tables import (
@@ -20,8 +21,9 @@ from profiler.report.tables import (
     seed_table,
 )
 from profiler.report.terminal import BEST_STYLE, to_rich
+from profiler.results import ResultRecord
 from profiler.rundir import RunDirectory
-from profiler.stats import percentile
+from profiler.stats import percentile, samples_for
 
 from . import make_record, write_run
 from .conftest import DATA
@@ -58,8 +60,10 @@ def test_latency_table_has_the_raw_samples_percentiles(cpu_cells: CpuCells) -> N
             == (record.model, record.format, str(record.bucket))
         ]
         latencies = record.stage.latency_ms
+        assert row["requests"].text.split()[0] == str(len(latencies))
         for q in (50, 90, 99):
-            assert row[f"p{q} ms"].text == f"{percentile(latencies, q):.1f}"
+            mark = "" if len(latencies) >= samples_for(q) else "*"  # too few for that percentile
+            assert row[f"p{q} ms"].text == f"{percentile(latencies, q):.1f}{mark}"
             assert row[f"p{q} ms"].value == percentile(latencies, q)
         assert row["req/s"].value == record.stage.throughput_rps
         assert row["device"].text == "cpu"
@@ -218,3 +222,31 @@ def test_engine_is_named_where_it_differs_from_the_format(tmp_path: Path) -> Non
         ("checkpoint (eager)", "cuda"),
         ("onnx", "cpu"),
     ]
+
+
+def _with_rules(record: ResultRecord, rules: StageRules, completed_s: list[float]) -> ResultRecord:
+    return record.model_copy(
+        update={"stage": record.stage.model_copy(update={"rules": rules, "completed_s": completed_s})}
+    )
+
+
+def test_cells_short_of_requests_or_unstable_are_marked_not_hidden(tmp_path: Path) -> None:
+    rules = StageRules(stage_seconds=1, min_requests=5, window_requests=10, stability=0.1)
+    steady, drifting = [100.0] * 30, [100.0 + 5 * i for i in range(30)]
+    every_tenth_s = [0.1 * (i + 1) for i in range(30)]
+    records = [
+        _with_rules(make_record(length=1024, latency_ms=(90.0, 95.0, 99.0)), rules, [0.1, 0.2, 0.3]),
+        _with_rules(make_record(length=2048, latency_ms=drifting), rules, every_tenth_s),
+        _with_rules(make_record(length=3072, latency_ms=steady), rules, every_tenth_s),
+        make_record(length=4096),  # written before stages had rules: nothing to judge
+    ]
+    cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
+    (table,) = latency_tables(cells)
+    rows = _rows(table)
+    assert [r["requests"].text for r in rows] == ["3 few", "30 unstable", "30", "3"]
+    assert [r["requests"].warn for r in rows] == [True, True, False, False]
+    assert [r["p90 ms"].text.endswith("*") for r in rows] == [True, False, False, True]  # p90 needs 10
+    assert all(r["p99 ms"].text.endswith("*") for r in rows)  # p99 needs 100
+    assert any(note.startswith("* from fewer requests than the percentile needs") for note in table.notes)
+    assert any(note.startswith("few: ") for note in table.notes)
+    assert any(note.startswith("unstable: ") for note in table.notes)

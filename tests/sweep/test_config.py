@@ -120,7 +120,8 @@ def test_config_files_and_run_directories(tmp_path: Path, tiny_checkpoints: dict
         (
             {"colour": 1},
             "load: unknown key(s) colour; allowed: concurrency, idle_seconds, input_lengths, "
-            "max_new_tokens, mode, rates, repeats, stage_seconds, target_length.",
+            "max_new_tokens, max_stage_seconds, min_requests, mode, rates, repeats, stability, "
+            "stage_seconds, target_length, warmup_seconds, window_requests.",
         ),
     ],
 )

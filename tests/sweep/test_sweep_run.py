@@ -28,6 +28,7 @@ def _write_config(tmp_path: Path, checkpoint: Path) -> Path:
         'run_id = "crash"\noutput_dir = "reports"\n'
         f'[[models]]\nname = "tiny-led"\ncheckpoint = "{checkpoint}"\nformats = ["eager", "onnx"]\n'
         "[load]\ninput_lengths = [1024, 2048]\nconcurrency = [1, 2]\nstage_seconds = 1\nidle_seconds = 0.5\n"
+        "min_requests = 1\nstability = 0\nwarmup_seconds = 0\n"
         "[server]\nmax_batch_size = 2\nmax_wait_ms = 2\n"
     )
     return config
@@ -105,6 +106,7 @@ def test_kill_9_on_the_sweep_alone_leaves_no_child_and_no_port_held(
         'run_id = "orphans"\noutput_dir = "reports"\n'
         f'[[models]]\nname = "tiny-led"\ncheckpoint = "{tiny_checkpoints["led"]}"\nformats = ["eager"]\n'
         "[load]\ninput_lengths = [1024]\nconcurrency = [1]\nstage_seconds = 1\nidle_seconds = 0\n"
+        "min_requests = 1\nstability = 0\nwarmup_seconds = 0\n"
         f"[server]\nmax_batch_size = 2\nport = {port}\n"
         f"[locust]\nprocesses = 2\nmaster_bind_port = {master_port}\n"
     )
