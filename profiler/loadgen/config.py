@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, PositiveFloat, model_validator
 
 from profiler.attention_layout import GLOBAL_ATTENTION_MODES, GlobalAttention
 from profiler.errors import ConfigError
+from profiler.loadgen.capacity import SearchSpec, Slo, SloPercentile
 from profiler.loadgen.stopping import STABLE_WINDOWS, StageRules
 from profiler.modelinfo import DEFAULT_LENGTHS, MAX_DECODE_TOKENS, decode_limit
 from profiler.modes import MODES, Mode
@@ -39,6 +40,9 @@ def _distinct(lengths: tuple[int, ...]) -> tuple[int, ...]:
         raise ValueError("a length appears twice; each stage needs its own")
     return lengths
 
+
+_SLO = Slo(latency_ms=1.0)  # the defaults of the capacity flags are the search's own
+_SEARCH = SearchSpec()
 
 #: One stage per length, in this order. Units: tokens.
 InputLengths = Annotated[TupleOf[Annotated[int, Field(ge=2)]], Field(min_length=1), AfterValidator(_distinct)]
@@ -67,6 +71,9 @@ class LoadConfig(StageRules):
         idle_seconds: idle baseline measured through the server before the first stage; 0 skips it.
         drain_timeout: how long a stage's end waits for in-flight requests. Units: s.
         seed: seeds the open-loop schedules (the same seed gives the same arrival times).
+        capacity_slo_ms .. capacity_max_probes: with ``capacity_slo_ms``, each length's stages
+            search for the highest open-loop rate within that SLO
+            (:mod:`profiler.loadgen.capacity`: the :class:`Slo` and :class:`SearchSpec` fields).
     """
 
     input_lengths: InputLengths = DEFAULT_LENGTHS
@@ -85,9 +92,22 @@ class LoadConfig(StageRules):
     idle_seconds: IdleSeconds = 0.0
     drain_timeout: PositiveFloat = 120.0
     seed: int = 0
+    capacity_slo_ms: PositiveFloat | None = None
+    capacity_percentile: SloPercentile = _SLO.percentile
+    capacity_fail_ratio: Annotated[float, Field(ge=0, le=1)] = _SLO.max_fail_ratio
+    capacity_start_rps: PositiveFloat = _SEARCH.start_rps
+    capacity_max_rps: PositiveFloat = _SEARCH.max_rps
+    capacity_tolerance: Annotated[float, Field(gt=0, le=1)] = _SEARCH.tolerance
+    capacity_max_probes: Count = _SEARCH.max_probes
 
     @model_validator(mode="after")
     def rate_fits_arrival(self) -> LoadConfig:
+        if self.capacity_slo_ms is not None:
+            if self.arrival != "poisson" or self.rate is not None:
+                raise ValueError(
+                    "--capacity-slo-ms searches open-loop rates itself: give --arrival poisson and no --rate"
+                )
+            return self
         if self.arrival == "poisson" and self.rate is None:
             raise ValueError("--arrival poisson needs --rate R (requests per second across all users)")
         if self.arrival == "closed" and self.rate is not None:
@@ -96,9 +116,27 @@ class LoadConfig(StageRules):
             )
         return self
 
-    def stage_name(self, length: int) -> str:
-        """The name a stage's requests, statistics and energy window carry, e.g. ``generate@2048``."""
-        return f"{self.mode}@{length}"
+    def stage_name(self, length: int, rate: float | None = None) -> str:
+        """The name a stage's requests, statistics and energy window carry, e.g. ``generate@2048``,
+        or ``generate@2048:3.5rps`` for a capacity probe."""
+        return f"{self.mode}@{length}" + ("" if rate is None else f":{rate:.4g}rps")
+
+    def capacity(self) -> tuple[Slo, SearchSpec] | None:
+        """The capacity search asked for, or None."""
+        if self.capacity_slo_ms is None:
+            return None
+        slo = Slo(
+            latency_ms=self.capacity_slo_ms,
+            percentile=self.capacity_percentile,
+            max_fail_ratio=self.capacity_fail_ratio,
+        )
+        spec = SearchSpec(
+            start_rps=self.capacity_start_rps,
+            max_rps=self.capacity_max_rps,
+            tolerance=self.capacity_tolerance,
+            max_probes=self.capacity_max_probes,
+        )
+        return slo, spec
 
 
 def add_arguments(parser: Any) -> None:
@@ -174,6 +212,22 @@ def add_arguments(parser: Any) -> None:
     add("--idle-seconds", type=float, help="Idle baseline before the first stage (0: skip).")
     add("--drain-timeout", type=float, help="Seconds a stage end waits for in-flight requests.")
     add("--seed", type=int, help="Seed of the open-loop arrival schedules (default %(default)s).")
+    add(
+        "--capacity-slo-ms",
+        type=float,
+        help="Search each length for the highest open-loop rate whose latency percentile stays "
+        "within this (ms); needs --arrival poisson and no --rate.",
+    )
+    add("--capacity-percentile", type=int, choices=(50, 90, 99), help="The percentile bounded (default 99).")
+    add("--capacity-fail-ratio", type=float, help="Failures/requests a probe may have (default %(default)g).")
+    add("--capacity-start-rps", type=float, help="The first probe's rate (default %(default)g).")
+    add("--capacity-max-rps", type=float, help="No probe above this rate (default %(default)g).")
+    add(
+        "--capacity-tolerance",
+        type=float,
+        help="Stop when the bracket's ends are within this fraction (default %(default)g).",
+    )
+    add("--capacity-max-probes", type=int, help="Probes per length at most (default %(default)s).")
 
 
 def config_from_options(options: Any) -> LoadConfig:

@@ -41,10 +41,12 @@ from profiler.api import EnergyInfo, ServerInfo
 from profiler.buckets import bucket_for
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
+from profiler.loadgen.capacity import CapacitySearch, Probe, capacity_of, judge
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.payloads import StagePayload
 from profiler.loadgen.results import (
     LoadTestResults,
+    StageResult,
     StageRun,
     build_results,
     completed_s,
@@ -113,6 +115,7 @@ class Coordinator:
         console: Console | None = None,
     ) -> None:
         self.config = config
+        self.capacity = config.capacity()
         self.payloads = payloads
         self.cluster = cluster
         self.control_factory = control_factory
@@ -130,6 +133,9 @@ class Coordinator:
         self.collectors: dict[int, StageCollector] = {}  # by announcement (StageRun.key)
         self.announced = 0  # announcements so far: the next one's key
         self.warmup: StageRun | None = None  # the warm-up running now, if any
+        self.stage_rate: float | None = None  # the open-loop rate of the stage being started
+        self.search: CapacitySearch | None = None  # the current length's capacity search
+        self.probes: dict[int, list[Probe]] = {}  # capacity probes per length
         self.runs: list[StageRun] = []
         self.current: StageRun | None = None
         self.window_open = False
@@ -181,14 +187,46 @@ class Coordinator:
         return None
 
     def _next_stage(self, reason: EndReason) -> None:
-        """End the current stage, then begin the next length or finish the run."""
-        assert self.current is not None
-        index = self.current.index
+        """End the current stage, then begin the next probe, the next length, or finish the run."""
+        run = self.current
+        assert run is not None
         self._end_stage(self.config.drain_timeout + 5.0, reason)
-        if index + 1 < len(self.config.input_lengths):
-            self._begin(index + 1)
+        if self.capacity is not None and self.search is not None:
+            rate = self._judge(run, self.search)
+            if rate is not None:
+                self._begin(run.index, rate)
+                return
+        if run.index + 1 < len(self.config.input_lengths):
+            self._begin(run.index + 1)
         else:
             self._finish(complete=True)
+
+    def _judge(self, run: StageRun, search: CapacitySearch) -> float | None:
+        """Judge a capacity probe against the SLO; the next rate to probe at its length, if any."""
+        assert self.capacity is not None
+        result = self._stage_result(run)
+        window = result.window
+        probe = judge(
+            self.capacity[0],
+            stage=result.name,
+            offered_rps=run.offered_rps or 0.0,
+            sent_rps=result.sent_rps,
+            unsent=result.unsent,
+            duration_s=result.duration_s,
+            latency_ms=result.latency_ms,
+            failures=result.failures,
+            window_j=window.measurement.total_j if window else None,
+            energy_source=result.energy_source,
+        )
+        self.probes.setdefault(run.length, []).append(probe)
+        search.record(probe.offered_rps, probe.passed)
+        verdict = "passed" if probe.passed else f"failed ({probe.why})"
+        logger.info("probe %s %s.", run.name, verdict)
+        return search.next_rate()
+
+    def _stage_result(self, run: StageRun) -> StageResult:
+        source = self.energy.source if self.energy else None
+        return stage_result(run, self.collectors.get(run.key, StageCollector()).samples, source, self.config)
 
     def _due_end(self) -> EndReason | None:
         """Whether the current stage ends now (sleeping first to a boundary that falls before the
@@ -248,13 +286,19 @@ class Coordinator:
                 ", ".join(map(str, over)),
             )
 
-    def _begin(self, index: int) -> None:
-        """Start the length at ``index``: its warm-up if there is one, else the stage itself."""
+    def _begin(self, index: int, rate: float | None = None) -> None:
+        """Start the length at ``index`` (at ``rate``, a capacity probe's; else the configured
+        rate): its warm-up if there is one, else the stage itself."""
+        if self.capacity is not None and rate is None:  # a new length: a new search
+            self.search = CapacitySearch(self.capacity[1])
+            rate = self.search.next_rate()
+        self.stage_rate = rate if rate is not None else self.config.rate
         if self.config.warmup_seconds <= 0:
             self._start_stage(index, warmup_requests=0)
             return
         length = self.config.input_lengths[index]
-        self.warmup = StageRun(index=index, name=f"warmup {self.config.stage_name(length)}", length=length)
+        name = f"warmup {self.config.stage_name(length, rate)}"
+        self.warmup = StageRun(index=index, name=name, length=length, offered_rps=self.stage_rate)
         self.stage_started_s = self.monotonic()
         self.phase = "warmup"
         self._announce(self.warmup)
@@ -274,7 +318,7 @@ class Coordinator:
         """Tell every load process to send ``run``'s length under a new key."""
         run.key, self.announced = self.announced, self.announced + 1
         self.collectors[run.key] = StageCollector()
-        rate_per_user = self.config.rate / max(self.users, 1) if self.config.rate is not None else None
+        rate_per_user = run.offered_rps / max(self.users, 1) if run.offered_rps is not None else None
         self.cluster.broadcast(
             {
                 "event": "start",
@@ -316,8 +360,9 @@ class Coordinator:
 
     def _start_stage(self, index: int, warmup_requests: int) -> None:
         length = self.config.input_lengths[index]
-        run = StageRun(index=index, name=self.config.stage_name(length), length=length)
-        run.offered_rps = self.config.rate
+        probe_rate = self.stage_rate if self.capacity is not None else None
+        run = StageRun(index=index, name=self.config.stage_name(length, probe_rate), length=length)
+        run.offered_rps = self.stage_rate
         run.warmup_requests = warmup_requests
         self.current, self.end_announced, self.window_open = run, False, False
         if self.control is not None:
@@ -377,11 +422,11 @@ class Coordinator:
 
     def _finish(self, complete: bool) -> None:
         self.phase = "done"
-        source = self.energy.source if self.energy else None
-        stages = [
-            stage_result(run, self.collectors.get(run.key, StageCollector()).samples, source, self.config)
-            for run in self.runs
-        ]
+        stages = [self._stage_result(run) for run in self.runs]
+        capacity = []
+        if self.capacity is not None:
+            slo, spec = self.capacity
+            capacity = [capacity_of(length, slo, spec, probes) for length, probes in self.probes.items()]
         results = build_results(
             self.config,
             host=self.cluster.host() or "",
@@ -398,6 +443,7 @@ class Coordinator:
             started_wall_s=self.started_wall_s,
             ended_wall_s=self.wall(),
             complete=complete,
+            capacity=capacity,
         )
         path = self.config.results or default_results_path(self.started_wall_s)
         try:

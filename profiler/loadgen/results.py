@@ -26,6 +26,7 @@ from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.common import Source
 from profiler.energy.windows import WindowResult
+from profiler.loadgen.capacity import Capacity
 from profiler.loadgen.config import Arrival, LoadConfig
 from profiler.loadgen.payloads import WorkloadSource
 from profiler.loadgen.samples import TIMING_KEYS, Sample
@@ -315,6 +316,8 @@ class LoadTestResults(Document):
         idle / idle_measured: the idle baseline the windows subtract, and whether this test
             measured it (otherwise it is one the server held from before).
         slo: each stage against the load generator's SLOs.
+        capacity: with ``--capacity-slo-ms``, what each length's search found (its probes are
+            ``stages`` too); empty otherwise.
     """
 
     schema_version: Literal[1] = 1
@@ -340,6 +343,7 @@ class LoadTestResults(Document):
     idle_measured: bool
     stages: list[StageResult]
     slo: SloVerdict
+    capacity: list[Capacity] = Field(default_factory=list)
 
 
 def build_results(
@@ -357,6 +361,7 @@ def build_results(
     started_wall_s: float,
     ended_wall_s: float,
     complete: bool,
+    capacity: Sequence[Capacity] = (),
 ) -> LoadTestResults:
     """The whole results document from the load generator's config and what it measured."""
     return LoadTestResults(
@@ -382,6 +387,7 @@ def build_results(
         idle_measured=idle_measured,
         stages=list(stages),
         slo=evaluate_slo(stages, config.p99_ms, config.max_fail_ratio),
+        capacity=list(capacity),
     )
 
 

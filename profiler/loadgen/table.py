@@ -76,6 +76,32 @@ def results_table(results: LoadTestResults) -> Table:
     return table
 
 
+def capacity_table(results: LoadTestResults) -> Table:
+    """Per length: the highest rate that met the SLO, the lowest that failed, goodput, J per good query."""
+    slo = results.capacity[0].slo
+    table = Table(
+        title=f"Capacity: the highest open-loop rate with p{slo.percentile} <= {slo.latency_ms:g} ms "
+        f"and failures <= {slo.max_fail_ratio:g}",
+        title_justify="left",
+    )
+    table.add_column("length", justify="right")
+    for heading in ("sustained req/s", "failed at req/s", "goodput req/s", "J/good query", "probes"):
+        table.add_column(heading, justify="right")
+    for found in results.capacity:
+        sustained = "none" if found.sustained_rps is None else f"{found.sustained_rps:.3g}"
+        if found.sustained_rps is not None and found.lowest_failing_rps is None:
+            sustained = f">= {sustained}"  # every probe passed: a floor, not the capacity
+        table.add_row(
+            str(found.length),
+            sustained,
+            "-" if found.lowest_failing_rps is None else f"{found.lowest_failing_rps:.3g}",
+            "-" if found.goodput_rps is None else f"{found.goodput_rps:.3g}",
+            _joules(found.j_per_good_query, found.energy_source),
+            str(len(found.probes)),
+        )
+    return table
+
+
 def print_results(results: LoadTestResults, path: str | None, console: Console | None = None) -> None:
     """Print the table, the SLO verdict and where the file went."""
     if console is None:
@@ -83,6 +109,8 @@ def print_results(results: LoadTestResults, path: str | None, console: Console |
         if not console.is_terminal:  # a log or a pipe: rich would assume 80 columns and wrap the table
             console = Console(width=max(console.width, 160))
     console.print(results_table(results))
+    if results.capacity:
+        console.print(capacity_table(results))
     if results.idle is None:
         console.print("net J/query: no idle baseline (pass --idle-seconds S to measure one).")
     elif not results.idle_measured:
