@@ -1,6 +1,6 @@
-"""The records of a run: one :class:`ResultRecord` per sweep cell (``results.jsonl``) and one
-:class:`AccuracyRecord` per score (``accuracy.jsonl``), each typed once for its writer, the report
-and the tests.
+"""The records of a run: one :class:`ResultRecord` per sweep cell (``results.jsonl``), one
+:class:`CapacityRecord` per capacity search (``capacity.jsonl``) and one :class:`AccuracyRecord`
+per score (``accuracy.jsonl``), each typed once for its writer, the report and the tests.
 
 A result record carries ``schema_version``. Version 1 records (written before the records were
 typed, e.g. by the demo of earlier releases) are read through :func:`upgrade_v1`, the one place
@@ -19,6 +19,7 @@ from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
 from profiler.energy.timeline import TimelineSample
 from profiler.jsonl import RecordsError
+from profiler.loadgen.capacity import Capacity
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.results import StageResult
 from profiler.modes import Mode
@@ -93,6 +94,32 @@ class ResultRecord(Document):
     new_weights: list[str] = Field(default_factory=list)
     global_attention: GlobalAttention = "none"
     decoding: DecodingConfig | None = None
+
+
+class CapacityRecord(Document):
+    """A sweep's capacity search for one model in one format at one input length
+    (``capacity.jsonl``).
+
+    Attributes:
+        cell: the record's key (``model|format|capacity|repeat N|length``); a resumed sweep skips
+            the searches already recorded.
+        engine / device: what the server reported running.
+        capacity: the SLO, the sustained rate, goodput, joules per good query and every probe.
+    """
+
+    run_id: str
+    cell: str
+    model: str
+    checkpoint: str
+    format: str
+    engine: str
+    device: str
+    mode: Mode
+    max_new_tokens: int
+    global_attention: GlobalAttention = "none"
+    repeat: int = Field(ge=1)
+    capacity: Capacity
+    recorded_wall_s: float
 
 
 #: Stage fields that early version-1 writers did not record, with what the version-1 reader took

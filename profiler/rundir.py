@@ -14,9 +14,10 @@ from pydantic import ValidationError
 
 from profiler.environment import Environment
 from profiler.jsonl import RecordFile, field_errors
-from profiler.results import AccuracyRecord, ResultRecord, parse_result
+from profiler.results import AccuracyRecord, CapacityRecord, ResultRecord, parse_result
 
 RESULTS_NAME = "results.jsonl"
+CAPACITY_NAME = "capacity.jsonl"
 ACCURACY_NAME = "accuracy.jsonl"
 ENVIRONMENT_NAME = "environment.json"
 CONFIG_NAME = "config.toml"
@@ -45,6 +46,11 @@ class RunDirectory:
     def results(self) -> RecordFile[ResultRecord]:
         """One record per cell; version-1 lines are upgraded as they are read."""
         return RecordFile(self.path / RESULTS_NAME, ResultRecord, parse_result)
+
+    @property
+    def capacity(self) -> RecordFile[CapacityRecord]:
+        """One record per capacity search (model, format, input length)."""
+        return RecordFile(self.path / CAPACITY_NAME, CapacityRecord)
 
     @property
     def accuracy(self) -> RecordFile[AccuracyRecord]:

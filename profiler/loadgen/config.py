@@ -71,9 +71,9 @@ class LoadConfig(StageRules):
         idle_seconds: idle baseline measured through the server before the first stage; 0 skips it.
         drain_timeout: how long a stage's end waits for in-flight requests. Units: s.
         seed: seeds the open-loop schedules (the same seed gives the same arrival times).
-        capacity_slo_ms .. capacity_max_probes: with ``capacity_slo_ms``, each length's stages
-            search for the highest open-loop rate within that SLO
-            (:mod:`profiler.loadgen.capacity`: the :class:`Slo` and :class:`SearchSpec` fields).
+        capacity_latency_ms .. capacity_max_probes: with ``capacity_latency_ms``, each length's
+            stages search for the highest open-loop rate within that SLO: ``capacity_`` and a field
+            of :class:`~profiler.loadgen.capacity.Slo` or :class:`~profiler.loadgen.capacity.SearchSpec`.
     """
 
     input_lengths: InputLengths = DEFAULT_LENGTHS
@@ -92,20 +92,22 @@ class LoadConfig(StageRules):
     idle_seconds: IdleSeconds = 0.0
     drain_timeout: PositiveFloat = 120.0
     seed: int = 0
-    capacity_slo_ms: PositiveFloat | None = None
+    capacity_latency_ms: PositiveFloat | None = None
     capacity_percentile: SloPercentile = _SLO.percentile
-    capacity_fail_ratio: Annotated[float, Field(ge=0, le=1)] = _SLO.max_fail_ratio
+    capacity_max_fail_ratio: Annotated[float, Field(ge=0, le=1)] = _SLO.max_fail_ratio
     capacity_start_rps: PositiveFloat = _SEARCH.start_rps
     capacity_max_rps: PositiveFloat = _SEARCH.max_rps
+    capacity_min_rps: PositiveFloat = _SEARCH.min_rps
     capacity_tolerance: Annotated[float, Field(gt=0, le=1)] = _SEARCH.tolerance
     capacity_max_probes: Count = _SEARCH.max_probes
 
     @model_validator(mode="after")
     def rate_fits_arrival(self) -> LoadConfig:
-        if self.capacity_slo_ms is not None:
+        if self.capacity_latency_ms is not None:
             if self.arrival != "poisson" or self.rate is not None:
                 raise ValueError(
-                    "--capacity-slo-ms searches open-loop rates itself: give --arrival poisson and no --rate"
+                    "--capacity-latency-ms searches open-loop rates itself: give --arrival poisson "
+                    "and no --rate"
                 )
             return self
         if self.arrival == "poisson" and self.rate is None:
@@ -123,16 +125,17 @@ class LoadConfig(StageRules):
 
     def capacity(self) -> tuple[Slo, SearchSpec] | None:
         """The capacity search asked for, or None."""
-        if self.capacity_slo_ms is None:
+        if self.capacity_latency_ms is None:
             return None
         slo = Slo(
-            latency_ms=self.capacity_slo_ms,
+            latency_ms=self.capacity_latency_ms,
             percentile=self.capacity_percentile,
-            max_fail_ratio=self.capacity_fail_ratio,
+            max_fail_ratio=self.capacity_max_fail_ratio,
         )
         spec = SearchSpec(
             start_rps=self.capacity_start_rps,
             max_rps=self.capacity_max_rps,
+            min_rps=self.capacity_min_rps,
             tolerance=self.capacity_tolerance,
             max_probes=self.capacity_max_probes,
         )
@@ -213,15 +216,20 @@ def add_arguments(parser: Any) -> None:
     add("--drain-timeout", type=float, help="Seconds a stage end waits for in-flight requests.")
     add("--seed", type=int, help="Seed of the open-loop arrival schedules (default %(default)s).")
     add(
-        "--capacity-slo-ms",
+        "--capacity-latency-ms",
         type=float,
         help="Search each length for the highest open-loop rate whose latency percentile stays "
         "within this (ms); needs --arrival poisson and no --rate.",
     )
     add("--capacity-percentile", type=int, choices=(50, 90, 99), help="The percentile bounded (default 99).")
-    add("--capacity-fail-ratio", type=float, help="Failures/requests a probe may have (default %(default)g).")
+    add(
+        "--capacity-max-fail-ratio",
+        type=float,
+        help="Failures/requests a probe may have (default %(default)g).",
+    )
     add("--capacity-start-rps", type=float, help="The first probe's rate (default %(default)g).")
     add("--capacity-max-rps", type=float, help="No probe above this rate (default %(default)g).")
+    add("--capacity-min-rps", type=float, help="No probe below this rate (default %(default)g).")
     add(
         "--capacity-tolerance",
         type=float,

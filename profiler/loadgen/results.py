@@ -316,7 +316,7 @@ class LoadTestResults(Document):
         idle / idle_measured: the idle baseline the windows subtract, and whether this test
             measured it (otherwise it is one the server held from before).
         slo: each stage against the load generator's SLOs.
-        capacity: with ``--capacity-slo-ms``, what each length's search found (its probes are
+        capacity: with ``--capacity-latency-ms``, what each length's search found (its probes are
             ``stages`` too); empty otherwise.
     """
 

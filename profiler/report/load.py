@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from profiler.documents import Document
 from profiler.environment import Environment
 from profiler.errors import ProfilerError
-from profiler.jsonl import RecordsError
-from profiler.results import AccuracyRecord, ResultRecord
+from profiler.jsonl import RecordFile, RecordsError
+from profiler.results import AccuracyRecord, CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
+
+R = TypeVar("R", bound=Document)
 
 
 class ReportError(ProfilerError):
@@ -120,6 +124,7 @@ class RunData:
     config_text: str | None
     accuracy: list[AccuracyRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    capacity: list[CapacityRecord] = field(default_factory=list)
 
 
 def _timeline(record: ResultRecord) -> tuple[TimelinePoint, ...]:
@@ -196,6 +201,16 @@ def _read_environment(run: RunDirectory, notes: list[str]) -> Environment | None
         return None
 
 
+def _read(records: RecordFile[R]) -> list[R]:
+    """Every complete record of a run file (none if it is absent), or one line saying what is wrong."""
+    try:
+        return records.read()
+    except OSError as exc:
+        raise ReportError(f"cannot read {records.path}: {exc}; check its permissions.") from exc
+    except RecordsError as exc:
+        raise ReportError(str(exc)) from exc
+
+
 def load_run(directory: Path, role: str = "run") -> RunData:
     """Read and check a run directory written by ``profiler sweep``.
 
@@ -215,19 +230,15 @@ def load_run(directory: Path, role: str = "run") -> RunData:
         raise ReportError(f"{role} directory {directory} is a file; pass its folder (reports/<run-id>/).")
     run = RunDirectory(directory)
     results = run.results
-    if not results.path.is_file():
+    records = _read(results) if results.path.is_file() else []
+    capacity = _read(run.capacity)
+    if not results.path.is_file() and not capacity:
         raise ReportError(
             f"{role} directory {directory} has no {results.path.name}: it is not a sweep's run directory, "
             "or its sweep recorded nothing yet. Run `profiler sweep CONFIG`, or "
             f"`profiler sweep --resume {directory}`."
         )
-    try:
-        records = results.read()
-    except OSError as exc:
-        raise ReportError(f"cannot read {results.path}: {exc}; check its permissions.") from exc
-    except RecordsError as exc:
-        raise ReportError(str(exc)) from exc
-    if not records:
+    if not records and not capacity:
         raise ReportError(
             f"{results.path} holds no complete records: the sweep stopped before its first cell finished. "
             f"Finish it with `profiler sweep --resume {directory}`."
@@ -246,12 +257,9 @@ def load_run(directory: Path, role: str = "run") -> RunData:
     except (OSError, UnicodeDecodeError) as exc:
         notes.append(f"{run.config.name} could not be read ({exc}).")
         config_text = None
-    try:
-        accuracy = run.accuracy.read()
-    except OSError as exc:
-        raise ReportError(f"cannot read {run.accuracy.path}: {exc}; check its permissions.") from exc
-    except RecordsError as exc:
-        raise ReportError(str(exc)) from exc
-    run_ids = {record.run_id for record in records}
+    accuracy = _read(run.accuracy)
+    run_ids = {record.run_id for record in records} | {record.run_id for record in capacity}
     run_id = run_ids.pop() if len(run_ids) == 1 else directory.name
-    return RunData(directory, run_id, list(by_cell.values()), environment, config_text, accuracy, notes)
+    return RunData(
+        directory, run_id, list(by_cell.values()), environment, config_text, accuracy, notes, capacity
+    )

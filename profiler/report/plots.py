@@ -20,13 +20,14 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 from profiler.report.aggregate import ESTIMATE, Cell, load_levels, series_of
 from profiler.report.load import LoadLevel, Repeat
 from profiler.report.tables import seed_cells
-from profiler.results import AccuracyRecord
+from profiler.results import AccuracyRecord, CapacityRecord
 
 LATENCY_PNG = "latency_vs_length.png"
 ENERGY_PNG = "energy_vs_length.png"
 THROUGHPUT_PNG = "latency_vs_throughput.png"
 TIMELINE_PNG = "power_timeline.png"
 ACCURACY_PNG = "accuracy_vs_energy.png"
+CAPACITY_PNG = "latency_vs_offered_rate.png"
 DPI = 100
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
@@ -284,17 +285,68 @@ def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) 
     return figure
 
 
+def latency_vs_offered_rate(records: Sequence[CapacityRecord]) -> Figure:
+    """Every capacity probe's latency percentile against its offered rate, one panel per input
+    length, one line per model and format, the SLO as a dashed line; failed probes hollow."""
+    lengths = sorted({r.capacity.length for r in records})
+    figure, axes = _figure(len(lengths), width=5.5, height=4.0)
+    for ax, length in zip(axes, lengths, strict=False):
+        members = [r for r in records if r.capacity.length == length]
+        bounds = set()
+        for index, record in enumerate(sorted(members, key=lambda r: (r.model, r.format, r.repeat))):
+            points = sorted(
+                (p.offered_rps, p.latency_ms, p.passed)
+                for p in record.capacity.probes
+                if p.latency_ms is not None
+            )
+            if not points:
+                continue
+            colour = f"C{index % 10}"
+            ax.plot(
+                [x for x, _, _ in points],
+                [y for _, y, _ in points],
+                color=colour,
+                label=f"{record.model} {record.format}",
+            )
+            for x, y, passed in points:
+                ax.plot(x, y, marker="o", color=colour, markerfacecolor=colour if passed else "none")
+            slo = record.capacity.slo
+            bounds.add((slo.percentile, slo.latency_ms))
+        for percentile, bound in sorted(bounds):
+            ax.axhline(bound, linestyle="--", color="grey", label=f"SLO p{percentile} <= {bound:g} ms")
+        if bounds:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("offered rate (req/s, Poisson)")
+            ax.set_ylabel("latency percentile of the SLO (ms)")
+            ax.legend(fontsize="x-small")
+        else:
+            _empty(ax, "no probe succeeded")
+        ax.set_title(f"{length} tokens")
+    figure.suptitle("Capacity probes: latency vs offered rate (hollow: the probe missed the SLO)")
+    return figure
+
+
 def write_plots(
-    cells: Sequence[Cell], repeats: Sequence[Repeat], scores: Sequence[AccuracyRecord], directory: Path
+    cells: Sequence[Cell],
+    repeats: Sequence[Repeat],
+    scores: Sequence[AccuracyRecord],
+    capacity: Sequence[CapacityRecord],
+    directory: Path,
 ) -> list[tuple[str, Path]]:
-    """Draw and save every plot the run supports, as (title, path); accuracy only with scores."""
-    plots: list[tuple[str, str, Callable[[], Figure]]] = [
-        ("p50 latency vs input length", LATENCY_PNG, lambda: latency_vs_length(cells)),
-        ("J/query vs input length", ENERGY_PNG, lambda: energy_vs_length(cells)),
-        ("latency vs throughput", THROUGHPUT_PNG, lambda: latency_vs_throughput(cells)),
-        ("power timeline", TIMELINE_PNG, lambda: power_timeline(repeats)),
-    ]
-    if scores:
+    """Draw and save every plot the run supports, as (title, path); accuracy only with scores,
+    capacity only with capacity searches."""
+    plots: list[tuple[str, str, Callable[[], Figure]]] = []
+    if cells:
+        plots += [
+            ("p50 latency vs input length", LATENCY_PNG, lambda: latency_vs_length(cells)),
+            ("J/query vs input length", ENERGY_PNG, lambda: energy_vs_length(cells)),
+            ("latency vs throughput", THROUGHPUT_PNG, lambda: latency_vs_throughput(cells)),
+            ("power timeline", TIMELINE_PNG, lambda: power_timeline(repeats)),
+        ]
+    if scores and cells:
         plots.append(("accuracy vs J/query", ACCURACY_PNG, lambda: accuracy_vs_energy(cells, scores)))
+    if capacity:
+        plots.append(("latency vs offered rate", CAPACITY_PNG, lambda: latency_vs_offered_rate(capacity)))
     # Drawn one at a time so only one figure is held in memory.
     return [(title, _save(draw(), directory / name)) for title, name, draw in plots]

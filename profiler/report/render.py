@@ -18,6 +18,7 @@ from profiler.report.load import ReportError, load_run
 from profiler.report.plots import write_plots
 from profiler.report.tables import (
     Table,
+    capacity_table,
     energy_tables,
     environment_table,
     failure_notes,
@@ -27,7 +28,7 @@ from profiler.report.tables import (
 )
 from profiler.report.terminal import print_tables
 from profiler.report.writers import compare_csv, compare_markdown, report_markdown, summary_csv
-from profiler.results import AccuracyRecord
+from profiler.results import AccuracyRecord, CapacityRecord
 from profiler.rundir import RunDirectory
 
 
@@ -58,14 +59,21 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _sections(cells: list[Cell], scores: list[AccuracyRecord]) -> list[tuple[str, list[Table]]]:
+def _sections(
+    cells: list[Cell], scores: list[AccuracyRecord], capacity: list[CapacityRecord]
+) -> list[tuple[str, list[Table]]]:
     """The report's sections in order, each a heading and its tables."""
-    return [
-        ("Latency and throughput", latency_tables(cells)),
-        ("Energy and resources", energy_tables(cells)),
-        ("Scaling with input length", [scaling_table(scaling(cells))]),
-        ("Accuracy and cost", [seed_table(cells, scores)]),
-    ]
+    sections = []
+    if cells:
+        sections += [
+            ("Latency and throughput", latency_tables(cells)),
+            ("Energy and resources", energy_tables(cells)),
+            ("Scaling with input length", [scaling_table(scaling(cells))]),
+            ("Accuracy and cost", [seed_table(cells, scores)]),
+        ]
+    if capacity:
+        sections.append(("Capacity under an SLO", [capacity_table(capacity)]))
+    return sections
 
 
 def render_report(run_dir: Path, compare: Path | None, console: Console) -> ReportOutputs:
@@ -87,7 +95,7 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
     data = load_run(run_dir)
     other = load_run(compare, role="comparison run") if compare is not None else None
     cells = aggregate(data.repeats)
-    sections = _sections(cells, data.accuracy)
+    sections = _sections(cells, data.accuracy, data.capacity)
     failures = failure_notes(cells)
     environment = environment_table(data.environment, data.run_id)
 
@@ -100,7 +108,7 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
         console.print(f"note: {note}", markup=False)
 
     try:
-        plots = write_plots(cells, data.repeats, data.accuracy, run_dir)
+        plots = write_plots(cells, data.repeats, data.accuracy, data.capacity, run_dir)
     except OSError as exc:
         raise ReportError(
             f"cannot write plots into {run_dir}: {exc}; make the run directory writable or copy it "

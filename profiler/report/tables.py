@@ -15,7 +15,7 @@ from profiler.environment import Environment, GpuInfo
 from profiler.loadgen.stopping import STABLE_WINDOWS
 from profiler.report.aggregate import ESTIMATE, Cell, Scaling, SeriesKey
 from profiler.report.load import LoadLevel
-from profiler.results import AccuracyRecord
+from profiler.results import AccuracyRecord, CapacityRecord
 from profiler.stats import UNSUPPORTED, Summary, samples_for
 
 Better = Literal["low", "high"]
@@ -182,7 +182,7 @@ def _failures(cell: Cell) -> Entry:
     return Entry(f"{cell.failures}{share}", float(cell.failures), warn=True)
 
 
-def format_label(series: SeriesKey) -> str:
+def format_label(series: SeriesKey | CapacityRecord) -> str:
     """The format, with the engine beside it only where the two differ: ``onnx``, ``hf (eager)``."""
     return series.format if series.engine == series.format else f"{series.format} ({series.engine})"
 
@@ -374,6 +374,54 @@ def scaling_table(rows: Sequence[Scaling]) -> Table:
         f"A slope of {SUPERLINEAR_SLOPE} or more is flagged super-linear."
     )
     return table
+
+
+def capacity_table(records: Sequence[CapacityRecord]) -> Table:
+    """One row per model, format and input length: the highest open-loop rate that met the SLO, the
+    lowest that did not, the goodput and joules per good query at the sustained rate."""
+    columns = [
+        *_ID_COLUMNS,
+        Column("tokens"),
+        Column("SLO", numeric=False),
+        Column("sustained req/s", "high"),
+        Column("failed at req/s"),
+        Column("goodput req/s", "high"),
+        Column("J/good query", "low"),
+        Column("probes"),
+    ]
+    table = Table("Capacity: the highest open-loop rate within the SLO", columns)
+    ordered = sorted(records, key=lambda r: (r.capacity.length, r.model, r.format, r.engine, r.repeat))
+    for record in ordered:
+        found, slo = record.capacity, record.capacity.slo
+        sustained = rate(found.sustained_rps, 3)
+        if found.sustained_rps is not None and found.lowest_failing_rps is None:
+            sustained = Entry(f">= {sustained.text}", sustained.value)  # every probe passed: a floor
+        table.add_row(
+            [
+                _text(record.model),
+                _text(format_label(record)),
+                _text(record.device),
+                Entry(str(found.length), float(found.length)),
+                _text(f"p{slo.percentile} <= {slo.latency_ms:g} ms"),
+                sustained,
+                rate(found.lowest_failing_rps, 3),
+                rate(found.goodput_rps, 3),
+                energy(found.j_per_good_query, found.energy_source),
+                Entry(str(len(found.probes)), float(len(found.probes))),
+            ],
+            group=(found.length, slo),
+        )
+    table.notes.append(
+        "Each probe is a stage at one Poisson rate; it passes when its latency percentile and failure "
+        "ratio meet the SLO and the load generator sent what was offered. Goodput counts requests "
+        "within the latency bound; J/good query is the probe's window energy over them."
+    )
+    if any(not r.capacity.bracketed for r in records):
+        table.notes.append(
+            "A rate with '>=' passed at the search's max_rps; 'none' sustained: even min_rps failed; "
+            "otherwise an unbracketed search ran out of probes before its tolerance."
+        )
+    return mark_best(table)
 
 
 def model_size(model: str) -> str:

@@ -49,6 +49,7 @@ from profiler.artifact import MANIFEST_NAME, Format
 from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
+from profiler.loadgen.capacity import SearchSpec, Slo
 from profiler.loadgen.config import DECODE_KEYS, Arrival, IdleSeconds, InputLengths
 from profiler.loadgen.stopping import StageRules
 from profiler.modelinfo import decode_limit
@@ -125,12 +126,6 @@ class LoadSpec(StageRules):
     repeats: Count = 1
     idle_seconds: IdleSeconds = 3.0
 
-    @model_validator(mode="after")
-    def some_load(self) -> LoadSpec:
-        if not self.concurrency and not self.rates:
-            raise ValueError("give concurrency (closed loop users) and/or rates (open loop requests/s)")
-        return self
-
     def levels(self) -> list[tuple[Arrival, float]]:
         """(arrival, users or rate) for each load level."""
         return [("closed", float(users)) for users in self.concurrency] + [
@@ -170,6 +165,19 @@ def _unique_names(models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
     return models
 
 
+class CapacitySpec(Slo, SearchSpec):
+    """``[capacity]``: search each model, format and input length for the highest open-loop rate
+    within this SLO (the load generator's ``--capacity-*`` flags, one per key)."""
+
+    def flags(self) -> list[str]:
+        """The load generator's flags that ask for this search."""
+        return [
+            item
+            for name, value in self.model_dump().items()
+            for item in (f"--capacity-{name.replace('_', '-')}", str(value))
+        ]
+
+
 class SweepConfig(Strict):
     """A whole sweep config, checked."""
 
@@ -177,8 +185,18 @@ class SweepConfig(Strict):
     output_dir: Annotated[ConfigPath, Field(validate_default=True)] = Path("reports")
     models: Annotated[TupleOf[ModelSpec], Field(min_length=1), AfterValidator(_unique_names)]
     load: LoadSpec
+    capacity: CapacitySpec | None = None
     server: ServerSpec = Field(default_factory=ServerSpec)
     locust: LocustSpec = Field(default_factory=LocustSpec)
+
+    @model_validator(mode="after")
+    def some_load(self) -> SweepConfig:
+        if not self.load.concurrency and not self.load.rates and self.capacity is None:
+            raise ValueError(
+                "give load.concurrency (closed-loop users), load.rates (open-loop requests/s) or a "
+                "[capacity] search"
+            )
+        return self
 
 
 def _check_decode_lengths(config: SweepConfig) -> None:

@@ -37,7 +37,7 @@ from profiler.loadgen.results import LoadTestResults
 from profiler.loadgen.stopping import StageRules
 from profiler.memory import peak_rss_bytes
 from profiler.processes import dies_with_this_process
-from profiler.results import LoadShape, ResultRecord
+from profiler.results import CapacityRecord, LoadShape, ResultRecord
 from profiler.rundir import RunDirectory
 from profiler.server.launch import (
     PortInUseError,
@@ -60,17 +60,20 @@ class SweepError(ProfilerError):
 
 @dataclass(frozen=True)
 class Run:
-    """One locust run: a model in one format at one load level and repeat (one cell per length)."""
+    """One locust run: a model in one format at one load level and repeat (one cell per length),
+    or, with ``search``, its capacity search at every length (one record per length)."""
 
     model: ModelSpec
     format: str
     arrival: Arrival
     level: float
     repeat: int
+    search: bool = False
 
     @property
     def label(self) -> str:
-        return f"{self.model.name}|{self.format}|{self.arrival}:{self.level:g}|repeat {self.repeat}"
+        load = "capacity" if self.search else f"{self.arrival}:{self.level:g}"
+        return f"{self.model.name}|{self.format}|{load}|repeat {self.repeat}"
 
     def cell(self, length: int) -> str:
         """The key of one result record."""
@@ -112,19 +115,26 @@ class Sweep:
 
     def plan(self, done: set[str]) -> list[Run]:
         load = self.config.load
+        levels = [(arrival, level, False) for arrival, level in load.levels()]
+        if self.config.capacity is not None:
+            levels.append(("poisson", 0.0, True))
         return [
-            Run(model, fmt, arrival, level, repeat)
+            run
             for model in self.config.models
             for fmt in model.formats
-            for arrival, level in load.levels()
+            for arrival, level, search in levels
             for repeat in range(1, load.repeats + 1)
-            if any(Run(model, fmt, arrival, level, repeat).cell(n) not in done for n in load.input_lengths)
+            if any(
+                (run := Run(model, fmt, arrival, level, repeat, search)).cell(n) not in done
+                for n in load.input_lengths
+            )
         ]
 
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
         try:
             done = {record.cell for record in self.store.open()}
+            done |= {record.cell for record in self.files.capacity.open()}
         except RecordsError as exc:
             raise SweepError(str(exc)) from exc
         if not self.files.environment.exists():
@@ -157,6 +167,13 @@ class Sweep:
                         label = f"{model.name}/{fmt} {run.arrival} {run.level:g} #{run.repeat}"
                         progress.update(cell_task, description=label, completed=0)
                         results = self._locust(server, artifact, run, progress, cell_task)
+                        if run.search:
+                            for found in self._capacity_records(run, server, results):
+                                if found.cell not in done:
+                                    self.files.capacity.append(found)
+                                    recorded += 1
+                            progress.advance(sweep_task)
+                            continue
                         for record in self._records(run, server, results, idle):
                             if record.cell not in done:
                                 self.store.append(record)
@@ -245,7 +262,7 @@ class Sweep:
 
     def _locust_command(self, server: ServerProcess, artifact: Path, run: Run, results: Path) -> list[str]:
         load, locust = self.config.load, self.config.locust
-        users = int(run.level) if run.arrival == "closed" else OPEN_LOOP_USERS
+        users = int(run.level) if run.arrival == "closed" and not run.search else OPEN_LOOP_USERS
         options = [
             "--input-lengths", ",".join(map(str, load.input_lengths)),
             "--mode", load.mode,
@@ -255,7 +272,9 @@ class Sweep:
         ]  # fmt: skip
         for name in StageRules.model_fields:  # how long each stage runs
             options += [f"--{name.replace('_', '-')}", str(getattr(load, name))]
-        if run.arrival == "poisson":
+        if run.search and self.config.capacity is not None:
+            options += self.config.capacity.flags()
+        elif run.arrival == "poisson":
             options += ["--rate", f"{run.level:g}"]
         if locust.processes:  # forked workers on this machine: nobody else may join
             options += ["--processes", str(locust.processes), "--master-bind-host", "127.0.0.1"]
@@ -359,6 +378,30 @@ class Sweep:
                 )
             )
         return records
+
+    def _capacity_records(
+        self, run: Run, server: ServerProcess, results: LoadTestResults
+    ) -> list[CapacityRecord]:
+        with ServerClient(server.url) as client:
+            info = client.info()
+        return [
+            CapacityRecord(
+                run_id=self.files.run_id,
+                cell=run.cell(found.length),
+                model=run.model.name,
+                checkpoint=str(run.model.checkpoint),
+                format=run.format,
+                engine=info.engine,
+                device=info.device,
+                mode=results.mode,
+                max_new_tokens=results.max_new_tokens,
+                global_attention=results.global_attention or info.global_attention,
+                repeat=run.repeat,
+                capacity=found,
+                recorded_wall_s=time.time(),
+            )
+            for found in results.capacity
+        ]
 
 
 def _by_artifact(runs: list[Run]) -> list[tuple[tuple[ModelSpec, str], list[Run]]]:

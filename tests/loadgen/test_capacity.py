@@ -71,9 +71,9 @@ def test_a_probe_is_judged_on_its_percentile_failures_and_what_was_sent() -> Non
 
 def test_capacity_flags_need_open_loop_without_a_rate() -> None:
     with pytest.raises(ConfigError) as info:
-        validated(LoadConfig, {"capacity_slo_ms": 500.0}, flag)
-    assert "--capacity-slo-ms searches open-loop rates itself" in str(info.value)
-    config = validated(LoadConfig, {"capacity_slo_ms": 500.0, "arrival": "poisson"}, flag)
+        validated(LoadConfig, {"capacity_latency_ms": 500.0}, flag)
+    assert "--capacity-latency-ms searches open-loop rates itself" in str(info.value)
+    config = validated(LoadConfig, {"capacity_latency_ms": 500.0, "arrival": "poisson"}, flag)
     plan = config.capacity()
     assert plan is not None
     assert plan[0] == Slo(latency_ms=500.0)
@@ -94,7 +94,7 @@ def test_a_staged_run_finds_the_rate_the_server_sustains(tmp_path: Path) -> None
         nodes=("w0",),
         input_lengths=(1024,),
         arrival="poisson",
-        capacity_slo_ms=200.0,
+        capacity_latency_ms=200.0,
         capacity_start_rps=1.0,
         capacity_tolerance=0.1,
         stage_seconds=4.0,

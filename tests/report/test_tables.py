@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from profiler.loadgen.capacity import Probe, SearchSpec, Slo, capacity_of
 from profiler.loadgen.stopping import StageRules
+from profiler.report import render_report
 from profiler.report.aggregate import Cell, aggregate
 from profiler.report.load import RunData, load_run
 from profiler.report.tables import (
     Column,
     Entry,
     Table,
+    capacity_table,
     energy_tables,
     latency_tables,
     mark_best,
@@ -21,12 +24,12 @@ from profiler.report.tables import (
     seed_table,
 )
 from profiler.report.terminal import BEST_STYLE, to_rich
-from profiler.results import ResultRecord
+from profiler.results import CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
 from profiler.stats import percentile, samples_for
 
 from . import make_record, write_run
-from .conftest import DATA
+from .conftest import DATA, quiet_console
 
 CpuCells = tuple[RunData, list[Cell]]
 
@@ -250,3 +253,57 @@ def test_cells_short_of_requests_or_unstable_are_marked_not_hidden(tmp_path: Pat
     assert any(note.startswith("* from fewer requests than the percentile needs") for note in table.notes)
     assert any(note.startswith("few: ") for note in table.notes)
     assert any(note.startswith("unstable: ") for note in table.notes)
+
+
+def _probe(rate: float, latency: float, passed: bool) -> Probe:
+    return Probe(
+        stage=f"generate@1024:{rate:g}rps",
+        offered_rps=rate,
+        sent_rps=rate,
+        throughput_rps=rate,
+        latency_ms=latency,
+        fail_ratio=0.0,
+        good=int(rate * 10),
+        goodput_rps=rate,
+        window_j=20.0,
+        j_per_good_query=20.0 / (rate * 10),
+        energy_source="estimate",
+        passed=passed,
+        why=None if passed else "p99 too slow",
+    )
+
+
+def test_the_capacity_table_and_plot_come_from_the_searches(tmp_path: Path) -> None:
+    slo, spec = Slo(latency_ms=500.0), SearchSpec()
+    probes = [_probe(1.0, 100.0, True), _probe(2.0, 200.0, True), _probe(4.0, 900.0, False)]
+    records = [
+        CapacityRecord(
+            run_id="test-run",
+            cell=f"led-small|{fmt}|capacity|repeat 1|1024",
+            model="led-small",
+            checkpoint="/models/led-small",
+            format=fmt,
+            engine=fmt,
+            device="cpu",
+            mode="generate",
+            max_new_tokens=32,
+            repeat=1,
+            capacity=capacity_of(1024, slo, spec, found),
+            recorded_wall_s=1.7e9,
+        )
+        for fmt, found in (("onnx", probes), ("eager", probes[:2]))
+    ]
+    run_dir = write_run(tmp_path / "run", [make_record()])
+    for record in records:
+        RunDirectory(run_dir).capacity.append(record)
+    data = load_run(run_dir)
+    table = capacity_table(data.capacity)
+    rows = _rows(table)
+    assert [(r["format"].text, r["sustained req/s"].text, r["failed at req/s"].text) for r in rows] == [
+        ("eager", ">= 2.000", "-"),  # never failed: a floor
+        ("onnx", "2.000", "4.000"),
+    ]
+    assert rows[1]["J/good query"].text == "1 (estimate)"  # 20 J over the 20 good requests at 2 req/s
+    assert rows[1]["SLO"].text == "p99 <= 500 ms"
+    outputs = render_report(run_dir, None, quiet_console())
+    assert run_dir / "latency_vs_offered_rate.png" in outputs.plots

@@ -38,7 +38,8 @@ def test_a_valid_config(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> No
     [
         (
             {"colour": "red"},
-            "config: unknown key(s) colour; allowed: load, locust, models, output_dir, run_id, server",
+            "config: unknown key(s) colour; allowed: capacity, load, locust, models, output_dir, run_id, "
+            "server",
         ),
         ({"models": []}, "models = []: expected at least 1 item(s)."),
         ({"load": {"concurrency": [1]}}, "load.input_lengths: missing"),
@@ -46,7 +47,7 @@ def test_a_valid_config(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> No
             {"load": {"input_lengths": [1024], "concurrency": [0]}},
             "load.concurrency[0] = 0: expected a value >= 1.",
         ),
-        ({"load": {"input_lengths": [1024]}}, "give concurrency"),
+        ({"load": {"input_lengths": [1024]}}, "give load.concurrency"),
         (
             {"load": {"input_lengths": [1024], "concurrency": [1], "mode": "train"}},
             """load.mode = "train": expected one of 'generate', 'forward' or 'encode'.""",
