@@ -164,6 +164,24 @@ class StageResult(Document):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def gross_j_per_token(self) -> float | None:
+        """The window's energy over the tokens its successful requests generated; None without a
+        window or a generated token (encode mode). Units: J."""
+        if self.window is None or not self.output_tokens:
+            return None
+        return self.window.measurement.total_j / self.output_tokens
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def gross_j_per_good_query(self) -> float | None:
+        """The window's energy over its successful requests only: failed ones are paid for, not
+        counted. None without a window or a success. Units: J."""
+        if self.window is None or not self.latency_ms:
+            return None
+        return self.window.measurement.total_j / len(self.latency_ms)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def windows(self) -> list[MeasurementWindow]:
         """The stability windows of the stage's successful requests (none without rules)."""
         if self.rules is None or len(self.completed_s) != len(self.latency_ms):

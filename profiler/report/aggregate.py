@@ -159,6 +159,8 @@ class Cell:
     peak_rss_bytes: int | None
     enough_requests: bool | None = None
     stable: bool | None = None
+    gross_j_per_token: float | None = None
+    gross_j_per_good_query: float | None = None
 
     @property
     def is_estimate(self) -> bool:
@@ -212,6 +214,8 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         gpu_util_pct=_gpu_util(ordered),
         gpu_memory_bytes=_max(_gpu_memory(r) for r in ordered),
         peak_rss_bytes=_max(r.peak_rss_bytes for r in ordered),
+        gross_j_per_token=_mean(r.gross_j_per_token for r in ordered),
+        gross_j_per_good_query=_mean(r.gross_j_per_good_query for r in ordered),
         enough_requests=_all(r.enough_requests for r in ordered),
         stable=_all(r.stable for r in ordered),
     )

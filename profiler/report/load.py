@@ -104,6 +104,9 @@ class Repeat:
     enough_requests: bool | None = None
     #: Its last windows agreed; None where that was not judged.
     stable: bool | None = None
+    #: The window's energy per generated token, and per successful request. Units: J.
+    gross_j_per_token: float | None = None
+    gross_j_per_good_query: float | None = None
 
     @property
     def avg_power_w(self) -> float | None:
@@ -187,6 +190,8 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         min_requests=stage.rules.min_requests if stage.rules else None,
         enough_requests=stage.enough_requests,
         stable=stage.stable,
+        gross_j_per_token=stage.gross_j_per_token,
+        gross_j_per_good_query=stage.gross_j_per_good_query,
     )
 
 

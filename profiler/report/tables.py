@@ -105,6 +105,12 @@ def drop_unmeasured(table: Table, headers: Sequence[str]) -> Table:
     return drop_columns(table, [h for h in headers if all(e.text == "-" for e in table.column(h))])
 
 
+def _drop_if_same(table: Table, header: str, like: str) -> Table:
+    """Remove column ``header`` where it says what ``like`` says on every row (no failed request)."""
+    same = all(a.text == b.text for a, b in zip(table.column(header), table.column(like), strict=True))
+    return drop_columns(table, [header]) if same else table
+
+
 def drop_columns(table: Table, headers: Sequence[str]) -> Table:
     """Remove the named columns."""
     names = [c.header for c in table.columns]
@@ -316,7 +322,9 @@ def energy_tables(cells: Sequence[Cell]) -> list[Table]:
     columns = [
         Column("tokens"),
         Column("gross J/query", "low"),
+        Column("J/good query", "low"),
         Column("net J/query", "low"),
+        Column("J/token", "low"),
         Column("avg power W"),
         Column("GPU util"),
         Column("GPU memory"),
@@ -327,7 +335,9 @@ def energy_tables(cells: Sequence[Cell]) -> list[Table]:
         return [
             Entry(str(cell.key.length), float(cell.key.length)),
             energy(cell.gross_j_per_query, cell.energy_source),
+            energy(cell.gross_j_per_good_query, cell.energy_source),
             energy(cell.net_j_per_query, cell.energy_source, cell.net_clamped),
+            energy(cell.gross_j_per_token, cell.energy_source),
             energy(cell.avg_power_w, cell.energy_source, spec=".1f"),
             percent(cell.gpu_util_pct),
             size_bytes(cell.gpu_memory_bytes),
@@ -335,13 +345,16 @@ def energy_tables(cells: Sequence[Cell]) -> list[Table]:
         ]
 
     tables = [
-        drop_unmeasured(t, ("GPU util", "GPU memory"))
+        _drop_if_same(
+            drop_unmeasured(t, ("GPU util", "GPU memory", "J/token")), "J/good query", "gross J/query"
+        )
         for t in _level_tables(cells, "Energy and resources", columns, row)
     ]
     for table in tables:
         table.notes.append(
             "Energy figures name their source; 'estimate' means modelled from CPU time, not metered. "
-            "Net subtracts the idle baseline."
+            "Net subtracts the idle baseline. J/good query divides the window's gross energy by the "
+            "successful requests only; J/token by the tokens they generated."
         )
     return tables
 

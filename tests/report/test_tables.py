@@ -307,3 +307,19 @@ def test_the_capacity_table_and_plot_come_from_the_searches(tmp_path: Path) -> N
     assert rows[1]["SLO"].text == "p99 <= 500 ms"
     outputs = render_report(run_dir, None, quiet_console())
     assert run_dir / "latency_vs_offered_rate.png" in outputs.plots
+
+
+def test_energy_per_token_and_per_good_query_name_their_source(tmp_path: Path) -> None:
+    # 40 J over a window with 3 successful requests of 32 generated tokens each, and 1 failure.
+    records = [make_record(length=1024, window_j=40.0, gross_j=10.0, failures=1)]
+    cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
+    (row,) = _rows(energy_tables(cells)[0])
+    assert row["gross J/query"].text == "10 (estimate)"  # the window's figure: every answered query
+    assert row["J/good query"].text == f"{40 / 3:.3g} (estimate)"  # the failure is paid for, not counted
+    assert row["J/token"].text == f"{40 / 96:.3g} (estimate)"
+    without_failures = aggregate(
+        load_run(write_run(tmp_path / "quiet", [make_record(window_j=30.0, gross_j=10.0)])).repeats
+    )
+    headers = [c.header for c in energy_tables(without_failures)[0].columns]
+    assert "J/good query" not in headers  # it would repeat gross J/query
+    assert "J/token" in headers
