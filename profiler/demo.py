@@ -3,7 +3,8 @@
 Build the ``small`` LED and BigBird-Pegasus checkpoints, then sweep them as eager PyTorch, ONNX
 Runtime and TorchScript (exported and parity-checked at every bucket) at 1024, 2048, 3072 and
 4096 tokens and two concurrency levels, with locust against a live server and energy measured in
-the server; then report what was measured (``profiler report``).
+the server, and search LED's ONNX capacity under a latency SLO at the shortest and longest
+length; then report what was measured (``profiler report``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ stability = 0.25
 warmup_seconds = 1
 repeats = 1
 idle_seconds = 2
+
+[capacity]
+# How many requests/s LED in ONNX sustains with p90 <= 500 ms, at the shortest and longest length.
+models = ["led-small"]
+formats = ["onnx"]
+input_lengths = [{capacity_lengths}]
+latency_ms = 500
+percentile = 90
+start_rps = 4
+max_rps = 128
+tolerance = 0.25
+max_probes = 8
 
 [server]
 max_batch_size = 4
@@ -70,6 +83,7 @@ def write_demo_config(
             models="\n".join(entries),
             lengths=", ".join(map(str, lengths)),
             stage_seconds=f"{stage_seconds:g}",
+            capacity_lengths=", ".join(map(str, sorted({min(lengths), max(lengths)}))),
         ),
         encoding="utf-8",
     )

@@ -180,5 +180,9 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         for users in (1, 4)
     }
     assert all(r.stage.requests > 0 and r.stage.failures == 0 for r in records)
+    assert all(r.stage.enough_requests for r in records)  # the demo's minimum at every cell
     assert {r.stage.energy_source for r in records} == {"estimate"}
     assert "J/query" in result.output
+    (search,) = RunDirectory(run_dir).capacity.read()
+    assert (search.model, search.format, search.capacity.length) == ("led-small", "onnx", 1024)
+    assert search.capacity.probes

@@ -166,16 +166,29 @@ def _unique_names(models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
 
 
 class CapacitySpec(Slo, SearchSpec):
-    """``[capacity]``: search each model, format and input length for the highest open-loop rate
-    within this SLO (the load generator's ``--capacity-*`` flags, one per key)."""
+    """``[capacity]``: search models, formats and input lengths for the highest open-loop rate
+    within this SLO (the load generator's ``--capacity-*`` flags, one per SLO and search key).
+
+    Attributes:
+        models / formats / input_lengths: which to search; empty: every one of the sweep's.
+    """
+
+    models: TupleOf[str] = ()
+    formats: TupleOf[SweepFormat] = ()
+    input_lengths: TupleOf[int] = ()
 
     def flags(self) -> list[str]:
         """The load generator's flags that ask for this search."""
+        search = self.model_dump(include={*Slo.model_fields, *SearchSpec.model_fields})
         return [
             item
-            for name, value in self.model_dump().items()
+            for name, value in search.items()
             for item in (f"--capacity-{name.replace('_', '-')}", str(value))
         ]
+
+    def covers(self, model: str, fmt: str) -> bool:
+        """Whether this model in this format is searched."""
+        return (not self.models or model in self.models) and (not self.formats or fmt in self.formats)
 
 
 class SweepConfig(Strict):
@@ -196,7 +209,21 @@ class SweepConfig(Strict):
                 "give load.concurrency (closed-loop users), load.rates (open-loop requests/s) or a "
                 "[capacity] search"
             )
+        capacity = self.capacity
+        if capacity is not None:
+            names = {model.name for model in self.models}
+            unknown = [name for name in capacity.models if name not in names]
+            lengths = [n for n in capacity.input_lengths if n not in self.load.input_lengths]
+            if unknown:
+                raise ValueError(f"capacity.models names {unknown}, not among the models {sorted(names)}")
+            if lengths:
+                raise ValueError(f"capacity.input_lengths {lengths} are not among load.input_lengths")
         return self
+
+    def capacity_lengths(self) -> tuple[int, ...]:
+        """The input lengths capacity searches run at."""
+        assert self.capacity is not None
+        return self.capacity.input_lengths or self.load.input_lengths
 
 
 def _check_decode_lengths(config: SweepConfig) -> None:

@@ -115,20 +115,23 @@ class Sweep:
 
     def plan(self, done: set[str]) -> list[Run]:
         load = self.config.load
+        capacity = self.config.capacity
         levels = [(arrival, level, False) for arrival, level in load.levels()]
-        if self.config.capacity is not None:
+        if capacity is not None:
             levels.append(("poisson", 0.0, True))
-        return [
-            run
+        runs = [
+            Run(model, fmt, arrival, level, repeat, search)
             for model in self.config.models
             for fmt in model.formats
             for arrival, level, search in levels
+            if not search or (capacity is not None and capacity.covers(model.name, fmt))
             for repeat in range(1, load.repeats + 1)
-            if any(
-                (run := Run(model, fmt, arrival, level, repeat, search)).cell(n) not in done
-                for n in load.input_lengths
-            )
         ]
+        return [run for run in runs if any(run.cell(n) not in done for n in self._lengths(run))]
+
+    def _lengths(self, run: Run) -> tuple[int, ...]:
+        """The input lengths a locust run covers: its search's, or the load's."""
+        return self.config.capacity_lengths() if run.search else self.config.load.input_lengths
 
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
@@ -264,7 +267,7 @@ class Sweep:
         load, locust = self.config.load, self.config.locust
         users = int(run.level) if run.arrival == "closed" and not run.search else OPEN_LOOP_USERS
         options = [
-            "--input-lengths", ",".join(map(str, load.input_lengths)),
+            "--input-lengths", ",".join(map(str, self._lengths(run))),
             "--mode", load.mode,
             "--max-new-tokens", str(load.max_new_tokens),
             "--target-length", str(load.target_length), "--tokenizer", str(artifact),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
@@ -212,11 +213,19 @@ def test_the_documented_and_demo_configs_parse(tmp_path: Path, tiny_checkpoints:
     entry = MODEL_ENTRY.format(name="led-small", checkpoint=tiny_checkpoints["led"])
     path.write_text(
         DEMO_CONFIG.format(
-            run_id="demo", output_dir=tmp_path, models=entry, lengths="1024, 2048", stage_seconds="2"
+            run_id="demo",
+            output_dir=tmp_path,
+            models=entry,
+            lengths="1024, 2048",
+            stage_seconds="2",
+            capacity_lengths="1024, 2048",
         )
     )
     demo = load_config(path)
     assert (demo.server.max_batch_size, demo.load.input_lengths) == (4, (1024, 2048))
+    assert demo.capacity is not None
+    assert demo.capacity.covers("led-small", "onnx")
+    assert (demo.load.min_requests, demo.capacity_lengths()) == (20, (1024, 2048))
 
 
 def test_the_sweep_passes_the_tables_on(
@@ -277,3 +286,27 @@ def test_a_models_global_attention_is_served_so(
     misspelt = {**model, "global_attention": "all"}
     with pytest.raises(ConfigError, match=r"models\[0\].global_attention = \"all\": expected one of 'none'"):
         parse_config(_config(tiny_checkpoints["led"], models=[misspelt]), tmp_path)
+
+
+def test_a_capacity_section_plans_one_search_per_model_and_format_it_names(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    capacity = {"latency_ms": 800, "percentile": 90, "formats": ["onnx"], "input_lengths": [2048]}
+    config = parse_config(_config(tiny_checkpoints["led"], capacity=capacity), tmp_path)
+    sweep = Sweep(config, tmp_path, Console())
+    searches = [run for run in sweep.plan(set()) if run.search]
+    assert [(run.format, run.label) for run in searches] == [("onnx", "led|onnx|capacity|repeat 1")]
+    live = cast("ServerProcess", SimpleNamespace(url="http://127.0.0.1:9"))
+    text = " ".join(sweep._locust_command(live, tmp_path, searches[0], tmp_path / "r.json"))
+    assert "--input-lengths 2048 " in text
+    assert "--arrival poisson" in text
+    assert "--rate" not in text
+    assert "--capacity-latency-ms 800.0 --capacity-percentile 90" in text
+    assert sweep.plan({"led|onnx|capacity|repeat 1|2048"}) == [r for r in sweep.plan(set()) if not r.search]
+    for bad, message in (
+        ({"latency_ms": 800, "models": ["bert"]}, "capacity.models names ['bert']"),
+        ({"latency_ms": 800, "input_lengths": [4096]}, "capacity.input_lengths [4096] are not among"),
+        ({"percentile": 99}, "capacity.latency_ms"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config(_config(tiny_checkpoints["led"], capacity=bad), tmp_path)
