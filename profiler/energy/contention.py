@@ -232,7 +232,11 @@ class ContentionWindow:
         self._gpu_reader = gpu_processes
         self._server = ProcessTreeCpu()
         self._load_generator: ProcessTreeCpu | None = None
-        if load_generator_pid is not None:
+        if load_generator_pid is not None and os.getpid() in _tree_pids(load_generator_pid):
+            # Its tree holds the server (one process serves and loads, as in tests): counting it
+            # apart would count the server twice.
+            self._notes.append("the load generator's process tree holds the server: not counted apart.")
+        elif load_generator_pid is not None:
             try:
                 self._load_generator = ProcessTreeCpu(load_generator_pid)
                 self._load_generator_start = self._load_generator.seconds()
