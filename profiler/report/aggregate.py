@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from profiler.energy.contention import Contention
 from profiler.report.load import LoadLevel, Repeat
 from profiler.stats import ConfidenceInterval, Summary, mean_ci, percentile
 
@@ -138,6 +139,8 @@ class Cell:
         gpu_memory_bytes: GPU memory high-water mark. Units: bytes.
         enough_requests / stable: every repeat had its minimum of successful requests / was
             stable (False if any was not; None where no repeat was judged).
+        contention: the most disturbed repeat's (one disturbed repeat disturbs the pooled
+            percentiles); None where no repeat measured it.
     """
 
     key: CellKey
@@ -159,6 +162,12 @@ class Cell:
     peak_rss_bytes: int | None
     enough_requests: bool | None = None
     stable: bool | None = None
+    contention: Contention | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether other work disturbed a repeat (:attr:`Contention.disturbed`)."""
+        return self.contention is not None and self.contention.disturbed
 
     @property
     def is_estimate(self) -> bool:
@@ -214,7 +223,13 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         peak_rss_bytes=_max(r.peak_rss_bytes for r in ordered),
         enough_requests=_all(r.enough_requests for r in ordered),
         stable=_all(r.stable for r in ordered),
+        contention=_most_disturbed(r.contention for r in ordered),
     )
+
+
+def _most_disturbed(measured: Iterable[Contention | None]) -> Contention | None:
+    present = [c for c in measured if c is not None]
+    return max(present, key=lambda c: (c.disturbed, c.others_share), default=None)
 
 
 def _all(verdicts: Iterable[bool | None]) -> bool | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from profiler.energy.contention import Contention
 from profiler.environment import Environment
 from profiler.errors import ProfilerError
 from profiler.jsonl import RecordsError
@@ -100,6 +101,8 @@ class Repeat:
     enough_requests: bool | None = None
     #: Its last windows agreed; None where that was not judged.
     stable: bool | None = None
+    #: What else used the server's machine during the stage; None where not measured.
+    contention: Contention | None = None
 
     @property
     def avg_power_w(self) -> float | None:
@@ -182,6 +185,7 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         min_requests=stage.rules.min_requests if stage.rules else None,
         enough_requests=stage.enough_requests,
         stable=stage.stable,
+        contention=window.contention if window else None,
     )
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -153,21 +150,6 @@ def test_a_load_generator_that_is_not_here_is_refused() -> None:
 BURN_S = 2.0
 
 
-@pytest.fixture
-def burner() -> Iterator[psutil.Process]:
-    """A CPU burner outside this process's tree (its shell parent exits), as another user's work is."""
-    shell = subprocess.run(
-        ["sh", "-c", f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    process = psutil.Process(int(shell.stdout.strip()))
-    yield process
-    process.kill()
-    process.wait(timeout=10)
-
-
 def _window(energy: ServerEnergy, name: str, load_generator_pid: int | None = None) -> Contention:
     energy.begin(name, OpenWindow(load_generator_pid=load_generator_pid))
     time.sleep(BURN_S)
@@ -190,14 +172,14 @@ def _burn_in_a_thread(seconds: float) -> threading.Thread:
 
 
 def test_a_burner_beside_the_server_disturbs_its_window_and_the_servers_own_work_does_not(
-    burner: psutil.Process,
+    cpu_burner: psutil.Process,
 ) -> None:
     energy = ServerEnergy()
     try:
-        before = burner.cpu_times()
+        before = cpu_burner.cpu_times()
         burned = _window(energy, "burner")
-        after = burner.cpu_times()
-        burner.suspend()
+        after = cpu_burner.cpu_times()
+        cpu_burner.suspend()
         spin = _burn_in_a_thread(BURN_S)
         quiet = _window(energy, "quiet")
         spin.join()
@@ -217,12 +199,12 @@ def test_a_burner_beside_the_server_disturbs_its_window_and_the_servers_own_work
     assert quiet.others_share < burned.others_share - 0.5 * burner_share
 
 
-def test_the_load_generators_tree_is_counted_apart_from_others(burner: psutil.Process) -> None:
+def test_the_load_generators_tree_is_counted_apart_from_others(cpu_burner: psutil.Process) -> None:
     energy = ServerEnergy()
     try:
-        before = burner.cpu_times()
-        counted = _window(energy, "stage", load_generator_pid=burner.pid)
-        after = burner.cpu_times()
+        before = cpu_burner.cpu_times()
+        counted = _window(energy, "stage", load_generator_pid=cpu_burner.pid)
+        after = cpu_burner.cpu_times()
     finally:
         energy.close()
     burner_s = (after.user + after.system) - (before.user + before.system)
