@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "overload": "10x the sustainable rate: cost of a 503, /healthz latency, goodput, recovery",
     "energy": "overhead of the power timeline and an open meter window on encoder throughput",
     "headroom": "whether locust, not the server, is ever the bottleneck (CPU, sent vs offered)",
+    "contention": "eager, TorchScript and ONNX requests, quiet and beside CPU burners, per thread setting",
 }
 
 

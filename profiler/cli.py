@@ -18,6 +18,7 @@ from profiler.artifact import Format
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.decoding_config import parse_overrides
+from profiler.doctor import SAMPLE_SECONDS
 from profiler.errors import ProfilerError, file_in_the_way
 from profiler.validation import parse_numbers
 from profiler.workload import (
@@ -366,6 +367,28 @@ def serve(
         errors.print(f"[bold red]error:[/] the HTTP server could not start on {host}:{port}.")
         raise typer.Exit(1)
     exit_at_once(0)
+
+
+@app.command()
+def doctor(
+    seconds: Annotated[
+        float, typer.Option(min=0.1, max=60.0, help="How long to watch the machine's CPUs.")
+    ] = SAMPLE_SECONDS,
+) -> None:
+    """Check this machine before measuring: the energy source and why, ONNX Runtime's providers,
+    torch's and ONNX Runtime's threads, OpenMP/MKL variables, the CPUs, and whether other work is
+    using the machine.
+
+    Exits 0 when the machine is quiet, 1 when others use more of its CPUs than a measurement
+    window tolerates (docs/serving.md, "Contention").
+    """
+    from profiler.doctor import diagnose
+
+    quiet, lines = diagnose(seconds)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    if not quiet:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -19,8 +19,9 @@ from profiler.api import EnergyInfo, GenerateRequest, GenerateResponse, IdleRequ
 from profiler.attention_layout import GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
+from profiler.energy.contention import machine_id
 from profiler.energy.timeline import Timeline, TimelineSample
-from profiler.energy.windows import OpenedWindow, WindowResult
+from profiler.energy.windows import OpenedWindow, OpenWindow, WindowResult
 from profiler.errors import ProfilerError
 
 D = TypeVar("D", bound=Document)
@@ -119,15 +120,21 @@ class ServerClient:
         )
         return self._document(IdleBaseline, response, "POST /v1/energy/idle")
 
-    def open_window(self, name: str) -> None:
+    def open_window(self, name: str, load_generator_pid: int | None = None) -> None:
         """``POST /v1/energy/windows/{name}``; a window of that name left open by an earlier,
-        interrupted run is closed first (and its figures dropped)."""
+        interrupted run is closed first (and its figures dropped). ``load_generator_pid``: the
+        load generator's root process, which the server counts apart if it runs on its machine."""
         path = f"/v1/energy/windows/{name}"
-        response = self._call("POST", path)
+        body = None
+        if load_generator_pid is not None:
+            body = OpenWindow(
+                load_generator_pid=load_generator_pid, load_generator_machine=machine_id()
+            ).model_dump()
+        response = self._call("POST", path, json=body)
         if response.status_code == 409:
             logger.warning("energy window %r was still open (an interrupted run?); reopening it.", name)
             self._call("POST", f"{path}/end")
-            response = self._call("POST", path)
+            response = self._call("POST", path, json=body)
         self._document(OpenedWindow, response, f"POST {path}")
 
     def close_window(self, name: str) -> WindowResult:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -57,3 +61,19 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: dict[s
             )
             out[f"{arch}-{fmt}"] = path
     return out
+
+
+@pytest.fixture
+def cpu_burner() -> Iterator[psutil.Process]:
+    """A process spinning on one CPU outside this process's tree (its shell parent exits at once),
+    as another user's work would be; killed by its pid at the end."""
+    shell = subprocess.run(
+        ["sh", "-c", f"{sys.executable} -c 'while True: pass' >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    process = psutil.Process(int(shell.stdout.strip()))
+    yield process
+    process.kill()
+    process.wait(timeout=10)

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from transformers import AutoTokenizer
 from typer.testing import CliRunner, Result
 
 from profiler.cli import app
+from profiler.energy.contention import DISTURBED_SHARE
 from profiler.rundir import RunDirectory
 from profiler.workload import load_jsonl, token_count
 
@@ -33,6 +37,7 @@ SUBCOMMANDS = [
     ["sweep"],
     ["report"],
     ["eval"],
+    ["doctor"],
 ]
 
 
@@ -186,3 +191,39 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     (search,) = RunDirectory(run_dir).capacity.read()
     assert (search.model, search.format, search.capacity.length) == ("led-small", "onnx", 1024)
     assert search.capacity.probes
+
+
+def test_doctor_prints_what_it_would_measure_with_and_exits_by_its_verdict() -> None:
+    import onnxruntime
+    import torch
+
+    result = invoke(["doctor", "--seconds", "0.5"])
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("energy: estimate: CPU seconds")  # no GPU or readable RAPL here
+    assert any(line.startswith("  skipped nvml: ") for line in lines)  # and why not
+    (ort,) = [line for line in lines if line.startswith("onnxruntime ")]
+    assert ", ".join(onnxruntime.get_available_providers()) in ort
+    assert f"torch {torch.__version__}: intra-op threads {torch.get_num_threads()}, " in result.stdout
+    assert "OMP_NUM_THREADS=" in result.stdout
+    assert "OMP_WAIT_POLICY=" in result.stdout
+    verdict = lines[-1]
+    assert verdict.startswith(("machine: quiet: others used ", "machine: BUSY: others used "))
+    assert result.exit_code == (0 if verdict.startswith("machine: quiet") else 1)
+
+
+def test_doctor_says_busy_and_exits_1_beside_a_cpu_burner(cpu_burner: psutil.Process) -> None:
+    started, before = time.monotonic(), cpu_burner.cpu_times()
+    result = invoke(["doctor", "--seconds", "1"])
+    elapsed, after = time.monotonic() - started, cpu_burner.cpu_times()
+    cpus = os.cpu_count() or 1
+    share = ((after.user + after.system) - (before.user + before.system)) / elapsed / cpus
+    if share <= 2 * DISTURBED_SHARE:
+        pytest.skip(f"the burner got {share:.0%} of the machine: too little to judge by")
+    assert result.exit_code == 1, result.stdout
+    assert result.stdout.splitlines()[-1].startswith("machine: BUSY: others used ")
+
+
+def test_doctor_refuses_a_sample_too_short_to_judge() -> None:
+    result = invoke(["doctor", "--seconds", "0"])
+    assert result.exit_code == 2
+    assert "--seconds" in result.output

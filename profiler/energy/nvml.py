@@ -154,6 +154,12 @@ class NvmlDevices:
         """Current SM clock. Units: MHz."""
         return int(_call(pynvml.nvmlDeviceGetClockInfo, self._handles[index], pynvml.NVML_CLOCK_SM))
 
+    def compute_processes(self, index: int) -> list[tuple[int, int | None]]:
+        """(pid, device memory in bytes) of each compute process on the GPU; memory None where NVML
+        cannot say (MIG, some containers)."""
+        processes = _call(pynvml.nvmlDeviceGetComputeRunningProcesses, self._handles[index])
+        return [(int(p.pid), None if p.usedGpuMemory is None else int(p.usedGpuMemory)) for p in processes]
+
     def close(self) -> None:
         """Release NVML (pynvml counts initialisations, so each instance shuts down its own)."""
         if self._open:

@@ -117,6 +117,11 @@ class PowerTimeline:
         self.errors: deque[str] = deque(maxlen=100)
 
     @property
+    def gpus(self) -> NvmlDevices | None:
+        """The GPUs sampled, None without NVML."""
+        return self._gpus
+
+    @property
     def busy_s(self) -> float:
         """CPU time the background thread spent taking samples: the timeline's own cost. Units: s."""
         return self._busy_s

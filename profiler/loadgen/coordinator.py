@@ -29,6 +29,7 @@ through injected clocks, so tests drive a whole run with fakes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -367,7 +368,8 @@ class Coordinator:
         self.current, self.end_announced, self.window_open = run, False, False
         if self.control is not None:
             try:
-                self.control.open_window(run.name)
+                # Locust's local workers are forked children of this process: its tree covers them.
+                self.control.open_window(run.name, load_generator_pid=os.getpid())
                 self.window_open = True
             except ServerCallError as exc:
                 run.window_error = str(exc)

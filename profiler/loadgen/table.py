@@ -132,6 +132,10 @@ def print_results(results: LoadTestResults, path: str | None, console: Console |
             "cap: the stage reached --max-stage-seconds before it had --min-requests (few) or "
             "before its last windows agreed within --stability (unstable)."
         )
+    for stage in results.stages:
+        contention = stage.window.contention if stage.window else None
+        if contention is not None and contention.disturbed:
+            console.print(f"disturbed: {stage.name}: {contention.describe()}.", markup=False)
     if not results.complete:
         console.print("The run was cut short: the last stage is partial.")
     if path is not None:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from profiler.energy.contention import Contention
 from profiler.report.load import LoadLevel, Repeat
 from profiler.stats import ConfidenceInterval, Summary, mean_ci, percentile
 
@@ -138,6 +139,8 @@ class Cell:
         gpu_memory_bytes: GPU memory high-water mark. Units: bytes.
         enough_requests / stable: every repeat had its minimum of successful requests / was
             stable (False if any was not; None where no repeat was judged).
+        contention: the most disturbed repeat's (one disturbed repeat disturbs the pooled
+            percentiles); None where no repeat measured it.
     """
 
     key: CellKey
@@ -161,6 +164,12 @@ class Cell:
     stable: bool | None = None
     gross_j_per_token: float | None = None
     gross_j_per_good_query: float | None = None
+    contention: Contention | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether other work disturbed a repeat (:attr:`Contention.disturbed`)."""
+        return self.contention is not None and self.contention.disturbed
 
     @property
     def is_estimate(self) -> bool:
@@ -218,7 +227,13 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         gross_j_per_good_query=_mean(r.gross_j_per_good_query for r in ordered),
         enough_requests=_all(r.enough_requests for r in ordered),
         stable=_all(r.stable for r in ordered),
+        contention=_most_disturbed(r.contention for r in ordered),
     )
+
+
+def _most_disturbed(measured: Iterable[Contention | None]) -> Contention | None:
+    present = [c for c in measured if c is not None]
+    return max(present, key=lambda c: (c.disturbed, c.others_share), default=None)
 
 
 def _all(verdicts: Iterable[bool | None]) -> bool | None:

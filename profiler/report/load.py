@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from profiler.documents import Document
+from profiler.energy.contention import Contention
 from profiler.environment import Environment
 from profiler.errors import ProfilerError
 from profiler.jsonl import RecordFile, RecordsError
@@ -107,6 +108,8 @@ class Repeat:
     #: The window's energy per generated token, and per successful request. Units: J.
     gross_j_per_token: float | None = None
     gross_j_per_good_query: float | None = None
+    #: What else used the server's machine during the stage; None where not measured.
+    contention: Contention | None = None
 
     @property
     def avg_power_w(self) -> float | None:
@@ -192,6 +195,7 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         stable=stage.stable,
         gross_j_per_token=stage.gross_j_per_token,
         gross_j_per_good_query=stage.gross_j_per_good_query,
+        contention=window.contention if window else None,
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from profiler.energy.contention import DISTURBED_SHARE
 from profiler.environment import Environment, GpuInfo
 from profiler.loadgen.stopping import STABLE_WINDOWS
 from profiler.report.aggregate import ESTIMATE, Cell, Scaling, SeriesKey
@@ -249,11 +250,16 @@ def percentile_ms(summary: Summary | None, q: float) -> Entry:
 
 
 def _requests(cell: Cell) -> Entry:
-    """Successful requests behind the percentiles, with ``few`` and ``unstable`` where they apply."""
+    """Successful requests behind the percentiles, with ``few``, ``unstable`` and ``disturbed``
+    where they apply."""
     count = cell.latency.count if cell.latency else 0
     flags = [
         word
-        for word, flagged in (("few", cell.enough_requests is False), ("unstable", cell.stable is False))
+        for word, flagged in (
+            ("few", cell.enough_requests is False),
+            ("unstable", cell.stable is False),
+            ("disturbed", cell.disturbed),
+        )
         if flagged
     ]
     return Entry(" ".join([str(count), *flags]), float(count), warn=bool(flags))
@@ -275,7 +281,25 @@ def _sufficiency_notes(table: Table) -> list[str]:
             f"unstable: the stage's last {STABLE_WINDOWS} windows disagreed on throughput or p50 by "
             "more than its stability tolerance."
         )
+    if "disturbed" in flags:
+        notes.append(
+            f"disturbed: other processes (or the hypervisor's steal) took more than "
+            f"{DISTURBED_SHARE:.0%} of the server machine's CPUs during the stage, or ran on its "
+            "GPUs: its latency is not the model's alone."
+        )
     return notes
+
+
+def disturbed_notes(cells: Iterable[Cell]) -> list[str]:
+    """One line per disturbed cell, with what disturbed it: ``led-small eager 1024 closed:1:
+    others used 38% of the CPUs (load 5.2)``."""
+    lines = []
+    for cell in cells:
+        if cell.contention is not None and cell.disturbed:
+            s = cell.key.series
+            where = f"{s.model_label} {format_label(s)} {cell.key.length} {s.load.label}"
+            lines.append(f"{where}: {cell.contention.describe()}")
+    return lines
 
 
 def latency_tables(cells: Sequence[Cell]) -> list[Table]:
@@ -308,8 +332,9 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
         ]
 
     tables = _level_tables(cells, "Latency and throughput", columns, row)
-    for table in tables:
+    for table, members in zip(tables, _by_level(cells).values(), strict=True):
         table.notes += _sufficiency_notes(table)
+        table.notes += disturbed_notes(members)
         if all(e.text == "1" for e in table.column("repeats")):
             # The common case says so once instead of taking a column's width.
             drop_columns(table, ["repeats"])

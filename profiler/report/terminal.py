@@ -25,12 +25,11 @@ def _text(entry: Entry) -> Text:
 
 
 def to_rich(table: Table, show_header: bool = True) -> RichTable:
-    """A rich table with a rule between sections (one input length, say)."""
+    """A rich table with a rule between sections (one input length, say); its notes are printed
+    apart (:func:`print_tables`)."""
     rich_table = RichTable(
         title=table.title,
         title_justify="left",
-        caption="\n".join(table.notes) or None,
-        caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         padding=(0, 1, 0, 0),  # with the box's one-space separator: two spaces between columns
@@ -57,7 +56,12 @@ def to_rich(table: Table, show_header: bool = True) -> RichTable:
 
 
 def print_tables(console: Console, tables: Iterable[Table], show_header: bool = True) -> None:
-    """Print tables one after another, a blank line after each."""
+    """Print tables one after another, each with its notes, a blank line after each.
+
+    Notes wrap at the console's width, not the table's: as a caption a narrow table cut words off.
+    """
     for table in tables:
         console.print(to_rich(table, show_header=show_header))
+        for note in table.notes:
+            console.print(note, markup=False, highlight=False)
         console.print()

@@ -126,6 +126,8 @@ SUMMARY_COLUMNS = (
     "gpu_util_pct",
     "gpu_memory_bytes",
     "peak_rss_bytes",
+    "others_cpu_share",
+    "disturbed",
 )
 
 
@@ -167,6 +169,8 @@ def summary_csv(cells: Iterable[Cell]) -> str:
                 cell.gpu_util_pct,
                 cell.gpu_memory_bytes,
                 cell.peak_rss_bytes,
+                cell.contention.others_share if cell.contention else None,
+                cell.disturbed if cell.contention else None,
             ]
         )
     return _csv(SUMMARY_COLUMNS, rows)

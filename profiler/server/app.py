@@ -45,8 +45,9 @@ from profiler.artifact import ArtifactError
 from profiler.attention_layout import GlobalAttention, query_tokens
 from profiler.buckets import bucket_for, truncate_ids
 from profiler.energy import IdleBaseline, WindowError
+from profiler.energy.contention import ContentionError
 from profiler.energy.timeline import Timeline
-from profiler.energy.windows import OpenedWindow, WindowResult
+from profiler.energy.windows import OpenedWindow, OpenWindow, WindowResult
 from profiler.engines.engine import Engine, Job, Outcome
 from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
 from profiler.server.energy import IdleBusy, ServerEnergy
@@ -401,14 +402,16 @@ def add_energy_routes(app: FastAPI, energy: ServerEnergy) -> None:
     @app.post(
         "/v1/energy/windows/{name}",
         status_code=201,
-        summary="Open a named energy window.",
-        responses={409: ERROR_RESPONSES[409]},
+        summary="Open a named energy window (the body may name the load generator's process).",
+        responses={409: ERROR_RESPONSES[409], 422: ERROR_RESPONSES[422]},
     )
-    async def open_window(name: WindowName) -> OpenedWindow:
+    async def open_window(name: WindowName, body: OpenWindow | None = None) -> OpenedWindow:
         try:
-            return energy.begin(name)
+            return energy.begin(name, body)
         except WindowError as exc:
             raise ApiError(409, "window_open", str(exc)) from exc
+        except ContentionError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from exc
 
     @app.post(
         "/v1/energy/windows/{name}/end",

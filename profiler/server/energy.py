@@ -30,8 +30,9 @@ from profiler.energy import (
     measure_idle,
     per_query_energy,
 )
+from profiler.energy.contention import Contention, ContentionWindow, machine_id, nvml_processes
 from profiler.energy.timeline import Timeline
-from profiler.energy.windows import OpenedWindow, WindowResult
+from profiler.energy.windows import OpenedWindow, OpenWindow, WindowResult
 from profiler.engines.engine import Outcome
 
 #: Completed requests remembered for window attribution (bounded: memory stays flat under load).
@@ -80,6 +81,9 @@ class ServerEnergy:
         self.idle: IdleBaseline | None = None
         self.completed: deque[_Completed] = deque(maxlen=KEEP_REQUESTS)
         self.closed: OrderedDict[str, WindowResult] = OrderedDict()
+        self.contention: dict[str, ContentionWindow] = {}
+        gpus = self.timeline.gpus
+        self.gpu_processes = None if gpus is None else nvml_processes(gpus)
         self.batch_ids = count()
         self.lock = threading.Lock()
         self.idle_running = threading.Lock()
@@ -116,18 +120,27 @@ class ServerEnergy:
             for outcome, request_id in zip(outcomes, request_ids, strict=True)
         ]
 
-    def begin(self, name: str) -> OpenedWindow:
-        """Open a user's window.
+    def begin(self, name: str, request: OpenWindow | None = None) -> OpenedWindow:
+        """Open a user's window, and its contention measurement (with the load generator's process
+        tree apart when ``request`` names one on this machine).
 
         Raises:
             WindowError: a window of that name is open.
+            ContentionError: ``request`` names a process this machine does not have.
         """
+        request = request or OpenWindow()
+        here = request.load_generator_machine in (None, machine_id())
+        contention = ContentionWindow(
+            request.load_generator_pid if here else None, gpu_processes=self.gpu_processes
+        )
         try:
             self.meter.begin(USER_WINDOW.format(name))
         except WindowError as exc:
             raise WindowError(
                 f"energy window {name!r} is already open; end it first or pick another name."
             ) from exc
+        with self.lock:
+            self.contention[name] = contention
         return OpenedWindow(name=name, source=self.meter.source)
 
     def user_windows(self) -> list[str]:
@@ -145,7 +158,13 @@ class ServerEnergy:
         except WindowError as exc:
             open_now = ", ".join(map(repr, self.user_windows())) or "none"
             raise WindowError(f"no open energy window {name!r} (open: {open_now}); open it first.") from exc
-        result = self._summarise(measurement.model_copy(update={"name": name}), with_requests)
+        with self.lock:
+            contention = self.contention.pop(name, None)
+        result = self._summarise(
+            measurement.model_copy(update={"name": name}),
+            with_requests,
+            contention.close() if contention else None,
+        )
         with self.lock:
             self.closed[name] = result
             self.closed.move_to_end(name)
@@ -153,7 +172,9 @@ class ServerEnergy:
                 self.closed.popitem(last=False)
         return result
 
-    def _summarise(self, measurement: Measurement, with_requests: bool) -> WindowResult:
+    def _summarise(
+        self, measurement: Measurement, with_requests: bool, contention: Contention | None
+    ) -> WindowResult:
         with self.lock:
             served = [
                 item
@@ -172,6 +193,7 @@ class ServerEnergy:
             per_query=per_query,
             idle=self.idle,
             requests=requests,
+            contention=contention,
         )
 
     def window(self, name: str) -> WindowResult | None:

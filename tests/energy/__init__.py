@@ -26,6 +26,7 @@ class FakeNvml:
         counter_supported: bool = True,
         instant_supported: bool = True,
         init_error: int | None = None,
+        processes: dict[int, list[tuple[int, int | None]]] | None = None,
     ) -> None:
         self.count = gpus
         self._energy: list[Iterator[int]] = [
@@ -37,6 +38,8 @@ class FakeNvml:
         self.counter_supported = counter_supported
         self.instant_supported = instant_supported
         self.init_error = init_error
+        #: (pid, usedGpuMemory) of the compute processes on each GPU.
+        self.processes = processes or {}
         self.inits = 0
         self.shutdowns = 0
 
@@ -93,6 +96,10 @@ class FakeNvml:
 
     def nvmlDeviceGetTemperature(self, handle: tuple[str, int], sensor: int) -> int:
         return 61
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: tuple[str, int]) -> list[SimpleNamespace]:
+        listed = self.processes.get(handle[1], [])
+        return [SimpleNamespace(pid=pid, usedGpuMemory=memory) for pid, memory in listed]
 
     def nvmlDeviceGetClockInfo(self, handle: tuple[str, int], clock_type: int) -> int:
         self._fail(pynvml.NVML_ERROR_NOT_SUPPORTED)

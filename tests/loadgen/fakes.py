@@ -100,6 +100,7 @@ class Server:
         self.calls = calls
         self.fail_windows = fail_windows
         self.closed = False
+        self.load_generator_pids: list[int | None] = []
 
     def info(self) -> ServerInfo:
         self.calls.append("info")
@@ -113,8 +114,9 @@ class Server:
         self.calls.append(f"idle {seconds:g}")
         return IdleBaseline(source="estimate", duration_s=seconds, power_w={"cpu": 1.0})
 
-    def open_window(self, name: str) -> None:
+    def open_window(self, name: str, load_generator_pid: int | None = None) -> None:
         self.calls.append(f"open {name}")
+        self.load_generator_pids.append(load_generator_pid)
         if self.fail_windows:
             raise ServerCallError("POST /v1/energy/windows: HTTP 500")
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
+from profiler.energy.contention import DISTURBED_SHARE
 from profiler.loadgen.results import LoadTestResults, StageResult
 from profiler.server.launch import ServerProcess, free_port
 
@@ -65,6 +68,12 @@ def check_stage(stage: StageResult, length: int) -> None:
     assert stage.window.completed == ok  # the window holds exactly the stage's requests
     assert stage.energy_source == "estimate"
     assert (stage.gross_j_per_query or 0) > 0
+    contention = stage.window.contention
+    assert contention is not None
+    # locust runs on the server's machine and said so: its tree is counted apart from others'.
+    assert contention.load_generator_cpu_s is not None
+    assert contention.load_generator_cpu_s > 0
+    assert contention.server_cpu_s > 0
     summary = stage.summary
     p50, p90, p99 = summary.p50_ms or 0.0, summary.p90_ms or 0.0, summary.p99_ms or 0.0
     assert 0 < p50 <= p90 <= p99
@@ -166,3 +175,26 @@ def test_bad_flags_stop_locust_with_a_message(args: tuple[str, ...], message: st
     )
     assert run.returncode == 2
     assert message in run.stderr
+
+
+def test_a_stage_beside_a_cpu_burner_is_flagged_disturbed(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path, cpu_burner: psutil.Process
+) -> None:
+    results = tmp_path / "run.json"
+    started, before = time.monotonic(), cpu_burner.cpu_times()
+    run = locust(
+        *common(server, tiny_checkpoints["led"], results),
+        *("-u", "1", "-r", "1", "--stage-seconds", "3", "--input-lengths", "1024"),
+    )
+    elapsed, after = time.monotonic() - started, cpu_burner.cpu_times()
+    assert run.returncode == 0, run.stderr[-3000:]
+    (stage,) = LoadTestResults.model_validate_json(results.read_text()).stages
+    check_stage(stage, 1024)
+    contention = stage.window.contention if stage.window else None
+    assert contention is not None
+    # The burner's CPU rate over the whole run, expected over the stage's window.
+    burner_rate = ((after.user + after.system) - (before.user + before.system)) / elapsed
+    assert contention.others_cpu_s >= 0.5 * burner_rate * contention.duration_s
+    if burner_rate / contention.cpu_count > 2 * DISTURBED_SHARE:  # a clear share of the machine
+        assert contention.disturbed
+        assert f"disturbed: generate@1024: others used {contention.others_share:.0%}" in run.stdout

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 
+from profiler.energy.contention import Contention
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.results import (
     LatencySummary,
@@ -23,8 +26,9 @@ from profiler.loadgen.results import (
     write_results,
 )
 from profiler.loadgen.stopping import StageRules
+from profiler.loadgen.table import print_results
 
-from .fakes import ENERGY, INFO, ok_sample
+from .fakes import ENERGY, INFO, ok_sample, window_result
 
 
 def results_for(stages: list[StageResult], **config: object) -> LoadTestResults:
@@ -131,3 +135,32 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_default_path_is_under_reports() -> None:
     assert default_results_path(0.0) == Path("reports/loadtest-19700101-000000.json")
+
+
+def _contention(others_cpu_s: float) -> Contention:
+    """A 1 s window of a 2-CPU server that used 0.5 s, while others used ``others_cpu_s``."""
+    return Contention(
+        duration_s=1.0,
+        cpu_count=2,
+        capacity_cpu_s=2.0,
+        busy_cpu_s=0.5 + others_cpu_s,
+        steal_cpu_s=0.0,
+        server_cpu_s=0.5,
+        load_generator_cpu_s=None,
+        load_average_open=4.8,
+        load_average_close=5.2,
+        gpu_processes=None,
+    )
+
+
+def test_the_table_prints_a_line_for_each_disturbed_stage() -> None:
+    stages = [
+        one_stage().model_copy(
+            update={"name": name, "window": window_result(name, 2).model_copy(update={"contention": c})}
+        )
+        for name, c in (("generate@1024", _contention(0.76)), ("generate@2048", _contention(0.1)))
+    ]
+    out = io.StringIO()
+    print_results(results_for(stages), None, Console(file=out, width=200))
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("disturbed")]
+    assert lines == ["disturbed: generate@1024: others used 38% of the CPUs (load 5.2)."]

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from profiler.energy.baseline import IdleBaseline, PerQueryEnergy
 from profiler.energy.common import Source
+from profiler.energy.contention import Contention
 from profiler.energy.meter import Measurement
 from profiler.energy.timeline import TimelineSample
 from profiler.energy.windows import WindowResult
@@ -48,6 +49,7 @@ def make_record(
     peak_gpu_memory_bytes: int | None = None,
     max_new_tokens: int = 32,
     run_id: str = "test-run",
+    contention: Contention | None = None,
 ) -> ResultRecord:
     """One result record; energy fields None where ``source`` is None (not measured)."""
     engine = engine or fmt
@@ -76,7 +78,13 @@ def make_record(
             net_j=net_j,
             clamped=net_clamped,
         )
-        window = WindowResult(measurement=measurement, completed=completed, per_query=per_query, idle=None)
+        window = WindowResult(
+            measurement=measurement,
+            completed=completed,
+            per_query=per_query,
+            idle=None,
+            contention=contention,
+        )
     return ResultRecord(
         run_id=run_id,
         cell=f"{model}|{fmt}|{level}|repeat {repeat}|{length}",

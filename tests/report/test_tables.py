@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from profiler.energy.contention import Contention
 from profiler.loadgen.capacity import Probe, SearchSpec, Slo, capacity_of
 from profiler.loadgen.stopping import StageRules
 from profiler.report import render_report
@@ -23,7 +24,7 @@ from profiler.report.tables import (
     model_size,
     seed_table,
 )
-from profiler.report.terminal import BEST_STYLE, to_rich
+from profiler.report.terminal import BEST_STYLE, print_tables, to_rich
 from profiler.results import CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
 from profiler.stats import percentile, samples_for
@@ -323,3 +324,48 @@ def test_energy_per_token_and_per_good_query_name_their_source(tmp_path: Path) -
     headers = [c.header for c in energy_tables(without_failures)[0].columns]
     assert "J/good query" not in headers  # it would repeat gross J/query
     assert "J/token" in headers
+def _contention(others_cpu_s: float, load: float) -> Contention:
+    """A 4 s stage on a 2-CPU server that used 2 s of CPU, while others used ``others_cpu_s``."""
+    return Contention(
+        duration_s=4.0,
+        cpu_count=2,
+        capacity_cpu_s=8.0,
+        busy_cpu_s=2.0 + others_cpu_s,
+        steal_cpu_s=0.0,
+        server_cpu_s=2.0,
+        load_generator_cpu_s=None,
+        load_average_open=load,
+        load_average_close=load,
+        gpu_processes=None,
+    )
+
+
+def test_disturbed_cells_are_marked_with_what_disturbed_them(tmp_path: Path) -> None:
+    records = [
+        make_record(fmt="eager", length=1024, contention=_contention(3.04, 5.2)),
+        make_record(fmt="onnx", length=1024, contention=_contention(0.2, 0.3)),
+        make_record(fmt="onnx", length=2048),  # written before contention was measured
+        make_record(fmt="eager", length=2048, repeat=1, contention=_contention(0.1, 0.3)),
+        make_record(fmt="eager", length=2048, repeat=2, contention=_contention(1.6, 4.0)),
+    ]
+    cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
+    (table,) = latency_tables(cells)
+    marks = {(r["format"].text, r["tokens"].text): r["requests"] for r in _rows(table)}
+    assert marks[("eager", "1024")].text == "3 disturbed"
+    assert marks[("eager", "1024")].warn
+    assert marks[("onnx", "1024")].text == "3"
+    assert marks[("onnx", "2048")].text == "3"
+    assert marks[("eager", "2048")].text == "6 disturbed"  # one disturbed repeat disturbs the cell
+    assert any(note.startswith("disturbed: other processes") for note in table.notes)
+    assert [note for note in table.notes if note.startswith("led-small")] == [
+        "led-small eager 1024 closed:1: others used 38% of the CPUs (load 5.2)",
+        "led-small eager 2048 closed:1: others used 20% of the CPUs (load 4.0)",
+    ]
+    # At 80 columns every note is printed whole (wrapped, no word cut off).
+    console = quiet_console(width=80)
+    print_tables(console, [table])
+    text = console.export_text()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    words = " ".join(text.split())
+    for note in table.notes:
+        assert note in words

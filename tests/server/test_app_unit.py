@@ -6,6 +6,7 @@ run.py wraps the app, so the 503s it answers before routing are covered too."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 
 from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
 from profiler.artifact import ArtifactError
+from profiler.energy.contention import machine_id
 from profiler.energy.timeline import Timeline
 from profiler.energy.windows import OpenedWindow, WindowResult
 from profiler.engines.engine import load_engine
@@ -294,3 +296,48 @@ def test_a_model_without_global_attention_refuses_it_and_so_does_its_server(
     tokenizer = load_tokenizer(tiny_checkpoints["bigbird-pegasus"])
     with pytest.raises(ArtifactError, match=r"^--global-attention query: bigbird_pegasus has no global"):
         create_app(engine, tokenizer, ServeSettings(global_attention="query"))
+
+
+def test_a_window_records_contention_and_never_counts_the_server_as_its_own_load_generator(
+    server: InProcessServer,
+) -> None:
+    here = {"load_generator_pid": os.getpid(), "load_generator_machine": machine_id()}
+    assert server.request("POST", "/v1/energy/windows/loadgen-here", json=here).status_code == 201
+    elsewhere = {"load_generator_pid": 1, "load_generator_machine": "another-machine"}
+    assert server.request("POST", "/v1/energy/windows/loadgen-elsewhere", json=elsewhere).status_code == 201
+    spin_until = time.monotonic() + 0.3
+    while time.monotonic() < spin_until:  # the server's own work
+        pass
+    results = [
+        WindowResult.model_validate(server.request("POST", f"/v1/energy/windows/{name}/end").json())
+        for name in ("loadgen-here", "loadgen-elsewhere")
+    ]
+    notes = []
+    for result in results:
+        assert result.contention is not None
+        assert result.contention.load_generator_cpu_s is None
+        assert result.contention.server_cpu_s >= 0.1
+        assert result.contention.capacity_cpu_s > 0
+        notes.append(result.contention.notes)
+    # In process, the server's tree is the load generator's: counted once, as the server's; a pid
+    # of another machine means nothing here.
+    assert notes == [["the load generator's process tree holds the server: not counted apart."], []]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"load_generator_pid": 2**22 + 1}, "no load generator process 4194305 on the server's machine"),
+        ({"load_generator_pid": "5"}, "load_generator_pid: "),
+        ({"load_generator_pid": 0}, "load_generator_pid: "),
+        ({"load_generator": 5}, "load_generator: "),
+    ],
+)
+def test_a_window_body_that_names_no_process_here_is_422(
+    server: InProcessServer, body: dict[str, Any], message: str
+) -> None:
+    response = server.request("POST", "/v1/energy/windows/bad-body", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["type"] == "invalid_request"
+    assert message in response.json()["error"]["message"]
+    assert "bad-body" not in server.request("GET", "/v1/energy").json()["open_windows"]

@@ -87,6 +87,11 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
         assert record.peak_rss_bytes is not None
         assert record.peak_rss_bytes > 0
         assert record.timeline
+        # The stage's window says what else used the machine, locust counted apart from others.
+        window = record.stage.window
+        assert window is not None
+        assert window.contention is not None
+        assert (window.contention.load_generator_cpu_s or 0) > 0
     # What the sweep wrote is exactly what the one record type writes: it round-trips byte for byte.
     for line in results.read_text().splitlines():
         assert ResultRecord.model_validate_json(line).model_dump_json() == line
