@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
+from profiler import sse
+from profiler.api import EnergyInfo, ErrorResponse, GenerateResponse, ServerInfo
 from profiler.artifact import ArtifactError
 from profiler.energy.timeline import Timeline
 from profiler.energy.windows import OpenedWindow, WindowResult
@@ -119,7 +120,7 @@ def test_generate_answers_with_every_documented_field(server: InProcessServer) -
     assert (body.energy.source, body.energy.estimate) == ("estimate", True)
     assert 0 <= body.energy.joules <= body.energy.batch_joules
     names = [part.split(";")[0] for part in response.headers["server-timing"].split(", ")]
-    assert names == ["queue", "tokenize", "encode", "decode", "total"]
+    assert names == ["queue", "tokenize", "encode", "first_step", "decode", "total"]
 
 
 def test_input_ids_go_to_the_smallest_bucket_that_holds_them(server: InProcessServer) -> None:
@@ -294,3 +295,25 @@ def test_a_model_without_global_attention_refuses_it_and_so_does_its_server(
     tokenizer = load_tokenizer(tiny_checkpoints["bigbird-pegasus"])
     with pytest.raises(ArtifactError, match=r"^--global-attention query: bigbird_pegasus has no global"):
         create_app(engine, tokenizer, ServeSettings(global_attention="query"))
+
+
+def test_an_engine_failure_mid_stream_is_an_error_event(
+    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("the decoder broke")
+
+    monkeypatch.setattr(server.service.engine.graphs, "decoder_step", broken)
+    response = server.request(
+        "POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 6, "stream": True}
+    )
+    assert response.status_code == 200
+    parser = sse.EventParser()
+    events = [event for line in response.text.splitlines() if (event := parser.line(line))]
+    # The first token comes from the decoder's first step, before the step that fails.
+    assert [event.name for event in events] == ["token", "error"]
+    error = ErrorResponse.model_validate_json(events[1].data).error
+    assert (error.type, error.message) == ("engine_error", "RuntimeError: the decoder broke")
+    monkeypatch.undo()
+    after = server.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 2})
+    assert after.status_code == 200, "the server lives on after a failed stream"
