@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import computed_field
+from pydantic import Field, computed_field
 
 from profiler.api import EnergyInfo, ServerInfo
 from profiler.attention_layout import GlobalAttention
@@ -99,6 +99,9 @@ class StageResult(Document):
         energy_source: the window's source, or the server's where no window was measured.
         nodes: samples received from each load-generating process.
         complete: the stage ran its full length and every process sent its last samples in time.
+        ttft_ms / tpot_ms: time to the first token and per output token after it, of the successful
+            streamed requests (``--stream``; empty otherwise, and in files written before them).
+            TTFT counts from the same start as latency; TPOT leaves out single-token answers.
     """
 
     name: str
@@ -131,11 +134,25 @@ class StageResult(Document):
     energy_source: Source | None
     nodes: dict[str, int]
     complete: bool
+    ttft_ms: list[float] = Field(default_factory=list)
+    tpot_ms: list[float] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def summary(self) -> LatencySummary:
         return LatencySummary.of(self.latency_ms)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ttft_summary(self) -> LatencySummary | None:
+        """Of ``ttft_ms``; None when nothing was streamed."""
+        return LatencySummary.of(self.ttft_ms) if self.ttft_ms else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tpot_summary(self) -> LatencySummary | None:
+        """Of ``tpot_ms``; None when no streamed answer had two tokens or more."""
+        return LatencySummary.of(self.tpot_ms) if self.tpot_ms else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -195,6 +212,8 @@ def stage_result(run: StageRun, samples: Sequence[Sample], energy_source: Source
         energy_source=window.measurement.source if window else energy_source,
         nodes=run.nodes or {},
         complete=run.complete,
+        ttft_ms=[sample.ttft_ms for sample in ok if sample.ttft_ms is not None],
+        tpot_ms=[sample.tpot_ms for sample in ok if sample.tpot_ms is not None],
     )
 
 
@@ -252,6 +271,8 @@ class LoadTestResults(Document):
         complete: every stage ran its full length.
         global_attention: LED's global attention the requests asked for; None: the server's default
             (``server.global_attention``).
+        stream: the requests asked for streamed answers (``--stream``); stages then have TTFT
+            and TPOT.
         server: ``GET /v1/info`` before the load; None if it could not be read.
         workload: where each length's documents came from.
         energy: ``GET /v1/energy`` before the load; None if it could not be read.
@@ -266,6 +287,7 @@ class LoadTestResults(Document):
     max_new_tokens: int
     target_length: int
     global_attention: GlobalAttention | None = None
+    stream: bool = False
     arrival: Arrival
     rate: float | None
     users: int
@@ -308,6 +330,7 @@ def build_results(
         max_new_tokens=config.max_new_tokens,
         target_length=config.target_length,
         global_attention=config.global_attention,
+        stream=config.stream,
         arrival=config.arrival,
         rate=config.rate,
         users=users,

@@ -19,10 +19,11 @@ def _joules(value: float | None, source: str | None) -> str:
 
 
 def results_table(results: LoadTestResults) -> Table:
-    """Requests, failures, p50/p90/p99 latency, rates and J/query (with their source) per stage."""
+    """Requests, failures, p50/p90/p99 latency, TTFT p50/p99 when streamed, rates and J/query
+    (with their source) per stage."""
     open_loop = results.arrival == "poisson"
     title = (
-        f"{results.mode} on {results.host}: {results.users} users, "
+        f"{results.mode}{' (streamed)' if results.stream else ''} on {results.host}: {results.users} users, "
         + (f"Poisson {results.rate or 0:g} req/s offered" if open_loop else "closed loop")
         + f", {results.stage_seconds:g} s per stage"
     )
@@ -30,6 +31,9 @@ def results_table(results: LoadTestResults) -> Table:
     table.add_column("stage")
     for heading in ("requests", "failures", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(heading, justify="right")
+    if results.stream:
+        for heading in ("TTFT p50 ms", "TTFT p99 ms"):
+            table.add_column(heading, justify="right")
     if open_loop:
         table.add_column("offered/sent req/s", justify="right")
     for heading in ("req/s", "tokens/s", "J/query gross", "J/query net"):
@@ -45,6 +49,9 @@ def results_table(results: LoadTestResults) -> Table:
             _ms(summary.p90_ms),
             _ms(summary.p99_ms),
         ]
+        if results.stream:
+            ttft = stage.ttft_summary
+            row += [_ms(ttft.p50_ms if ttft else None), _ms(ttft.p99_ms if ttft else None)]
         if open_loop:
             row.append(f"{stage.offered_rps or 0:.2f} / {stage.sent_rps:.2f}")
         row += [
