@@ -3,7 +3,8 @@
 A cell is one model x format x engine x device x mode x load level x input length. Its repeats are
 combined as follows (docs/report.md explains why):
 
-- latency percentiles from the raw samples of all repeats pooled (never an average of percentiles);
+- latency percentiles from the raw samples of all repeats pooled (never an average of percentiles),
+  and so time to first token and per output token for streamed cells;
 - throughput, energy per query and power as the mean over repeats (one value per repeat);
 - a 95% confidence interval of the mean p50 across repeats (:func:`profiler.stats.mean_ci`);
 - failures and requests summed, memory high-water marks maxed.
@@ -136,6 +137,8 @@ class Cell:
             ``/`` if the repeats disagree.
         gpu_util_pct: mean GPU utilisation over the timeline samples of all repeats. Units: %.
         gpu_memory_bytes: GPU memory high-water mark. Units: bytes.
+        ttft / tpot: time to first token and per output token, every repeat's pooled; None when
+            the cell was not streamed. Units: ms.
     """
 
     key: CellKey
@@ -155,6 +158,8 @@ class Cell:
     gpu_util_pct: float | None
     gpu_memory_bytes: int | None
     peak_rss_bytes: int | None
+    ttft: Summary | None = None
+    tpot: Summary | None = None
 
     @property
     def is_estimate(self) -> bool:
@@ -208,7 +213,14 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         gpu_util_pct=_gpu_util(ordered),
         gpu_memory_bytes=_max(_gpu_memory(r) for r in ordered),
         peak_rss_bytes=_max(r.peak_rss_bytes for r in ordered),
+        ttft=_pooled(r.ttft_ms for r in ordered),
+        tpot=_pooled(r.tpot_ms for r in ordered),
     )
+
+
+def _pooled(samples: Iterable[Sequence[float]]) -> Summary | None:
+    pooled = [x for repeat in samples for x in repeat]
+    return Summary.from_samples(pooled) if pooled else None
 
 
 def aggregate(repeats: Iterable[Repeat]) -> list[Cell]:

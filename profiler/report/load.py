@@ -94,6 +94,9 @@ class Repeat:
     peak_rss_bytes: int | None
     peak_gpu_memory_bytes: int | None
     warnings: tuple[str, ...] = ()
+    #: Streamed stages only (empty otherwise): time to first token, time per output token. Units: ms.
+    ttft_ms: tuple[float, ...] = ()
+    tpot_ms: tuple[float, ...] = ()
 
     @property
     def avg_power_w(self) -> float | None:
@@ -161,6 +164,8 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         failures=stage.failures,
         failure_reasons=dict(stage.failure_reasons),
         latency_ms=tuple(stage.latency_ms),
+        ttft_ms=tuple(stage.ttft_ms),
+        tpot_ms=tuple(stage.tpot_ms),
         throughput_rps=stage.throughput_rps,
         tokens_per_s=stage.tokens_per_s,
         energy_source=stage.energy_source,
