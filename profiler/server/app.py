@@ -655,7 +655,14 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         GENERATE_PATH,
         summary="Run one query through the model.",
         response_model=GenerateResponse,
-        responses=ERROR_RESPONSES,
+        responses={
+            200: {
+                "description": "The answer; with `stream: true`, server-sent events: `token` "
+                "(a TokenEvent) per generated token, then `done` (this answer) or `error`.",
+                "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+            },
+            **ERROR_RESPONSES,
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -229,6 +229,7 @@ def test_every_answer_is_its_one_type_and_the_openapi_names_it(server: InProcess
         answers = paths[path][method]["responses"]
         ok = answers.get("200") or answers["201"]
         assert ok["content"]["application/json"]["schema"]["$ref"].endswith(f"/{name}"), (path, method)
+    assert "text/event-stream" in paths["/v1/generate"]["post"]["responses"]["200"]["content"]
 
 
 def test_global_attention_defaults_to_the_first_token_and_each_request_may_choose(
