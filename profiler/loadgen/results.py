@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
 from profiler.api import EnergyInfo, ServerInfo
 from profiler.attention_layout import GlobalAttention
@@ -81,6 +81,10 @@ class LatencySummary(Document):
         return cls(p50_ms=summary.p50, p90_ms=summary.p90, p99_ms=summary.p99, mean_ms=summary.mean)
 
 
+#: The stage's fields that only a streamed load test fills.
+STREAM_FIELDS = ("ttft_ms", "tpot_ms", "ttft_summary", "tpot_summary")
+
+
 class StageResult(Document):
     """One stage (one input length) of a load test: raw samples, counts, rates and its energy window.
 
@@ -141,6 +145,16 @@ class StageResult(Document):
     @property
     def summary(self) -> LatencySummary:
         return LatencySummary.of(self.latency_ms)
+
+    @model_serializer(mode="wrap")
+    def _streamed_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A stage that was not streamed is written without the streaming fields, exactly as
+        before they existed (records of a sweep stay byte for byte what they were)."""
+        data: dict[str, Any] = handler(self)
+        if not self.ttft_ms and not self.tpot_ms:
+            for key in STREAM_FIELDS:
+                data.pop(key, None)
+        return data
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -287,7 +301,8 @@ class LoadTestResults(Document):
     max_new_tokens: int
     target_length: int
     global_attention: GlobalAttention | None = None
-    stream: bool = False
+    #: Left out of the file when false, as in files written before it existed.
+    stream: bool = Field(default=False, exclude_if=lambda stream: not stream)
     arrival: Arrival
     rate: float | None
     users: int

@@ -114,13 +114,21 @@ def test_streamed_samples_give_ttft_and_tpot_and_older_files_still_load() -> Non
     assert stage.tpot_summary is not None
     assert stage.tpot_summary.p50_ms == 2.0
     streamed = results_for([stage], stream=True)
-    assert LoadTestResults.model_validate_json(streamed.model_dump_json()) == streamed
-    # A file written before streaming existed: no stream flag, no TTFT or TPOT lists.
-    raw = json.loads(results_for([one_stage()]).model_dump_json())
-    del raw["stream"]
-    for key in ("ttft_ms", "tpot_ms", "ttft_summary", "tpot_summary"):
-        del raw["stages"][0][key]
+    raw = json.loads(streamed.model_dump_json())
+    assert (raw["stream"], raw["stages"][0]["ttft_ms"], raw["stages"][0]["tpot_summary"]["p50_ms"]) == (
+        True,
+        [4.0, 8.0],
+        2.0,
+    )
+    assert LoadTestResults.model_validate(raw) == streamed
+    # Not streamed: written as before streaming existed (no stream flag, no TTFT or TPOT), and so
+    # read back.
+    plain = results_for([one_stage()])
+    raw = json.loads(plain.model_dump_json())
+    assert "stream" not in raw
+    assert not {"ttft_ms", "tpot_ms", "ttft_summary", "tpot_summary"} & set(raw["stages"][0])
     old = LoadTestResults.model_validate(raw)
+    assert old == plain
     assert (old.stream, old.stages[0].ttft_ms, old.stages[0].ttft_summary) == (False, [], None)
 
 
