@@ -22,23 +22,32 @@ _END = None
 class Detokenizer:
     """Turns tokens, one at a time, into the pieces of text each adds.
 
-    The whole output is decoded again at each token, as the final answer decodes it, and a piece
-    is the new text after what was sent; text ending in an incomplete character (U+FFFD) waits
-    for the next token.
+    Each token decodes a short window, not the whole output (which would cost quadratic time on
+    the event loop): the text of the tokens since the last piece, decoded together with the few
+    before them, minus the text of those few. The context keeps what a token's text depends on
+    (SentencePiece drops a word's leading space at the start of a decode). Text ending in an
+    incomplete character (U+FFFD) waits for the next token.
     """
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.ids: list[int] = []
-        self.sent = ""
+        #: ``ids[context:sent]`` is the context; ``ids[sent:]`` the tokens not yet in a piece.
+        self.context = 0
+        self.sent = 0
+
+    def _text(self, ids: list[int]) -> str:
+        text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return text
 
     def add(self, token: int) -> str:
         self.ids.append(token)
-        text: str = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd") or not text.startswith(self.sent):
+        before = self._text(self.ids[self.context : self.sent])
+        after = self._text(self.ids[self.context :])
+        if len(after) <= len(before) or after.endswith("\ufffd"):
             return ""
-        piece, self.sent = text[len(self.sent) :], text
-        return piece
+        self.context, self.sent = self.sent, len(self.ids)
+        return after[len(before) :]
 
 
 class TokenStream:
