@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from profiler.artifact import Manifest
@@ -105,11 +113,19 @@ class EnergyInfo(Document):
 
 
 class Timings(Document):
-    """Milliseconds spent in each stage of this request."""
+    """Milliseconds spent in each stage of this request.
+
+    ``queue_ms + tokenize_ms + encode_ms + decode_ms`` is about ``total_ms`` (the rest is parsing
+    and answering). ``first_step_ms`` is the part of ``decode_ms`` until the first token was
+    chosen (the decoder's first step, over the whole encoder output), so the time to the first
+    token is queue, tokenize, encode and first step, and ``decode_ms - first_step_ms`` the rest of
+    decoding. Encode, first step and decode are the batch's, shared by every request in it.
+    """
 
     queue_ms: float
     tokenize_ms: float
     encode_ms: float
+    first_step_ms: float
     decode_ms: float
     total_ms: float
 
@@ -146,6 +162,17 @@ class GenerateResponse(Document):
     mode: Mode
     timings: Timings
     energy: EnergyShare
+
+
+class TokenEvent(Document):
+    """A streamed answer's ``token`` event: one generated token, sent as the decoder makes it."""
+
+    index: int = Field(description="Position in `output_ids`, from 0.")
+    token_id: int
+    text: str = Field(
+        description="What this token adds to the decoded text; empty while a character is "
+        "incomplete (its bytes span tokens) or for a special token."
+    )
 
 
 class ErrorBody(Document):
@@ -195,6 +222,11 @@ class GenerateRequest(BaseModel):
     )
     max_new_tokens: int = Field(default=32, ge=1, le=MAX_NEW_TOKENS, description="generate mode only.")
     target_length: int = Field(default=64, ge=1, le=MAX_TARGET_LENGTH, description="forward mode only.")
+    stream: bool = Field(
+        default=False,
+        description="generate mode only: answer `text/event-stream`, a `token` event per generated "
+        "token as it is made, then a `done` event with the usual answer (docs/serving.md).",
+    )
     global_attention: GlobalAttention | SkipJsonSchema[None] = Field(
         default=None,
         description="LED only: the tokens that attend globally. first: the first token; query: the "
@@ -211,6 +243,14 @@ class GenerateRequest(BaseModel):
             if nulls:
                 raise ValueError(f"{', '.join(nulls)}: null is not allowed; leave the field out instead")
         return data
+
+    @field_validator("stream")
+    @classmethod
+    def stream_generates(cls, stream: bool, info: ValidationInfo) -> bool:
+        mode = info.data.get("mode")
+        if stream and mode not in (None, "generate"):
+            raise ValueError(f"only generate mode makes tokens to stream; drop it for mode {mode}")
+        return stream
 
     @model_validator(mode="after")
     def one_input(self) -> GenerateRequest:

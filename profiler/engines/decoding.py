@@ -10,6 +10,7 @@ greedy or beam search over any :class:`~profiler.engines.graphs.Seq2SeqGraphs` r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,11 @@ from profiler.engines.graphs import Caches, Seq2SeqGraphs
 
 if TYPE_CHECKING:
     pass
+
+#: Called after each decoding step with the step and the token each row chose there: ``[b]`` ids
+#: (``pad`` for a row that had already ended), or None in beam search, whose tokens are settled
+#: only when the search ends. It is how a server streams tokens as they are made.
+StepHook = Callable[[int, np.ndarray | None], None]
 
 #: transformers' stand-in for "impossible" in beam scores; float32, as its tensors are.
 _NEVER = np.float32(-1.0e9)
@@ -87,6 +93,7 @@ def decode(
     config: DecodingConfig,
     max_new_tokens: int | np.ndarray,
     forced: np.ndarray | None = None,
+    on_step: StepHook | None = None,
 ) -> np.ndarray:
     """Decode as transformers' ``generate`` does with ``config``, greedy or beam search.
 
@@ -100,6 +107,7 @@ def decode(
             ``config.default_max_new_tokens`` for the checkpoint's own.
         forced: ``[b, t]`` tokens to feed instead of choosing (teacher forcing); decoding then
             runs exactly ``t`` greedy steps.
+        on_step: called after every step (see :data:`StepHook`).
 
     Returns:
         ``[b, 1 + n]`` token ids starting with the decoder start token; a row that has ended
@@ -108,8 +116,8 @@ def decode(
     batch = attention_mask.shape[0]
     limits = np.broadcast_to(np.asarray(max_new_tokens if forced is None else forced.shape[1]), (batch,))
     if forced is None and config.num_beams > 1:
-        return _beam_search(graphs, encoder_hidden, attention_mask, config, limits)
-    return _greedy(graphs, encoder_hidden, attention_mask, config, limits, forced)
+        return _beam_search(graphs, encoder_hidden, attention_mask, config, limits, on_step)
+    return _greedy(graphs, encoder_hidden, attention_mask, config, limits, forced, on_step)
 
 
 def _greedy(
@@ -119,6 +127,7 @@ def _greedy(
     config: DecodingConfig,
     limits: np.ndarray,
     forced: np.ndarray | None,
+    on_step: StepHook | None = None,
 ) -> np.ndarray:
     """transformers' greedy search; the contract of :func:`decode`."""
     spec = graphs.decoder
@@ -134,6 +143,8 @@ def _greedy(
             chosen = scores.argmax(axis=-1).astype(np.int64)
         next_tokens = np.where(finished, spec.pad_token_id, chosen)
         tokens = np.concatenate([tokens, next_tokens[:, None]], axis=1)
+        if on_step is not None:
+            on_step(step, next_tokens)
         finished = finished | (step + 1 >= limits)
         if forced is None:
             finished |= next_tokens == spec.eos_token_id
@@ -220,6 +231,7 @@ def _beam_search(
     attention_mask: np.ndarray,
     config: DecodingConfig,
     limits: np.ndarray,
+    on_step: StepHook | None = None,
 ) -> np.ndarray:
     """transformers' beam search (no sampling, one sequence returned per row).
 
@@ -241,6 +253,8 @@ def _beam_search(
             config, flat, _log_softmax(logits), np.repeat(max_lengths, beams), spec.eos_token_id
         )
         source, hits = _step(state, config, log_probs, cur_len, max_lengths, spec.eos_token_id)
+        if on_step is not None:
+            on_step(cur_len - 1, None)
         cur_len += 1
         best = state.running_scores[:, :1] / _hypothetical_scale(config, cur_len, max_lengths)
         worst = np.where(state.finished, state.scores.min(axis=1, keepdims=True), _NEVER)

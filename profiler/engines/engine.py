@@ -9,7 +9,7 @@ the format-specific work is the runner's (:mod:`profiler.engines.graphs`,
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,6 +24,9 @@ from profiler.engines.graphs import Seq2SeqGraphs, open_graphs
 from profiler.modes import Mode
 
 EngineKind = Literal["eager", "onnx", "torchscript"]
+#: Receives each generated token as the decoding loop makes it: (row of the batch, index in that
+#: row's output, token id). Called on the engine's thread.
+TokenSink = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,11 @@ class Outcome:
     padded_length: int
     batch_size: int
     encode_ms: float
+    #: The whole decoding loop, first step included.
     decode_ms: float
+    #: From the encoder's end until the first token was chosen (the decoder's first step, which
+    #: also builds the cross-attention caches); part of ``decode_ms``, 0 in encode mode.
+    first_step_ms: float = 0.0
 
 
 class Engine:
@@ -90,8 +97,9 @@ class Engine:
     def max_length(self) -> int:
         return self.buckets[-1]
 
-    def run(self, jobs: list[Job]) -> list[Outcome]:
-        """Run jobs of one mode together, padded to the bucket of the longest."""
+    def run(self, jobs: list[Job], on_token: TokenSink | None = None) -> list[Outcome]:
+        """Run jobs of one mode together, padded to the bucket of the longest; in generate mode
+        ``on_token`` gets each row's tokens as they are made (those its output will hold)."""
         longest = max(len(job.input_ids) for job in jobs)
         bucket = bucket_for(self.buckets, longest)
         if bucket is None:
@@ -106,15 +114,16 @@ class Engine:
         started = time.perf_counter()
         hidden = self.graphs.encode(batch.input_ids, mask, batch.extra)
         encoded = time.perf_counter()
+        steps = _Steps(jobs, self.decoder.eos_token_id, on_token if mode == "generate" else None)
         if mode == "encode":
             outputs: list[list[int]] = [[] for _ in jobs]
         else:
             if mode == "forward":
                 targets = _teacher_targets(jobs, self.decoder.pad_token_id)
-                tokens = decode(self.graphs, hidden, mask, self.decoding, 0, forced=targets)
+                tokens = decode(self.graphs, hidden, mask, self.decoding, 0, forced=targets, on_step=steps)
             else:
                 limits = np.array([job.max_new_tokens for job in jobs])
-                tokens = decode(self.graphs, hidden, mask, self.decoding, limits)
+                tokens = decode(self.graphs, hidden, mask, self.decoding, limits, on_step=steps)
             outputs = [_trim(row[1:], self.decoder, job) for row, job in zip(tokens, jobs, strict=True)]
         finished = time.perf_counter()
         return [
@@ -125,6 +134,7 @@ class Engine:
                 batch_size=len(jobs),
                 encode_ms=(encoded - started) * 1000,
                 decode_ms=(finished - encoded) * 1000,
+                first_step_ms=(steps.first - encoded) * 1000 if steps.first is not None else 0.0,
             )
             for output in outputs
         ]
@@ -141,6 +151,32 @@ class Engine:
                     global_tokens=global_tokens,
                 )
                 self.run([job] * size)
+
+
+class _Steps:
+    """The decoding loop's step hook for one batch: notes when the first token was chosen, and
+    passes each row's tokens to the sink, exactly those :func:`_trim` keeps (up to the row's own
+    limit, ``eos`` included)."""
+
+    def __init__(self, jobs: list[Job], eos: int, sink: TokenSink | None) -> None:
+        self.limits = [job.max_new_tokens for job in jobs]
+        self.eos = eos
+        self.sink = sink
+        self.ended = [False] * len(jobs)
+        #: When the first step's tokens were chosen (``time.perf_counter``); None before.
+        self.first: float | None = None
+
+    def __call__(self, step: int, chosen: np.ndarray | None) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        if self.sink is None or chosen is None:
+            return
+        for row, limit in enumerate(self.limits):
+            if self.ended[row] or step >= limit:
+                continue
+            token = int(chosen[row])
+            self.ended[row] = token == self.eos
+            self.sink(row, step, token)
 
 
 def _teacher_targets(jobs: list[Job], pad: int) -> np.ndarray:

@@ -58,6 +58,8 @@ class LoadConfig(StageRules):
         input_lengths: one stage per length, in this order. Units: tokens.
         mode: ``generate``, ``forward`` or ``encode`` (see docs/serving.md).
         max_new_tokens: greedy tokens per query in ``generate`` mode.
+        stream: ``generate`` mode: ask for streamed answers and record each request's time to the
+            first token and time per output token.
         target_length: decoder positions per query in ``forward`` mode.
         global_attention: LED's global attention each request asks for; None: the server's default.
         arrival: ``closed`` (each user sends back to back) or ``poisson`` (open loop).
@@ -80,6 +82,7 @@ class LoadConfig(StageRules):
     mode: Mode = "generate"
     max_new_tokens: Count = 32
     target_length: Count = 64
+    stream: bool = False
     global_attention: GlobalAttention | None = None
     arrival: Arrival = "closed"
     rate: PositiveFloat | None = None
@@ -100,6 +103,14 @@ class LoadConfig(StageRules):
     capacity_min_rps: PositiveFloat = _SEARCH.min_rps
     capacity_tolerance: Annotated[float, Field(gt=0, le=1)] = _SEARCH.tolerance
     capacity_max_probes: Count = _SEARCH.max_probes
+
+    @model_validator(mode="after")
+    def stream_generates(self) -> LoadConfig:
+        if self.stream and self.mode != "generate":
+            raise ValueError(
+                f"--stream applies to generate mode only (tokens); drop it for --mode {self.mode}"
+            )
+        return self
 
     @model_validator(mode="after")
     def rate_fits_arrival(self) -> LoadConfig:
@@ -175,6 +186,11 @@ def add_arguments(parser: Any) -> None:
     add("--mode", choices=MODES, help="Query mode (default %(default)s).")
     add("--max-new-tokens", type=int, help="generate mode: tokens (default %(default)s).")
     add("--target-length", type=int, help="forward mode: positions (default %(default)s).")
+    add(
+        "--stream",
+        action="store_true",
+        help="generate mode: streamed answers; records time to first token and per output token.",
+    )
     add(
         "--global-attention",
         choices=GLOBAL_ATTENTION_MODES,

@@ -90,6 +90,8 @@ def request_body(config: LoadConfig, *, input_ids: list[int] | None = None, text
     fields: dict[str, Any] = {"input_ids": input_ids} if input_ids is not None else {"text": text}
     if config.mode == "generate":
         fields["max_new_tokens"] = config.max_new_tokens
+        if config.stream:
+            fields["stream"] = True
     elif config.mode == "forward":
         fields["target_length"] = config.target_length
     if config.global_attention is not None:

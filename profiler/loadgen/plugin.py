@@ -31,12 +31,13 @@ from locust import FastHttpUser
 from locust.env import Environment
 from locust.runners import LocalRunner, MasterRunner, Runner, WorkerRunner
 
+from profiler import sse
 from profiler.errors import ConfigError
 from profiler.loadgen.agent import ActiveStage, WorkerAgent
 from profiler.loadgen.config import add_arguments, config_from_options
 from profiler.loadgen.coordinator import Coordinator
 from profiler.loadgen.payloads import build_payloads
-from profiler.loadgen.samples import Sample, from_answer, from_error
+from profiler.loadgen.samples import Sample, from_answer, from_error, from_stream
 from profiler.loadgen.schedule import Pacer, PoissonSchedule, user_seed
 from profiler.processes import forks_die_with_this_process
 
@@ -52,7 +53,7 @@ EXIT_SLO = 3
 IDLE_POLL_S = 0.05
 #: The longest single sleep while waiting for a scheduled send (so a stage's end is noticed).
 WAIT_SLICE_S = 0.1
-HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+HEADERS = {"Content-Type": "application/json", "Accept": f"application/json, {sse.MEDIA_TYPE}"}
 
 
 class RequestFailed(Exception):
@@ -102,7 +103,8 @@ class Sender:
     ``user.client.post``: that would report to locust by itself, with its own timing from the
     actual send. Here latency runs from the scheduled time in open loop, and the request event is
     fired once, with that figure unrounded. Answers of every status come back with their bodies,
-    so a failure keeps the server's reason (``HTTP 503 queue_full``).
+    so a failure keeps the server's reason (``HTTP 503 queue_full``). A streamed answer
+    (``--stream``) is read event by event, each timed as it arrives.
     """
 
     def __init__(self, user: FastHttpUser, agent: WorkerAgent, number: int) -> None:
@@ -159,10 +161,14 @@ class Sender:
         with self.agent.request(stage.index):
             sent_wall = time.time()
             sent = time.perf_counter()
+            events: list[tuple[float, sse.Event]] | None = None
             try:
                 with self.http.request("POST", self.path, body=body, headers=HEADERS) as response:
-                    content = response.read()
                     status = int(response.status_code)
+                    if status == 200 and str(response.get("content-type", "")).startswith(sse.MEDIA_TYPE):
+                        events, size = self._events(response, due, sent)
+                    else:
+                        content = response.read()
             # Any failure to get an answer (refused, reset, timeout, a parse error) is a failed
             # request to record, not a crash of the user; GreenletExit is not an Exception.
             except Exception as exc:
@@ -170,7 +176,10 @@ class Sender:
                 sample = from_error(stage.index, exc, timing, sent_wall)
             else:
                 timing = self.pacer.timing(due, sent, time.perf_counter())
-                sample = from_answer(stage.index, status, content, timing, sent_wall)
+                if events is not None:
+                    sample = from_stream(stage.index, events, size, timing, sent_wall)
+                else:
+                    sample = from_answer(stage.index, status, content, timing, sent_wall)
             self.agent.record(sample)
             if self.agent.current is not stage and self.pacer.open_loop:
                 # Still in flight as far as the drain knows, so the count is in the final message.
@@ -187,6 +196,19 @@ class Sender:
             start_time=sent_wall,
             url=self.url,
         )
+
+    def _events(self, response: Any, due: float, sent: float) -> tuple[list[tuple[float, sse.Event]], int]:
+        """A streamed answer's events, each with when it arrived (ms from the request's start, as
+        its latency counts), and the stream's size in bytes."""
+        parser = sse.EventParser()
+        events: list[tuple[float, sse.Event]] = []
+        size = 0
+        while line := response.readline(b"\n"):
+            size += len(line)
+            event = parser.line(line.decode())
+            if event is not None:
+                events.append((self.pacer.since_start_ms(due, sent, time.perf_counter()), event))
+        return events, size
 
 
 def _stop_forked_workers(options: Any) -> None:

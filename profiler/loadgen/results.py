@@ -120,6 +120,9 @@ class StageResult(Document):
         rules: how long the stage was to run; None in results written before stages had rules.
         end_reason: ``measured`` (rules met), ``cap`` (``max_stage_seconds`` reached first) or
             ``stopped`` (the run was interrupted); None in older results.
+        ttft_ms / tpot_ms: time to the first token and per output token after it, of the successful
+            streamed requests (``--stream``; empty otherwise, and in files written before them).
+            TTFT counts from the same start as latency; TPOT leaves out single-token answers.
     """
 
     name: str
@@ -156,11 +159,25 @@ class StageResult(Document):
     warmup_requests: int = 0
     rules: StageRules | None = None
     end_reason: EndReason | None = None
+    ttft_ms: list[float] = Field(default_factory=list)
+    tpot_ms: list[float] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def summary(self) -> LatencySummary:
         return LatencySummary.of(self.latency_ms)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ttft_summary(self) -> LatencySummary | None:
+        """Of ``ttft_ms``; None when nothing was streamed."""
+        return LatencySummary.of(self.ttft_ms) if self.ttft_ms else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def tpot_summary(self) -> LatencySummary | None:
+        """Of ``tpot_ms``; None when no streamed answer had two tokens or more."""
+        return LatencySummary.of(self.tpot_ms) if self.tpot_ms else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -266,6 +283,8 @@ def stage_result(
         warmup_requests=run.warmup_requests,
         rules=StageRules.model_validate(rules.model_dump(include=set(StageRules.model_fields))),
         end_reason=run.end_reason,
+        ttft_ms=[sample.ttft_ms for sample in ok if sample.ttft_ms is not None],
+        tpot_ms=[sample.tpot_ms for sample in ok if sample.tpot_ms is not None],
     )
 
 
@@ -328,6 +347,8 @@ class LoadTestResults(Document):
         complete: every stage ran its full length.
         global_attention: LED's global attention the requests asked for; None: the server's default
             (``server.global_attention``).
+        stream: the requests asked for streamed answers (``--stream``); stages then have TTFT
+            and TPOT.
         server: ``GET /v1/info`` before the load; None if it could not be read.
         workload: where each length's documents came from.
         energy: ``GET /v1/energy`` before the load; None if it could not be read.
@@ -344,6 +365,7 @@ class LoadTestResults(Document):
     max_new_tokens: int
     target_length: int
     global_attention: GlobalAttention | None = None
+    stream: bool = False
     arrival: Arrival
     rate: float | None
     users: int
@@ -388,6 +410,7 @@ def build_results(
         max_new_tokens=config.max_new_tokens,
         target_length=config.target_length,
         global_attention=config.global_attention,
+        stream=config.stream,
         arrival=config.arrival,
         rate=config.rate,
         users=users,

@@ -10,7 +10,7 @@ knows when each node has sent its last.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from profiler.api import ErrorResponse, GenerateResponse, Timings
 from profiler.jsonl import field_errors
 from profiler.loadgen.schedule import Timing
+from profiler.sse import Event
 
 #: The server's stage timings every successful answer carries, in milliseconds.
 TIMING_KEYS = tuple(Timings.model_fields)
@@ -41,6 +42,10 @@ class Sample:
         response_bytes: size of the answer's body.
         timings: the server's ``timings`` (ms), on success.
         energy_j / energy_source: the request's share of its batch's joules and where they came from.
+        ttft_ms: a streamed answer's first token event, from the same start as ``latency_ms``;
+            None when not streamed.
+        tpot_ms: a streamed answer's time per output token after the first: (last token event -
+            first) / (tokens - 1); None when not streamed or for a single token.
     """
 
     stage: int
@@ -60,6 +65,8 @@ class Sample:
     timings: dict[str, float] = field(default_factory=dict)
     energy_j: float | None = None
     energy_source: str | None = None
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
 
     def to_wire(self) -> dict[str, Any]:
         """A plain dict (msgpack and JSON safe) for a worker's message to the master."""
@@ -76,13 +83,18 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
 
 
+def _error_type(body: bytes | str) -> str | None:
+    """The ``type`` of the server's JSON error body, or None if it is not one."""
+    try:
+        return ErrorResponse.model_validate_json(body).error.type
+    except ValidationError:
+        return None
+
+
 def error_reason(status: int, body: bytes) -> str:
     """``HTTP 503 queue_full`` from the server's JSON error body, or the status alone."""
-    try:
-        kind = ErrorResponse.model_validate_json(body).error.type
-    except ValidationError:
-        return f"HTTP {status}"
-    return f"HTTP {status} {kind}"
+    kind = _error_type(body)
+    return f"HTTP {status}" if kind is None else f"HTTP {status} {kind}"
 
 
 def from_answer(stage: int, status: int, body: bytes, timing: Timing, sent_wall_s: float) -> Sample:
@@ -102,6 +114,10 @@ def from_answer(stage: int, status: int, body: bytes, timing: Timing, sent_wall_
         answer = GenerateResponse.model_validate_json(body)
     except ValidationError as exc:
         return Sample(ok=False, reason=_clip(f"malformed answer: {field_errors(exc)}"), **base)
+    return _answered(answer, base)
+
+
+def _answered(answer: GenerateResponse, base: dict[str, Any]) -> Sample:
     return Sample(
         ok=True,
         bucket=answer.bucket,
@@ -114,6 +130,45 @@ def from_answer(stage: int, status: int, body: bytes, timing: Timing, sent_wall_
         energy_source=answer.energy.source,
         **base,
     )
+
+
+def from_stream(
+    stage: int,
+    events: Sequence[tuple[float, Event]],
+    response_bytes: int,
+    timing: Timing,
+    sent_wall_s: float,
+) -> Sample:
+    """A sample from a streamed 200 answer: its events, each with when it arrived (ms from the
+    request's start, as latency is counted). It succeeded if it ended with ``done`` after one
+    ``token`` event per output token."""
+    base: dict[str, Any] = {
+        "stage": stage,
+        "latency_ms": timing.latency_ms,
+        "service_ms": timing.service_ms,
+        "lag_ms": timing.lag_ms,
+        "sent_wall_s": sent_wall_s,
+        "status": 200,
+        "response_bytes": response_bytes,
+    }
+    last = events[-1][1] if events else None
+    if last is None or last.name not in ("done", "error"):
+        return Sample(ok=False, reason="stream ended without its done event", **base)
+    if last.name == "error":
+        return Sample(ok=False, reason=f"stream error {_error_type(last.data) or 'unknown'}", **base)
+    try:
+        answer = GenerateResponse.model_validate_json(last.data)
+    except ValidationError as exc:
+        return Sample(ok=False, reason=_clip(f"malformed answer: {field_errors(exc)}"), **base)
+    token_ms = [at for at, event in events if event.name == "token"]
+    if len(token_ms) != len(answer.output_ids):
+        reason = f"malformed stream: {len(token_ms)} token events for {len(answer.output_ids)} output ids"
+        return Sample(ok=False, reason=reason, **base)
+    if token_ms:
+        base["ttft_ms"] = token_ms[0]
+        if len(token_ms) > 1:
+            base["tpot_ms"] = (token_ms[-1] - token_ms[0]) / (len(token_ms) - 1)
+    return _answered(answer, base)
 
 
 def from_error(stage: int, error: BaseException, timing: Timing, sent_wall_s: float) -> Sample:

@@ -97,9 +97,13 @@ class Pacer:
             count += 1
         return count
 
+    def since_start_ms(self, due_s: float, sent_s: float, at_s: float) -> float:
+        """Milliseconds from the request's start to ``at_s``: from its scheduled time in open loop,
+        its send in closed loop (latency is this at the answer, time to first token at the first)."""
+        return (at_s - (sent_s if self.schedule is None else due_s)) * 1000.0
+
     def timing(self, due_s: float, sent_s: float, answered_s: float) -> Timing:
         """Latency, service time and send lag of one request (all clock readings in seconds)."""
-        service_ms = (answered_s - sent_s) * 1000.0
-        if self.schedule is None:
-            return Timing(service_ms, service_ms, 0.0)
-        return Timing((answered_s - due_s) * 1000.0, service_ms, max(0.0, (sent_s - due_s) * 1000.0))
+        lag_ms = 0.0 if self.schedule is None else max(0.0, (sent_s - due_s) * 1000.0)
+        latency_ms = self.since_start_ms(due_s, sent_s, answered_s)
+        return Timing(latency_ms, (answered_s - sent_s) * 1000.0, lag_ms)

@@ -34,10 +34,11 @@ def _joules(value: float | None, source: str | None) -> str:
 
 
 def results_table(results: LoadTestResults) -> Table:
-    """Requests, failures, p50/p90/p99 latency, rates and J/query (with their source) per stage."""
+    """Requests, failures, p50/p90/p99 latency, TTFT p50/p99 when streamed, rates and J/query
+    (with their source) per stage."""
     open_loop = results.arrival == "poisson"
     title = (
-        f"{results.mode} on {results.host}: {results.users} users, "
+        f"{results.mode}{' (streamed)' if results.stream else ''} on {results.host}: {results.users} users, "
         + (f"Poisson {results.rate or 0:g} req/s offered" if open_loop else "closed loop")
         + f", {results.stage_seconds:g} s per stage at least"
     )
@@ -46,6 +47,9 @@ def results_table(results: LoadTestResults) -> Table:
     table.add_column("ended")
     for heading in ("s", "requests", "failures", "p50 ms", "p90 ms", "p99 ms"):
         table.add_column(heading, justify="right")
+    if results.stream:
+        for heading in ("TTFT p50 ms", "TTFT p99 ms"):
+            table.add_column(heading, justify="right")
     if open_loop:
         table.add_column("offered/sent req/s", justify="right")
     for heading in ("req/s", "tokens/s", "J/query gross", "J/query net"):
@@ -64,6 +68,9 @@ def results_table(results: LoadTestResults) -> Table:
             _ms(summary.p90_ms, ok, 90),
             _ms(summary.p99_ms, ok, 99),
         ]
+        if results.stream:
+            ttft = stage.ttft_summary
+            row += [_ms(ttft.p50_ms if ttft else None), _ms(ttft.p99_ms if ttft else None)]
         if open_loop:
             row.append(f"{stage.offered_rps or 0:.2f} / {stage.sent_rps:.2f}")
         row += [
@@ -111,32 +118,40 @@ def print_results(results: LoadTestResults, path: str | None, console: Console |
     console.print(results_table(results))
     if results.capacity:
         console.print(capacity_table(results))
+    for note in _footnotes(results):
+        console.print(note, markup=False)
+    if path is not None:
+        console.print(f"results: {path}")
+
+
+def _footnotes(results: LoadTestResults) -> list[str]:
+    """What the table's figures need said: the baseline, unsent arrivals, the SLO verdict, marks."""
+    notes: list[str] = []
     if results.idle is None:
-        console.print("net J/query: no idle baseline (pass --idle-seconds S to measure one).")
+        notes.append("net J/query: no idle baseline (pass --idle-seconds S to measure one).")
     elif not results.idle_measured:
-        console.print("net J/query: against an idle baseline the server measured before this run.")
+        notes.append("net J/query: against an idle baseline the server measured before this run.")
     unsent = {stage.name: stage.unsent for stage in results.stages if stage.unsent}
     if unsent:
         listed = ", ".join(f"{name} {count}" for name, count in unsent.items())
-        console.print(f"open-loop arrivals never sent (every user was waiting for an answer): {listed}")
+        notes.append(f"open-loop arrivals never sent (every user was waiting for an answer): {listed}")
     slo = results.slo
     if slo.p99_ms is not None or slo.max_fail_ratio is not None:
-        console.print("SLO: " + ("met" if slo.passed else "MISSED: " + "; ".join(slo.violations)))
+        notes.append("SLO: " + ("met" if slo.passed else "MISSED: " + "; ".join(slo.violations)))
     if any(len(stage.latency_ms) < samples_for(99) for stage in results.stages):
-        console.print(
+        notes.append(
             f"{UNSUPPORTED} a percentile from fewer successful requests than it needs "
             f"(p90: {samples_for(90)}, p99: {samples_for(99)})."
         )
     if any(_stop(stage).startswith("cap:") for stage in results.stages):
-        console.print(
+        notes.append(
             "cap: the stage reached --max-stage-seconds before it had --min-requests (few) or "
             "before its last windows agreed within --stability (unstable)."
         )
     for stage in results.stages:
         contention = stage.window.contention if stage.window else None
         if contention is not None and contention.disturbed:
-            console.print(f"disturbed: {stage.name}: {contention.describe()}.", markup=False)
+            notes.append(f"disturbed: {stage.name}: {contention.describe()}.")
     if not results.complete:
-        console.print("The run was cut short: the last stage is partial.")
-    if path is not None:
-        console.print(f"results: {path}")
+        notes.append("The run was cut short: the last stage is partial.")
+    return notes

@@ -3,7 +3,8 @@
 A cell is one model x format x engine x device x mode x load level x input length. Its repeats are
 combined as follows (docs/report.md explains why):
 
-- latency percentiles from the raw samples of all repeats pooled (never an average of percentiles);
+- latency percentiles from the raw samples of all repeats pooled (never an average of percentiles),
+  and so time to first token and per output token for streamed cells;
 - throughput, energy per query and power as the mean over repeats (one value per repeat);
 - a 95% confidence interval of the mean p50 across repeats (:func:`profiler.stats.mean_ci`);
 - failures and requests summed, memory high-water marks maxed.
@@ -141,6 +142,8 @@ class Cell:
             stable (False if any was not; None where no repeat was judged).
         contention: the most disturbed repeat's (one disturbed repeat disturbs the pooled
             percentiles); None where no repeat measured it.
+        ttft / tpot: time to first token and per output token, every repeat's pooled; None when
+            the cell was not streamed. Units: ms.
     """
 
     key: CellKey
@@ -165,6 +168,8 @@ class Cell:
     gross_j_per_token: float | None = None
     gross_j_per_good_query: float | None = None
     contention: Contention | None = None
+    ttft: Summary | None = None
+    tpot: Summary | None = None
 
     @property
     def disturbed(self) -> bool:
@@ -228,6 +233,8 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         enough_requests=_all(r.enough_requests for r in ordered),
         stable=_all(r.stable for r in ordered),
         contention=_most_disturbed(r.contention for r in ordered),
+        ttft=_pooled(r.ttft_ms for r in ordered),
+        tpot=_pooled(r.tpot_ms for r in ordered),
     )
 
 
@@ -240,6 +247,11 @@ def _all(verdicts: Iterable[bool | None]) -> bool | None:
     """True if every judged repeat passed, False if one failed, None if none was judged."""
     judged = [v for v in verdicts if v is not None]
     return all(judged) if judged else None
+
+
+def _pooled(samples: Iterable[Sequence[float]]) -> Summary | None:
+    pooled = [x for repeat in samples for x in repeat]
+    return Summary.from_samples(pooled) if pooled else None
 
 
 def aggregate(repeats: Iterable[Repeat]) -> list[Cell]:

@@ -110,6 +110,9 @@ class Repeat:
     gross_j_per_good_query: float | None = None
     #: What else used the server's machine during the stage; None where not measured.
     contention: Contention | None = None
+    #: Streamed stages only (empty otherwise): time to first token, time per output token. Units: ms.
+    ttft_ms: tuple[float, ...] = ()
+    tpot_ms: tuple[float, ...] = ()
 
     @property
     def avg_power_w(self) -> float | None:
@@ -178,6 +181,8 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         failures=stage.failures,
         failure_reasons=dict(stage.failure_reasons),
         latency_ms=tuple(stage.latency_ms),
+        ttft_ms=tuple(stage.ttft_ms),
+        tpot_ms=tuple(stage.tpot_ms),
         throughput_rps=stage.throughput_rps,
         tokens_per_s=stage.tokens_per_s,
         energy_source=stage.energy_source,

@@ -25,6 +25,7 @@ from profiler.report.tables import (
     latency_tables,
     scaling_table,
     seed_table,
+    streaming_tables,
 )
 from profiler.report.terminal import print_tables
 from profiler.report.writers import compare_csv, compare_markdown, report_markdown, summary_csv
@@ -62,11 +63,14 @@ def _write(path: Path, text: str) -> Path:
 def _sections(
     cells: list[Cell], scores: list[AccuracyRecord], capacity: list[CapacityRecord]
 ) -> list[tuple[str, list[Table]]]:
-    """The report's sections in order, each a heading and its tables."""
+    """The report's sections in order, each a heading and its tables (time to first token only
+    where some cell was streamed)."""
     sections = []
     if cells:
+        streamed = streaming_tables(cells)
         sections += [
             ("Latency and throughput", latency_tables(cells)),
+            *([("Time to first token", streamed)] if streamed else []),
             ("Energy and resources", energy_tables(cells)),
             ("Scaling with input length", [scaling_table(scaling(cells))]),
             ("Accuracy and cost", [seed_table(cells, scores)]),

@@ -342,6 +342,37 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
     return tables
 
 
+def streaming_tables(cells: Sequence[Cell]) -> list[Table]:
+    """One table per load level that streamed: time to first token and per output token beside
+    the end-to-end p50, for the cells that have them (a table of their own keeps the latency
+    table within 80 columns)."""
+    columns = [
+        Column("tokens"),
+        Column("TTFT p50 ms", "low"),
+        Column("TTFT p99 ms", "low"),
+        Column("TPOT p50 ms", "low"),
+        Column("p50 ms", "low"),
+    ]
+
+    def row(cell: Cell) -> list[Entry]:
+        ttft, tpot, latency = cell.ttft, cell.tpot, cell.latency
+        return [
+            Entry(str(cell.key.length), float(cell.key.length)),
+            ms(ttft.p50 if ttft else None),
+            ms(ttft.p99 if ttft else None),
+            ms(tpot.p50 if tpot else None),
+            ms(latency.p50 if latency else None),
+        ]
+
+    tables = _level_tables([c for c in cells if c.ttft is not None], "Time to first token", columns, row)
+    for table in tables:
+        table.notes.append(
+            "Streamed requests: TTFT from the request's start to its first token event; TPOT the "
+            "time per token after it."
+        )
+    return tables
+
+
 def energy_tables(cells: Sequence[Cell]) -> list[Table]:
     """One table per load level: J/query gross and net with source, power, GPU and memory."""
     columns = [

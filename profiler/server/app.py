@@ -12,6 +12,7 @@ threads, and only one idle measurement runs at a time, so the event loop keeps a
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -25,10 +26,11 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from profiler import sse
 from profiler.api import (
     Batching,
     EnergyInfo,
@@ -48,8 +50,8 @@ from profiler.energy import IdleBaseline, WindowError
 from profiler.energy.contention import ContentionError
 from profiler.energy.timeline import Timeline
 from profiler.energy.windows import OpenedWindow, OpenWindow, WindowResult
-from profiler.engines.engine import Engine, Job, Outcome
-from profiler.server.batcher import Batcher, QueueFull, ShuttingDown
+from profiler.engines.engine import Engine, Job, Outcome, TokenSink
+from profiler.server.batcher import Batcher, QueueFull, Served, ShuttingDown
 from profiler.server.energy import IdleBusy, ServerEnergy
 from profiler.server.metrics import ServerMetrics
 from profiler.server.schemas import (
@@ -59,6 +61,7 @@ from profiler.server.schemas import (
     request_model,
 )
 from profiler.server.settings import ServeSettings
+from profiler.server.streaming import Detokenizer, TokenStream
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -175,6 +178,23 @@ class ApiError(Exception):
         self.response = error(status, kind, message, details, **(RETRY if retry_after else {}))
 
 
+class Admitted(NamedTuple):
+    """A request parsed, tokenized and queued: what its answer is built from."""
+
+    query: GenerateRequest
+    request_id: str
+    tokens: Tokens
+    #: The smallest bucket that holds the input.
+    bucket: int
+    global_attention: GlobalAttention
+    tokenize_ms: float
+    #: When the request arrived (``time.perf_counter``).
+    started: float
+    future: asyncio.Future[Served[tuple[Outcome, EnergyShare]]]
+    #: The token stream of a ``stream: true`` request; None otherwise.
+    stream: TokenStream | None
+
+
 class Service:
     """The request path of one loaded engine: parse, tokenize, batch, measure, answer."""
 
@@ -196,6 +216,8 @@ class Service:
         self.request_type = request_model(engine.decoder.max_target_positions)
         #: Requests admitted and being parsed or tokenized, not yet queued (event loop only).
         self.preparing = 0
+        #: Streamed requests queued or running, by request id (read by the batch thread).
+        self.streams: dict[str, TokenStream] = {}
         self.tokenizing = anyio.CapacityLimiter(TOKENIZE_THREADS)
         #: Built once: refusing is the hot path under overload.
         self.refusals = {
@@ -229,8 +251,18 @@ class Service:
         self.ready = True
 
     def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, EnergyShare]]:
-        """One engine batch inside its own energy window."""
-        return self.energy.run_batch(lambda: self.engine.run(jobs), request_ids)
+        """One engine batch inside its own energy window; streamed requests get their tokens as
+        the decoder makes them."""
+        streams = [self.streams.get(request_id) for request_id in request_ids]
+        on_token: TokenSink | None = None
+        if any(streams):
+
+            def on_token(row: int, index: int, token: int) -> None:
+                stream = streams[row]
+                if stream is not None:
+                    stream.push(index, token)
+
+        return self.energy.run_batch(lambda: self.engine.run(jobs, on_token), request_ids)
 
     def stop(self) -> None:
         """Refuse new work, finish what is queued, stop batching (safe to call more than once)."""
@@ -326,65 +358,126 @@ class Service:
         return chosen
 
     async def generate(self, request: Request, started: float) -> Response:
+        admitted = await self.admit(request, started)
+        if admitted.stream is not None:
+            return self.streamed(admitted, admitted.stream)
+        try:
+            served = await admitted.future
+        except Exception as exc:  # the engine failed this batch; the server lives on
+            raise ApiError(500, "engine_error", engine_failure(exc)) from exc
+        payload = self.answer(admitted, served)
+        timings = payload.timings
+        response = Response(
+            orjson.dumps(payload.model_dump()),
+            media_type="application/json",
+            headers={"X-Request-ID": admitted.request_id},
+        )
+        response.headers["Server-Timing"] = ", ".join(
+            f"{name.removesuffix('_ms')};dur={value:.3f}" for name, value in timings.model_dump().items()
+        )
+        return self.metrics.count(response, payload.bucket)
+
+    async def admit(self, request: Request, started: float) -> Admitted:
+        """Parse, tokenize and queue a request; every refusal is an :class:`ApiError` (a JSON
+        answer with its status, streamed or not)."""
         self.preparing += 1
         try:
             query = self.parse(await request.body())
+            if query.stream and self.engine.decoding.num_beams > 1:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"stream: this server decodes with beam search (num_beams="
+                    f"{self.engine.decoding.num_beams}), which settles tokens only at the end; leave "
+                    "stream out, or serve with --decoding num_beams=1.",
+                )
             global_attention = self.resolve_global_attention(query)
             tokenize_started = time.perf_counter()
-            ids, truncated, global_tokens = await self.token_ids(query, global_attention)
+            tokens = await self.token_ids(query, global_attention)
             tokenize_ms = (time.perf_counter() - tokenize_started) * 1000
-            job = Job(ids, query.mode, query.max_new_tokens, query.target_length, global_tokens)
+            job = Job(tokens.ids, query.mode, query.max_new_tokens, query.target_length, tokens.global_tokens)
             request_id = uuid.uuid4().hex
-            bucket = bucket_for(self.engine.buckets, len(ids)) or self.engine.max_length
+            bucket = bucket_for(self.engine.buckets, len(tokens.ids)) or self.engine.max_length
+            stream = TokenStream() if query.stream else None
+            if stream is not None:  # before submit: the batch may start at once
+                self.streams[request_id] = stream
             try:
                 future = self.batcher.submit(job, bucket, request_id)
             except QueueFull as exc:
+                self.streams.pop(request_id, None)
                 raise ApiError(
                     503, "queue_full", QUEUE_FULL.format(self.settings.max_queue), retry_after=True
                 ) from exc
             except ShuttingDown as exc:
+                self.streams.pop(request_id, None)
                 raise ApiError(503, "shutting_down", "the server is shutting down.") from exc
         finally:
             self.preparing -= 1
-        try:
-            served = await future
-        except Exception as exc:  # the engine failed this batch; the server lives on
-            raise ApiError(500, "engine_error", f"{type(exc).__name__}: {exc}") from exc
+        return Admitted(
+            query, request_id, tokens, bucket, global_attention, tokenize_ms, started, future, stream
+        )
+
+    def answer(self, admitted: Admitted, served: Served[tuple[Outcome, EnergyShare]]) -> GenerateResponse:
+        """The answer document of a finished request; its latency goes to the metrics."""
         outcome, energy = served.result
-        total_ms = (time.perf_counter() - started) * 1000
+        total_ms = (time.perf_counter() - admitted.started) * 1000
         timings = Timings(
             queue_ms=served.queue_ms,
-            tokenize_ms=tokenize_ms,
+            tokenize_ms=admitted.tokenize_ms,
             encode_ms=outcome.encode_ms,
+            first_step_ms=outcome.first_step_ms,
             decode_ms=outcome.decode_ms,
             total_ms=total_ms,
         )
+        query, tokens = admitted.query, admitted.tokens
         decoded = self.tokenizer.decode(outcome.output_ids, skip_special_tokens=True)
-        payload = GenerateResponse(
-            request_id=request_id,
+        self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
+        return GenerateResponse(
+            request_id=admitted.request_id,
             text=decoded if query.mode == "generate" else "",
             output_ids=outcome.output_ids,
-            input_tokens=len(ids),
-            truncated=truncated,
+            input_tokens=len(tokens.ids),
+            truncated=tokens.truncated,
             bucket=outcome.bucket,
             encoded_tokens=outcome.padded_length,
-            global_attention=global_attention,
-            global_tokens=global_tokens,
+            global_attention=admitted.global_attention,
+            global_tokens=tokens.global_tokens,
             batch_size=outcome.batch_size,
             mode=query.mode,
             timings=timings,
             energy=energy,
         )
-        response = Response(
-            orjson.dumps(payload.model_dump()),
-            media_type="application/json",
-            headers={"X-Request-ID": request_id},
+
+    def streamed(self, admitted: Admitted, stream: TokenStream) -> Response:
+        """A ``text/event-stream`` answer: each token as the engine makes it, then the answer (or
+        an ``error`` event when the engine fails once the stream has begun)."""
+        future, request_id = admitted.future, admitted.request_id
+
+        def ended(_: object) -> None:
+            self.streams.pop(request_id, None)
+            stream.end()
+
+        def failure() -> ErrorResponse | None:
+            exc = future.exception()
+            if exc is None:
+                return None
+            return ErrorResponse(error=ErrorBody(type="engine_error", message=engine_failure(exc)))
+
+        future.add_done_callback(ended)
+        events = stream.events(
+            Detokenizer(self.tokenizer), lambda: self.answer(admitted, future.result()), failure
         )
-        response.headers["Server-Timing"] = ", ".join(
-            f"{name.removesuffix('_ms')};dur={value:.3f}" for name, value in timings.model_dump().items()
+        response = StreamingResponse(
+            events,
+            media_type=sse.MEDIA_TYPE,
+            headers={"X-Request-ID": request_id, "Cache-Control": "no-cache"},
         )
-        self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
-        return self.metrics.count(response, outcome.bucket)
+        return self.metrics.count(response, admitted.bucket)
+
+
+def engine_failure(exc: BaseException) -> str:
+    """What an engine error's answer says: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def invalid_request(found: list[dict[str, str]]) -> ApiError:
@@ -565,7 +658,14 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         GENERATE_PATH,
         summary="Run one query through the model.",
         response_model=GenerateResponse,
-        responses=ERROR_RESPONSES,
+        responses={
+            200: {
+                "description": "The answer; with `stream: true`, server-sent events: `token` "
+                "(a TokenEvent) per generated token, then `done` (this answer) or `error`.",
+                "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+            },
+            **ERROR_RESPONSES,
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -17,6 +17,7 @@ formats = ["eager", "onnx", "torchscript"]
 input_lengths = [1024, 2048, 3072, 4096]
 mode = "generate"                  # generate | forward | encode
 max_new_tokens = 32
+# stream = true                    # generate: streamed answers, TTFT and TPOT recorded
 concurrency = [1, 4]               # closed loop: users; or
 # rates = [2.0, 5.0]               # open loop: Poisson arrivals, requests/s
 stage_seconds = 10                 # each stage: at least this long,
@@ -120,11 +121,19 @@ class LoadSpec(StageRules):
     mode: Mode = "generate"
     max_new_tokens: Count = 32
     target_length: Count = 64
+    #: generate mode: locust's ``--stream`` (time to first token and per output token recorded).
+    stream: bool = False
     concurrency: TupleOf[Count] = ()
     rates: TupleOf[PositiveFloat] = ()
     stage_seconds: Annotated[float, Field(ge=1)] = 10.0  # shorter than one load test's: many cells
     repeats: Count = 1
     idle_seconds: IdleSeconds = 3.0
+
+    @model_validator(mode="after")
+    def stream_generates(self) -> LoadSpec:
+        if self.stream and self.mode != "generate":
+            raise ValueError(f"stream applies to generate mode only (tokens); drop it for mode {self.mode}")
+        return self
 
     def levels(self) -> list[tuple[Arrival, float]]:
         """(arrival, users or rate) for each load level."""

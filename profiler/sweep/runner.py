@@ -279,6 +279,8 @@ class Sweep:
             options += self.config.capacity.flags()
         elif run.arrival == "poisson":
             options += ["--rate", f"{run.level:g}"]
+        if load.stream:
+            options.append("--stream")
         if locust.processes:  # forked workers on this machine: nobody else may join
             options += ["--processes", str(locust.processes), "--master-bind-host", "127.0.0.1"]
         if locust.expect_workers:

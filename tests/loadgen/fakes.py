@@ -87,7 +87,7 @@ def ok_sample(stage: int, latency_ms: float, bucket: int = 1024) -> Sample:
         batch_size=1,
         truncated=False,
         mode="generate",
-        timings=Timings(queue_ms=1, tokenize_ms=0, encode_ms=5, decode_ms=4, total_ms=10),
+        timings=Timings(queue_ms=1, tokenize_ms=0, encode_ms=5, first_step_ms=1, decode_ms=4, total_ms=10),
         energy=EnergyShare(joules=0.25, batch_joules=0.25, source="estimate", warnings=[]),
     )
     return from_answer(stage, 200, body.model_dump_json().encode(), Timing(latency_ms, latency_ms, 0.0), 0.0)

@@ -129,6 +129,7 @@ def test_decode_lengths_over_the_served_models_bound(
     ("args", "message"),
     [
         (("--arrival", "poisson"), "needs --rate"),
+        (("--stream", "--mode", "encode"), "--stream applies to generate mode only"),
         (("--rate", "5"), "add --arrival poisson"),
         (("--dataset", "/no/such/file.jsonl"), "no such file"),
         (("--tokenizer", "/no/such/dir"), "no such directory"),
@@ -136,7 +137,9 @@ def test_decode_lengths_over_the_served_models_bound(
     ],
 )
 def test_combinations_that_cannot_run(args: tuple[str, ...], message: str, tokenizer_dir: Path) -> None:
-    extra = ("--tokenizer", str(tokenizer_dir)) if args and args[0] in ("--arrival", "--rate") else ()
+    extra = (
+        ("--tokenizer", str(tokenizer_dir)) if args and args[0] in ("--arrival", "--rate", "--stream") else ()
+    )
     with pytest.raises(ConfigError, match=message):
         config_from_options(parse(*args, *extra))
 

@@ -160,6 +160,33 @@ def test_open_loop_with_idle_baseline(
     assert "offered/sent" in run.stdout
 
 
+def test_stream_records_time_to_first_token_and_per_output_token(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    results = tmp_path / "run.json"
+    run = locust(
+        *common(server, tiny_checkpoints["led"], results, "--stream"),
+        *("-u", "2", "-r", "2", "--stage-seconds", "3", "--input-lengths", "2048"),
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = LoadTestResults.model_validate_json(results.read_text())
+    assert data.stream is True
+    stage = data.stages[0]
+    check_stage(stage, 2048)
+    ok = stage.requests - stage.failures
+    assert len(stage.ttft_ms) == ok
+    # Each request's first token came before its answer ended, after the server's encoder pass.
+    encode_ms = stage.server_timings_ms["encode_ms"]
+    for ttft, latency, encode in zip(stage.ttft_ms, stage.latency_ms, encode_ms, strict=True):
+        assert encode < ttft < latency
+    assert stage.ttft_summary is not None
+    assert stage.tpot_summary is not None
+    assert stage.output_tokens == 4 * ok  # --max-new-tokens 4: every answer has a TPOT
+    assert len(stage.tpot_ms) == ok
+    assert all(tpot > 0 for tpot in stage.tpot_ms)
+    assert "TTFT p50 ms" in run.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

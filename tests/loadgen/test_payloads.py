@@ -28,6 +28,9 @@ def test_bodies_fit_each_mode() -> None:
         "text": "doc",
         "mode": "encode",
     }
+    streamed = json.loads(request_body(LoadConfig(stream=True), text="doc"))
+    assert streamed["stream"] is True
+    assert "stream" not in json.loads(request_body(LoadConfig(), text="doc"))
 
 
 def test_a_global_attention_asked_for_goes_in_every_body_and_none_leaves_the_servers() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,44 @@ def test_stage_figures_from_raw_samples() -> None:
     assert stage.request_energy_j == [0.25, 0.25]
     assert stage.energy_source == "estimate"
     assert stage.gross_j_per_query is None
-    assert set(stage.server_timings_ms) == {"queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms"}
+    assert set(stage.server_timings_ms) == {
+        "queue_ms",
+        "tokenize_ms",
+        "encode_ms",
+        "first_step_ms",
+        "decode_ms",
+        "total_ms",
+    }
+    assert (stage.ttft_ms, stage.tpot_ms, stage.ttft_summary, stage.tpot_summary) == ([], [], None, None)
+
+
+def test_streamed_samples_give_ttft_and_tpot_and_older_files_still_load() -> None:
+    run = StageRun(index=0, name="generate@1024", length=1024, duration_s=2.0, load_s=2.0)
+    samples = [
+        replace(ok_sample(0, 10.0), ttft_ms=4.0, tpot_ms=2.0),
+        replace(ok_sample(0, 30.0), ttft_ms=8.0, tpot_ms=None),
+        replace(ok_sample(0, 30.0), ok=False, ttft_ms=1.0, tpot_ms=1.0),
+    ]
+    stage = stage_result(run, samples, "estimate", StageRules())
+    assert (stage.ttft_ms, stage.tpot_ms) == ([4.0, 8.0], [2.0])
+    assert stage.ttft_summary == LatencySummary(p50_ms=6.0, p90_ms=7.6, p99_ms=7.96, mean_ms=6.0)
+    assert stage.tpot_summary is not None
+    assert stage.tpot_summary.p50_ms == 2.0
+    streamed = results_for([stage], stream=True)
+    raw = json.loads(streamed.model_dump_json())
+    assert (raw["stream"], raw["stages"][0]["ttft_ms"], raw["stages"][0]["tpot_summary"]["p50_ms"]) == (
+        True,
+        [4.0, 8.0],
+        2.0,
+    )
+    assert LoadTestResults.model_validate(raw) == streamed
+    # Files written before streaming existed (no stream flag, no TTFT or TPOT) still load.
+    raw = json.loads(results_for([one_stage()]).model_dump_json())
+    del raw["stream"]
+    for key in ("ttft_ms", "tpot_ms", "ttft_summary", "tpot_summary"):
+        del raw["stages"][0][key]
+    old = LoadTestResults.model_validate(raw)
+    assert (old.stream, old.stages[0].ttft_ms, old.stages[0].ttft_summary) == (False, [], None)
 
 
 def test_empty_stage_has_null_summary() -> None:

@@ -8,8 +8,9 @@ from functools import partial
 import msgpack
 
 from profiler.loadgen.agent import WorkerAgent
-from profiler.loadgen.samples import Sample, StageCollector, from_answer, from_error, to_message
+from profiler.loadgen.samples import Sample, StageCollector, from_answer, from_error, from_stream, to_message
 from profiler.loadgen.schedule import Timing
+from profiler.sse import Event
 
 TIMING = Timing(latency_ms=120.5, service_ms=100.25, lag_ms=20.25)
 
@@ -31,6 +32,7 @@ def answer(bucket: int = 1024, **extra: object) -> bytes:
             "queue_ms": 1.0,
             "tokenize_ms": 0.1,
             "encode_ms": 50.0,
+            "first_step_ms": 5.0,
             "decode_ms": 40.0,
             "total_ms": 95.0,
         },
@@ -60,6 +62,43 @@ def test_success_keeps_the_servers_figures() -> None:
     assert sample.timings["encode_ms"] == 50.0
     assert (sample.energy_j, sample.energy_source) == (0.5, "estimate")
     assert (sample.latency_ms, sample.service_ms, sample.lag_ms) == (120.5, 100.25, 20.25)
+
+
+def token(index: int, token_id: int) -> Event:
+    return Event("token", json.dumps({"index": index, "token_id": token_id, "text": ""}))
+
+
+def test_a_stream_gives_time_to_first_token_and_per_output_token() -> None:
+    events = [
+        (30.0, token(0, 5)),
+        (40.0, token(1, 6)),
+        (60.0, token(2, 7)),
+        (61.0, Event("done", answer().decode())),
+    ]
+    sample = from_stream(1, events, 900, TIMING, 0.0)
+    assert sample.ok, sample.reason
+    assert (sample.ttft_ms, sample.tpot_ms) == (30.0, 15.0)
+    assert (sample.status, sample.response_bytes, sample.output_tokens) == (200, 900, 3)
+    assert sample.timings["first_step_ms"] == 5.0
+    plain = from_answer(0, 200, answer(), TIMING, 0.0)
+    assert (plain.ttft_ms, plain.tpot_ms) == (None, None)
+
+
+def test_one_token_has_no_time_per_output_token() -> None:
+    events = [(30.0, token(0, 5)), (31.0, Event("done", answer(output_ids=[5]).decode()))]
+    sample = from_stream(0, events, 100, TIMING, 0.0)
+    assert (sample.ok, sample.ttft_ms, sample.tpot_ms) == (True, 30.0, None)
+
+
+def test_a_broken_stream_is_a_failure_with_its_reason() -> None:
+    failed = Event("error", json.dumps({"error": {"type": "engine_error", "message": "boom"}}))
+    assert from_stream(0, [(5.0, token(0, 5)), (6.0, failed)], 10, TIMING, 0.0).reason == (
+        "stream error engine_error"
+    )
+    cut = from_stream(0, [(5.0, token(0, 5))], 10, TIMING, 0.0)
+    assert (cut.ok, cut.reason) == (False, "stream ended without its done event")
+    short = from_stream(0, [(5.0, token(0, 5)), (6.0, Event("done", answer().decode()))], 10, TIMING, 0.0)
+    assert (short.ok, short.reason) == (False, "malformed stream: 1 token events for 3 output ids")
 
 
 def test_other_bucket_is_not_a_failure() -> None:

@@ -23,6 +23,7 @@ from profiler.report.tables import (
     mark_best,
     model_size,
     seed_table,
+    streaming_tables,
 )
 from profiler.report.terminal import BEST_STYLE, print_tables, to_rich
 from profiler.results import CapacityRecord, ResultRecord
@@ -324,6 +325,8 @@ def test_energy_per_token_and_per_good_query_name_their_source(tmp_path: Path) -
     headers = [c.header for c in energy_tables(without_failures)[0].columns]
     assert "J/good query" not in headers  # it would repeat gross J/query
     assert "J/token" in headers
+
+
 def _contention(others_cpu_s: float, load: float) -> Contention:
     """A 4 s stage on a 2-CPU server that used 2 s of CPU, while others used ``others_cpu_s``."""
     return Contention(
@@ -369,3 +372,27 @@ def test_disturbed_cells_are_marked_with_what_disturbed_them(tmp_path: Path) -> 
     words = " ".join(text.split())
     for note in table.notes:
         assert note in words
+
+
+def streamed(record: ResultRecord, ttft_ms: list[float], tpot_ms: list[float]) -> ResultRecord:
+    stage = record.stage.model_copy(update={"ttft_ms": ttft_ms, "tpot_ms": tpot_ms})
+    return record.model_copy(update={"stage": stage})
+
+
+def test_streamed_cells_get_a_time_to_first_token_table(tmp_path: Path) -> None:
+    records = [
+        streamed(make_record(length=1024), [20.0, 30.0, 40.0], [2.0, 4.0]),
+        streamed(make_record(length=1024, repeat=2), [50.0], []),
+        make_record(length=2048),
+    ]
+    cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
+    (table,) = streaming_tables(cells)
+    (row,) = _rows(table)  # the cell that was not streamed has no row
+    pooled = [20.0, 30.0, 40.0, 50.0]
+    assert row["tokens"].text == "1024"
+    assert row["TTFT p50 ms"].value == percentile(pooled, 50.0)
+    assert row["TTFT p99 ms"].value == percentile(pooled, 99.0)
+    assert row["TPOT p50 ms"].value == 3.0
+    assert row["p50 ms"].value == percentile([100.0, 110.0, 120.0] * 2, 50.0)
+    unstreamed = aggregate(load_run(write_run(tmp_path / "plain", [make_record()])).repeats)
+    assert streaming_tables(unstreamed) == []

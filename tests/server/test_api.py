@@ -51,13 +51,15 @@ def test_generate_returns_text_ids_bucket_and_timings(client: httpx.Client) -> N
     assert 1 <= len(body["output_ids"]) <= 6
     assert isinstance(body["text"], str)
     timings = body["timings"]
-    assert set(timings) == {"queue_ms", "tokenize_ms", "encode_ms", "decode_ms", "total_ms"}
+    assert set(timings) == {"queue_ms", "tokenize_ms", "encode_ms", "first_step_ms", "decode_ms", "total_ms"}
     assert timings["total_ms"] >= timings["encode_ms"] + timings["decode_ms"]
+    assert 0 < timings["first_step_ms"] <= timings["decode_ms"]
     header = response.headers["server-timing"]
     assert [part.split(";")[0] for part in header.split(", ")] == [
         "queue",
         "tokenize",
         "encode",
+        "first_step",
         "decode",
         "total",
     ]

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from profiler.api import EnergyInfo, GenerateResponse, ServerInfo
+from profiler import sse
+from profiler.api import EnergyInfo, ErrorResponse, GenerateResponse, ServerInfo
 from profiler.artifact import ArtifactError
 from profiler.energy.contention import machine_id
 from profiler.energy.timeline import Timeline
@@ -121,7 +122,7 @@ def test_generate_answers_with_every_documented_field(server: InProcessServer) -
     assert (body.energy.source, body.energy.estimate) == ("estimate", True)
     assert 0 <= body.energy.joules <= body.energy.batch_joules
     names = [part.split(";")[0] for part in response.headers["server-timing"].split(", ")]
-    assert names == ["queue", "tokenize", "encode", "decode", "total"]
+    assert names == ["queue", "tokenize", "encode", "first_step", "decode", "total"]
 
 
 def test_input_ids_go_to_the_smallest_bucket_that_holds_them(server: InProcessServer) -> None:
@@ -230,6 +231,7 @@ def test_every_answer_is_its_one_type_and_the_openapi_names_it(server: InProcess
         answers = paths[path][method]["responses"]
         ok = answers.get("200") or answers["201"]
         assert ok["content"]["application/json"]["schema"]["$ref"].endswith(f"/{name}"), (path, method)
+    assert "text/event-stream" in paths["/v1/generate"]["post"]["responses"]["200"]["content"]
 
 
 def test_global_attention_defaults_to_the_first_token_and_each_request_may_choose(
@@ -341,3 +343,25 @@ def test_a_window_body_that_names_no_process_here_is_422(
     assert response.json()["error"]["type"] == "invalid_request"
     assert message in response.json()["error"]["message"]
     assert "bad-body" not in server.request("GET", "/v1/energy").json()["open_windows"]
+
+
+def test_an_engine_failure_mid_stream_is_an_error_event(
+    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("the decoder broke")
+
+    monkeypatch.setattr(server.service.engine.graphs, "decoder_step", broken)
+    response = server.request(
+        "POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 6, "stream": True}
+    )
+    assert response.status_code == 200
+    parser = sse.EventParser()
+    events = [event for line in response.text.splitlines() if (event := parser.line(line))]
+    # The first token comes from the decoder's first step, before the step that fails.
+    assert [event.name for event in events] == ["token", "error"]
+    error = ErrorResponse.model_validate_json(events[1].data).error
+    assert (error.type, error.message) == ("engine_error", "RuntimeError: the decoder broke")
+    monkeypatch.undo()
+    after = server.request("POST", "/v1/generate", json={"text": TEXT, "max_new_tokens": 2})
+    assert after.status_code == 200, "the server lives on after a failed stream"

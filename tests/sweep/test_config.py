@@ -16,12 +16,15 @@ if TYPE_CHECKING:
     from profiler.server.launch import ServerProcess
 
 
+_LOAD = {"input_lengths": [1024, 2048], "concurrency": [1, 4], "stage_seconds": 2}
+
+
 def _config(checkpoint: Path, **overrides: object) -> dict[str, object]:
     raw: dict[str, object] = {
         "run_id": "r1",
         "output_dir": "reports",
         "models": [{"name": "led", "checkpoint": str(checkpoint), "formats": ["eager", "onnx"]}],
-        "load": {"input_lengths": [1024, 2048], "concurrency": [1, 4], "stage_seconds": 2},
+        "load": dict(_LOAD),
     }
     raw.update(overrides)
     return raw
@@ -49,6 +52,10 @@ def test_a_valid_config(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> No
             "load.concurrency[0] = 0: expected a value >= 1.",
         ),
         ({"load": {"input_lengths": [1024]}}, "give load.concurrency"),
+        (
+            {"load": {"input_lengths": [1024], "concurrency": [1], "mode": "encode", "stream": True}},
+            "stream applies to generate mode only",
+        ),
         (
             {"load": {"input_lengths": [1024], "concurrency": [1], "mode": "train"}},
             """load.mode = "train": expected one of 'generate', 'forward' or 'encode'.""",
@@ -123,7 +130,7 @@ def test_config_files_and_run_directories(tmp_path: Path, tiny_checkpoints: dict
             {"colour": 1},
             "load: unknown key(s) colour; allowed: concurrency, idle_seconds, input_lengths, "
             "max_new_tokens, max_stage_seconds, min_requests, mode, rates, repeats, stability, "
-            "stage_seconds, target_length, warmup_seconds, window_requests.",
+            "stage_seconds, stream, target_length, warmup_seconds, window_requests.",
         ),
     ],
 )
@@ -250,6 +257,9 @@ def test_the_sweep_passes_the_tables_on(
     assert "--host http://far:1 -u 4" in text
     assert "--max-new-tokens 32 --target-length 64" in text
     assert "--processes 2 --master-bind-host 127.0.0.1 --master-bind-port 6000 --master-port 6000" in text
+    assert "--stream" not in command
+    streamed = parse_config(_config(tiny_checkpoints["led"], load={**_LOAD, "stream": True}), tmp_path)
+    assert "--stream" in Sweep(streamed, tmp_path, Console())._locust_command(live, tmp_path, run, tmp_path)
 
 
 def test_a_model_allowed_new_weights_is_served_so(
