@@ -185,7 +185,12 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         for users in (1, 4)
     }
     assert all(r.stage.requests > 0 and r.stage.failures == 0 for r in records)
-    assert all(r.stage.enough_requests for r in records)  # the demo's minimum at every cell
+    # Each stage ran until it had the demo's minimum of requests, or reached its cap and is marked
+    # so (a busy machine slows eager and TorchScript down that far: its cells are flagged disturbed).
+    short = [r for r in records if not r.stage.enough_requests]
+    assert all(r.stage.end_reason == "cap" for r in short)
+    if short:
+        assert " few" in result.output
     assert {r.stage.energy_source for r in records} == {"estimate"}
     assert "J/query" in result.output
     (search,) = RunDirectory(run_dir).capacity.read()

