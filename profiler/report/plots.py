@@ -152,6 +152,7 @@ def _lengths_axis(ax: Axes, lengths: Sequence[int]) -> None:
     ax.set_xlim(*_pad(ticks[0], ticks[-1], log=True))
     ax.set_xticks(ticks, labels=[str(n) for n in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("input length (tokens)")
 
 
