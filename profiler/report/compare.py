@@ -141,16 +141,18 @@ def compare(this_run: str, this: Sequence[Cell], other_run: str, other: Sequence
     )
 
 
-def _ratio(item: MetricComparison, note: str = "", warn: bool = False) -> Entry:
+def _ratio(item: MetricComparison, label: str | None = None, warn: bool = False) -> Entry:
     ratio = item.ratio
     if ratio is None:
         return Entry("-")
-    return Entry(f"{ratio:.2f}x{note}", ratio, warn=warn)
+    figure = f"{ratio:.2f}x"
+    text = f"{figure} ({label})" if label else figure
+    return Entry(text, ratio, warn=warn, label=label, unlabelled=figure)
 
 
-def _energy_note(pair: CellComparison) -> str:
-    """`` (estimate)`` beside a J/query ratio that involves an estimate; the table notes say more."""
-    return f" ({ESTIMATE})" if pair.this.is_estimate or pair.other.is_estimate else ""
+def _energy_note(pair: CellComparison) -> str | None:
+    """``estimate`` beside a J/query ratio that involves an estimate; the table notes say more."""
+    return ESTIMATE if pair.this.is_estimate or pair.other.is_estimate else None
 
 
 def _sources(comparison: Comparison) -> list[str]:
@@ -201,10 +203,10 @@ def compare_table(comparison: Comparison) -> Table:
     table = Table(
         f"Compare: {comparison.this_run} (this) vs {comparison.other_run} (other); ratio = other / this",
         [
-            Column("model", numeric=False),
-            Column("format", numeric=False),
-            Column("tokens"),
-            Column("load", numeric=False),
+            Column("model", numeric=False, key=True),
+            Column("format", numeric=False, key=True),
+            Column("tokens", key=True),
+            Column("load", numeric=False, key=True),
             Column("p50 ms this"),
             Column("p50 ms other"),
             Column("p50 ratio"),

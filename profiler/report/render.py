@@ -27,7 +27,7 @@ from profiler.report.tables import (
     seed_table,
     streaming_tables,
 )
-from profiler.report.terminal import print_tables
+from profiler.report.terminal import print_tables, print_written
 from profiler.report.writers import compare_csv, compare_markdown, report_markdown, summary_csv
 from profiler.results import AccuracyRecord, CapacityRecord
 from profiler.rundir import RunDirectory
@@ -107,9 +107,9 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
     for _, tables in sections:
         print_tables(console, tables)
     for line in failures:
-        console.print(Text.assemble(("failures: ", "yellow"), line))
+        console.print(Text.assemble(("failures: ", "yellow"), line), soft_wrap=False)
     for note in data.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {note}", markup=False, soft_wrap=False)
 
     try:
         plots = write_plots(cells, data.repeats, data.accuracy, data.capacity, run_dir)
@@ -139,5 +139,5 @@ def render_report(run_dir: Path, compare: Path | None, console: Console) -> Repo
             _write(files.compare_md, compare_markdown(comparison, table)),
             _write(files.compare_csv, compare_csv(comparison)),
         )
-    console.print("wrote: " + ", ".join(str(path) for path in outputs.files), markup=False, highlight=False)
+    print_written(console, run_dir, outputs.files)
     return outputs

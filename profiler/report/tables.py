@@ -27,11 +27,18 @@ SIZE_WORDS = ("tiny", "mini", "small", "base", "medium", "large", "xl", "xxl")
 
 @dataclass(frozen=True)
 class Column:
-    """A column: its header, alignment, and which way is better (None: never highlighted)."""
+    """A column: its header, alignment, and which way is better (None: never highlighted).
+
+    ``key`` columns say which cell a row is (model, format, input length): a terminal too narrow
+    for every column repeats them in each of the stacked tables it prints. ``wrap`` marks prose
+    (an environment value) that may wrap between words; figures never wrap.
+    """
 
     header: str
     better: Better | None = None
     numeric: bool = True
+    key: bool = False
+    wrap: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,16 @@ class Entry:
     value: float | None = None
     best: bool = False
     warn: bool = False
+    #: What ``text`` names in brackets, e.g. the energy source of ``1.25 (estimate)``, and the text
+    #: without it (``1.25``): a terminal may print the label once in the column's header when
+    #: every figure of the column has it.
+    label: str | None = None
+    unlabelled: str | None = None
+
+    @property
+    def figure(self) -> str:
+        """The text without its label, where it has one."""
+        return self.unlabelled if self.label is not None and self.unlabelled is not None else self.text
 
 
 @dataclass
@@ -143,9 +160,12 @@ def energy(value: float | None, source: str | None, clamped: bool = False, spec:
     if value is None:
         return _blank()
     label = source or "source unknown"
+    figure = f"{value:{spec}}"
     if clamped:
-        label += ", clamped to 0"
-    return Entry(f"{value:{spec}} ({label})", value)
+        return Entry(
+            f"{figure} ({label}, clamped to 0)", value, label=label, unlabelled=f"{figure} (clamped to 0)"
+        )
+    return Entry(f"{figure} ({label})", value, label=label, unlabelled=figure)
 
 
 def size_bytes(value: int | None) -> Entry:
@@ -174,7 +194,7 @@ def slope(value: float | None, source: str | None = None) -> Entry:
     if warn:
         text += " super-linear"
     if source is not None and ESTIMATE in source.split("/"):
-        text += f" ({ESTIMATE})"
+        return Entry(f"{text} ({ESTIMATE})", value, warn=warn, label=ESTIMATE, unlabelled=text)
     return Entry(text, value, warn=warn)
 
 
@@ -208,10 +228,11 @@ def workload_label(series: SeriesKey) -> str:
 # --- The run's tables -------------------------------------------------------------------------------
 
 _ID_COLUMNS = [
-    Column("model", numeric=False),
-    Column("format", numeric=False),
-    Column("device", numeric=False),
+    Column("model", numeric=False, key=True),
+    Column("format", numeric=False, key=True),
+    Column("device", numeric=False, key=True),
 ]
+_TOKENS = Column("tokens", key=True)
 
 
 def _by_level(cells: Iterable[Cell]) -> dict[tuple[str, int, LoadLevel], list[Cell]]:
@@ -306,7 +327,7 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
     """One table per load level: latency percentiles, throughput and failures per cell, with the
     successful requests behind them and whether they were enough and stable."""
     columns = [
-        Column("tokens"),
+        _TOKENS,
         Column("repeats"),
         Column("requests"),
         Column("p50 ms", "low"),
@@ -347,7 +368,7 @@ def streaming_tables(cells: Sequence[Cell]) -> list[Table]:
     the end-to-end p50, for the cells that have them (a table of their own keeps the latency
     table within 80 columns)."""
     columns = [
-        Column("tokens"),
+        _TOKENS,
         Column("TTFT p50 ms", "low"),
         Column("TTFT p99 ms", "low"),
         Column("TPOT p50 ms", "low"),
@@ -376,7 +397,7 @@ def streaming_tables(cells: Sequence[Cell]) -> list[Table]:
 def energy_tables(cells: Sequence[Cell]) -> list[Table]:
     """One table per load level: J/query gross and net with source, power, GPU and memory."""
     columns = [
-        Column("tokens"),
+        _TOKENS,
         Column("gross J/query", "low"),
         Column("J/good query", "low"),
         Column("net J/query", "low"),
@@ -421,7 +442,7 @@ def scaling_table(rows: Sequence[Scaling]) -> Table:
         "Scaling with input length (log-log slope: 1.0 linear, 2.0 quadratic)",
         [
             *_ID_COLUMNS,
-            Column("load", numeric=False),
+            Column("load", numeric=False, key=True),
             Column("lengths", numeric=False),
             Column("latency slope"),
             Column("J/query slope"),
@@ -450,8 +471,8 @@ def capacity_table(records: Sequence[CapacityRecord]) -> Table:
     lowest that did not, the goodput and joules per good query at the sustained rate."""
     columns = [
         *_ID_COLUMNS,
-        Column("tokens"),
-        Column("SLO", numeric=False),
+        _TOKENS,
+        Column("SLO", numeric=False, key=True),
         Column("sustained req/s", "high"),
         Column("failed at req/s"),
         Column("goodput req/s", "high"),
@@ -530,11 +551,11 @@ def seed_table(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) -> Table
     table = Table(
         "Accuracy and cost (seed-study layout; cost at the lightest load level run)",
         [
-            Column("model", numeric=False),
-            Column("size", numeric=False),
-            Column("format", numeric=False),
-            Column("tokens"),
-            Column("load", numeric=False),
+            Column("model", numeric=False, key=True),
+            Column("size", numeric=False, key=True),
+            Column("format", numeric=False, key=True),
+            _TOKENS,
+            Column("load", numeric=False, key=True),
             *score_columns,
             Column("p50 ms", "low"),
             Column("req/s", "high"),
@@ -590,7 +611,10 @@ def _gpu_line(gpu: GpuInfo) -> str:
 
 def environment_table(environment: Environment | None, run_id: str) -> Table:
     """What the run measured on: CPU, GPUs, memory, Python, package versions, git commit."""
-    table = Table(f"Environment of run {run_id}", [Column("", numeric=False), Column("", numeric=False)])
+    table = Table(
+        f"Environment of run {run_id}",
+        [Column("", numeric=False, key=True), Column("", numeric=False, wrap=True)],
+    )
     if environment is None:
         table.add_row([_text("environment"), _text("not recorded (environment.json missing)")])
         return table

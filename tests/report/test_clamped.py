@@ -57,5 +57,10 @@ def test_the_reader_sees_the_clamp_the_server_wrote() -> None:
 def test_the_report_labels_a_clamped_net_figure(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [_record_with(_clamped_window())])
     console = quiet_console()
-    render_report(run_dir, None, console)
-    assert "0 (estimate, clamped to 0)" in console.export_text()
+    outputs = render_report(run_dir, None, console)
+    assert "| 0 (estimate, clamped to 0) |" in outputs.report_md.read_text()
+    # The terminal names the source once in the header, the clamp beside the figure.
+    energy = console.export_text().split("Energy and resources")[1]
+    header, figures = energy.splitlines()[1], energy.splitlines()[3]
+    assert "net J/query (estimate)" in header
+    assert "0 (clamped to 0)" in figures

@@ -109,7 +109,7 @@ def test_terminal_output_names_the_estimate_beside_each_energy_figure(cpu_report
     assert "Energy and resources" in cpu_report.text
     assert "(rapl)" not in cpu_report.text
     assert "super-linear" in cpu_report.text
-    assert "wrote:" in cpu_report.text
+    assert f"wrote into {cpu_report.run_dir}:" in cpu_report.text
 
 
 def test_measured_energy_is_not_called_an_estimate(gpu_report: Rendered) -> None:

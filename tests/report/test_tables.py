@@ -25,7 +25,7 @@ from profiler.report.tables import (
     seed_table,
     streaming_tables,
 )
-from profiler.report.terminal import BEST_STYLE, print_tables, to_rich
+from profiler.report.terminal import BEST_STYLE, lay_out, print_tables
 from profiler.results import CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
 from profiler.stats import percentile, samples_for
@@ -148,9 +148,9 @@ def test_best_cell_rules_ties_lone_rows_and_direction() -> None:
 def test_best_cells_are_bold_green_in_the_terminal(cpu_cells: CpuCells) -> None:
     _, cells = cpu_cells
     table = latency_tables(cells)[0]
-    rich_table = to_rich(table)
-    index = [c.header for c in table.columns].index("p50 ms")
-    cells_shown = list(rich_table.columns[index].cells)
+    (rich_table,) = lay_out(table, 200).parts
+    (column,) = [c for c in rich_table.columns if c.header == "p50 ms"]
+    cells_shown = list(column.cells)
     assert all(isinstance(c, Text) for c in cells_shown)
     styles = [c.style for c in cells_shown if isinstance(c, Text)]
     assert styles == [BEST_STYLE if e.best else "" for e in table.column("p50 ms")]
