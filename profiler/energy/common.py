@@ -19,10 +19,10 @@ Source = Literal["nvml-counter", "nvml-power", "rapl", "estimate"]
 SOURCES: Final[tuple[Source, ...]] = ("nvml-counter", "nvml-power", "rapl", "estimate")
 #: What each source measures, in words, for reports.
 SOURCE_MEANING: Final[dict[str, str]] = {
-    "nvml-counter": "metered: the NVIDIA GPUs' energy counters",
-    "nvml-power": "metered: the NVIDIA GPUs' power, sampled and integrated",
-    "rapl": "metered: the CPU packages' RAPL energy counters",
-    "estimate": "an estimate: modelled from the server's CPU time, not metered",
+    "nvml-counter": "metered by the NVIDIA GPUs' energy counters",
+    "nvml-power": "metered by sampling the NVIDIA GPUs' power and integrating it",
+    "rapl": "metered by the CPU packages' RAPL energy counters",
+    "estimate": "not metered: modelled from the server's CPU time",
 }
 #: A window shorter than this many counter update periods gets a warning.
 MIN_PERIODS_PER_WINDOW: Final = 10

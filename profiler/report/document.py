@@ -134,7 +134,9 @@ class TableDocument(Document):
     def of(cls, table: Table) -> TableDocument:
         return cls(
             title=table.title,
-            columns=[ColumnDocument(header=c.header, numeric=c.numeric, better=c.better) for c in table.columns],
+            columns=[
+                ColumnDocument(header=c.header, numeric=c.numeric, better=c.better) for c in table.columns
+            ],
             rows=[
                 [EntryDocument(text=e.text, value=e.value, best=e.best, warn=e.warn) for e in row]
                 for row in table.rows
@@ -180,5 +182,6 @@ class ReportDocument(Document):
 def sections_document(sections: Sequence[tuple[str, Sequence[Table]]]) -> list[SectionDocument]:
     """The report's sections as documents."""
     return [
-        SectionDocument(title=title, tables=[TableDocument.of(t) for t in tables]) for title, tables in sections
+        SectionDocument(title=title, tables=[TableDocument.of(t) for t in tables])
+        for title, tables in sections
     ]

@@ -56,14 +56,17 @@ def html_table(table: Table, show_header: bool = True) -> str:
     parts = ["<table>", f"<caption>{escape(table.title)}</caption>"]
     if show_header:
         headers = "".join(
-            f'<th{" class=num" if c.numeric else ""} scope="col">{escape(c.header)}</th>' for c in table.columns
+            f'<th{" class=num" if c.numeric else ""} scope="col">{escape(c.header)}</th>'
+            for c in table.columns
         )
         parts.append(f"<thead><tr>{headers}</tr></thead>")
     parts.append("<tbody>")
     previous: object = None
     for index, (row, section) in enumerate(zip(table.rows, table.sections, strict=True)):
         rule = ' class="rule"' if index and section != previous else ""
-        cells = "".join(_cell(entry, column.numeric) for entry, column in zip(row, table.columns, strict=True))
+        cells = "".join(
+            _cell(entry, column.numeric) for entry, column in zip(row, table.columns, strict=True)
+        )
         parts.append(f"<tr{rule}>{cells}</tr>")
         previous = section
     parts.append("</tbody></table>")
@@ -83,7 +86,11 @@ def _energy(sources: Sequence[str]) -> str:
         meaning = SOURCE_MEANING.get(source, "a source this profiler does not describe")
         css = ' class="estimate"' if source == "estimate" else ""
         items.append(f"<li><code{css}>{escape(source)}</code>: {escape(meaning)}</li>")
-    return "<ul>" + "".join(items) + "</ul><p>Every energy figure names its source beside it, as the tables show.</p>"
+    return (
+        "<ul>"
+        + "".join(items)
+        + "</ul><p>Every energy figure names its source beside it, as the tables show.</p>"
+    )
 
 
 def _list(lines: Sequence[str]) -> str:
@@ -117,7 +124,7 @@ def report_html(
     ]
     if config_text is not None:
         body.append(
-            f"<details open><summary>{escape(config_name)}</summary><pre>{escape(config_text)}</pre></details>"
+            f"<details><summary>{escape(config_name)}</summary><pre>{escape(config_text)}</pre></details>"
         )
     for heading, tables in sections:
         body.append(f"<h2>{escape(heading)}</h2>")
@@ -140,4 +147,8 @@ def report_html(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Report: {escape(run_id)}</title><style>{STYLE}</style>"
     )
-    return f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n' + "\n".join(body) + "\n</body>\n</html>\n"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>{head}</head>\n<body>\n'
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )

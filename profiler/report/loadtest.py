@@ -34,9 +34,14 @@ def report_dir(path: Path) -> Path:
     return path.with_name(f"{path.stem}-report")
 
 
+def _named(path: Path, role: str) -> str:
+    """The file as messages name it: ``comparison run X`` for ``--compare``'s."""
+    return str(path) if role == "run" else f"{role} {path}"
+
+
 def _neither(path: Path, why: str, role: str) -> ReportError:
     return ReportError(
-        f"{role} {path} is neither a run directory nor a load test's results file ({why}); pass "
+        f"{_named(path, role)} is neither a run directory nor a load test's results file ({why}); pass "
         "reports/<run-id>/ written by `profiler sweep`, or the JSON file `locust -f loadtests/scrolls.py` "
         "writes (reports/loadtest-<time>.json)."
     )
@@ -46,7 +51,7 @@ def read_results(path: Path, role: str = "run") -> LoadTestResults:
     """The results document in ``path``, or a :class:`ReportError` that says what the file is not."""
     if path.name in _RUN_FILES:
         raise ReportError(
-            f"{path} is one file of a run directory; pass its folder: `profiler report {path.parent}`."
+            f"{_named(path, role)} is one file of a run directory; pass its folder, {path.parent}."
         )
     try:
         raw = json.loads(path.read_bytes())
@@ -59,7 +64,7 @@ def read_results(path: Path, role: str = "run") -> LoadTestResults:
     version = raw.get("schema_version")
     if version != 1:
         raise ReportError(
-            f"{path} is a load test's results file of schema version {version!r}, and this profiler "
+            f"{_named(path, role)} is a load test's results file of schema version {version!r}, and this profiler "
             "reads version 1; report it with the profiler version that wrote it."
         )
     try:
@@ -68,7 +73,7 @@ def read_results(path: Path, role: str = "run") -> LoadTestResults:
         errors = field_errors(exc).split("; ")
         more = f"; and {len(errors) - _MAX_ERRORS} more" if len(errors) > _MAX_ERRORS else ""
         raise ReportError(
-            f"{path} is not a complete load test's results file ({'; '.join(errors[:_MAX_ERRORS])}{more}); "
+            f"{_named(path, role)} is not a complete load test's results file ({'; '.join(errors[:_MAX_ERRORS])}{more}); "
             "was it written by this profiler's `locust -f loadtests/scrolls.py`?"
         ) from exc
 
@@ -160,7 +165,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
         repeats.append(repeat)
     if not repeats and not capacity:
         raise ReportError(
-            f"{path} holds no finished stage: the load test stopped before its first stage ended. "
+            f"{_named(path, role)} holds no finished stage: the load test stopped before its first stage ended. "
             "Run it again, for longer (--stage-seconds)."
         )
     return RunData(
