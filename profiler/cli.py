@@ -447,7 +447,7 @@ def report(
         bool,
         typer.Option(
             "--json",
-            help="Print the report as one JSON document on stdout (schema: docs/report.md) and write nothing.",
+            help="Print the report as one JSON document on stdout (schema: docs/report.md); write nothing.",
         ),
     ] = False,
 ) -> None:

@@ -16,9 +16,6 @@ from profiler.environment import Environment
 from profiler.report.aggregate import Cell
 from profiler.report.tables import Better, Table
 
-#: The version of :class:`ReportDocument`'s layout.
-REPORT_SCHEMA_VERSION = 1
-
 
 class CellFigures(Document):
     """One cell, its repeats aggregated, figures unrounded; None where not measured. One row of
@@ -165,7 +162,8 @@ class ReportDocument(Document):
         compare: with ``--compare``, the comparison table.
     """
 
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    #: The layout's version; a change that breaks a reader gets a new one.
+    schema_version: Literal[1] = 1
     run_id: str
     source: str
     kind: Literal["run", "loadtest"]

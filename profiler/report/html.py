@@ -136,7 +136,8 @@ def report_html(
     if plots:
         body.append("<h2>Plots</h2>")
         body.extend(
-            f'<figure><img src="{_image(path)}" alt="{escape(title)}"><figcaption>{escape(title)}</figcaption></figure>'
+            f'<figure><img src="{_image(path)}" alt="{escape(title)}">'
+            f"<figcaption>{escape(title)}</figcaption></figure>"
             for title, path in plots
         )
     if notes:

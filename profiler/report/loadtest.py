@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from profiler.api import ServerInfo
 from profiler.jsonl import field_errors
 from profiler.loadgen.results import LoadTestResults
-from profiler.report.load import ReportError, RunData, to_repeat
+from profiler.report.load import Repeat, ReportError, RunData, to_repeat
 from profiler.results import CapacityRecord, LoadShape, ResultRecord
 from profiler.rundir import ACCURACY_NAME, CAPACITY_NAME, RESULTS_NAME
 
@@ -64,17 +64,18 @@ def read_results(path: Path, role: str = "run") -> LoadTestResults:
     version = raw.get("schema_version")
     if version != 1:
         raise ReportError(
-            f"{_named(path, role)} is a load test's results file of schema version {version!r}, and this profiler "
-            "reads version 1; report it with the profiler version that wrote it."
+            f"{_named(path, role)} is a load test's results file of schema version {version!r}, and "
+            "this profiler reads version 1; report it with the profiler version that wrote it."
         )
     try:
         return LoadTestResults.model_validate(raw)
     except ValidationError as exc:
         errors = field_errors(exc).split("; ")
         more = f"; and {len(errors) - _MAX_ERRORS} more" if len(errors) > _MAX_ERRORS else ""
+        wrong = "; ".join(errors[:_MAX_ERRORS]) + more
         raise ReportError(
-            f"{_named(path, role)} is not a complete load test's results file ({'; '.join(errors[:_MAX_ERRORS])}{more}); "
-            "was it written by this profiler's `locust -f loadtests/scrolls.py`?"
+            f"{_named(path, role)} is not a complete load test's results file ({wrong}); was it "
+            "written by this profiler's `locust -f loadtests/scrolls.py`?"
         ) from exc
 
 
@@ -133,7 +134,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
     )
     level = f"{results.arrival}:{load.level:g}"
     seen: Counter[int] = Counter()
-    repeats = []
+    repeats: list[Repeat] = []
     # A capacity search's stages are its probes, each at its own rate: the search reports them.
     for stage in [] if capacity else results.stages:
         seen[stage.length] += 1
@@ -165,8 +166,8 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
         repeats.append(repeat)
     if not repeats and not capacity:
         raise ReportError(
-            f"{_named(path, role)} holds no finished stage: the load test stopped before its first stage ended. "
-            "Run it again, for longer (--stage-seconds)."
+            f"{_named(path, role)} holds no finished stage: the load test stopped before its first "
+            "stage ended. Run it again, for longer (--stage-seconds)."
         )
     return RunData(
         directory=report_dir(path),

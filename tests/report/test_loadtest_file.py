@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from loadgen.fakes import ENERGY, INFO, ok_sample, window_result
 from typer.testing import CliRunner, Result
 
 from profiler.cli import app
@@ -26,7 +27,6 @@ from profiler.loadgen.stopping import StageRules
 from profiler.report.document import ReportDocument
 from profiler.report.loadtest import report_dir
 from profiler.stats import percentile
-from tests.loadgen.fakes import ENERGY, INFO, ok_sample, window_result
 
 from .conftest import DATA
 
@@ -97,7 +97,8 @@ def test_a_results_file_is_reported_stage_by_stage(tmp_path: Path) -> None:
         assert float(row["gross_j_per_query"]) == pytest.approx(12.0 / len(latencies))
     markdown = (out / "report.md").read_text()
     assert f"From `{path}`" in markdown
-    assert "load test settings (JSON)" in markdown and '"users": 3' in markdown
+    assert "load test settings (JSON)" in markdown
+    assert '"users": 3' in markdown
     assert "(estimate)" in result.output
 
 
@@ -124,10 +125,13 @@ def test_json_of_a_run_directory_with_compare(tmp_path: Path) -> None:
     result = invoke("report", DATA / "gpu-h100", "--compare", DATA / "cpu-demo", "--json")
     assert result.exit_code == 0, result.output
     document = ReportDocument.model_validate_json(result.stdout)
-    assert document.kind == "run" and document.environment is not None
-    assert document.config is not None and document.config.startswith('run_id = "gpu-h100"')
+    assert document.kind == "run"
+    assert document.environment is not None
+    assert document.config is not None
+    assert document.config.startswith('run_id = "gpu-h100"')
     assert document.energy_sources == ["nvml-counter"]
-    assert document.compare is not None and document.compare.rows
+    assert document.compare is not None
+    assert document.compare.rows
     raw = json.loads(result.stdout)
     assert raw["schema_version"] == 1
     assert not list(DATA.glob("gpu-h100/report.*"))  # the recorded data was not written into
