@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +29,12 @@ from profiler.loadgen.results import (
 from profiler.loadgen.stopping import StageRules
 from profiler.report.document import ReportDocument
 from profiler.report.loadtest import report_dir
+from profiler.server.launch import ServerProcess, start_server
 from profiler.stats import percentile
 
 from .conftest import DATA
 
+ROOT = Path(__file__).resolve().parents[2]
 #: Each stage's raw latencies (ms), by input length: the report's figures are checked against
 #: percentiles computed here from them.
 LATENCIES = {1024: [40.0, 55.0, 61.0, 70.0], 2048: [90.0, 120.0, 150.0]}
@@ -216,3 +221,62 @@ def test_a_run_directory_file_points_at_its_folder() -> None:
     assert_one_line_error(
         invoke("report", path), "one file of a run directory", f"pass its folder, {path.parent}."
     )
+
+
+@pytest.fixture(scope="module")
+def server(
+    tiny_checkpoints: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    process = start_server(
+        tiny_checkpoints["led"], "--threads", "1", log=tmp_path_factory.mktemp("serve") / "serve.log"
+    )
+    yield process
+    process.stop()
+
+
+@pytest.mark.integration
+def test_real_locust_results_are_readable_by_others_and_reported(
+    server: ServerProcess, tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    """`locust -f loadtests/scrolls.py` as documented, then `profiler report` on the file it wrote."""
+    results = tmp_path / "loadtest.json"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    locust = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "locust"),
+            *("-f", "loadtests/scrolls.py", "--headless", "--host", server.url),
+            *("--tokenizer", str(tiny_checkpoints["led"]), "--results", str(results)),
+            *("-u", "1", "-r", "1", "--stage-seconds", "2", "--input-lengths", "1024,2048"),
+            *("--max-new-tokens", "4", "--only-summary", "--warmup-seconds", "0.5"),
+            *("--min-requests", "2", "--stability", "0"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert locust.returncode == 0, locust.stderr[-3000:]
+    assert results.stat().st_mode & 0o777 == 0o666 & ~umask  # 0644 under the usual umask, not 0600
+    stages = LoadTestResults.model_validate_json(results.read_text()).stages
+    report = subprocess.run(
+        [sys.executable, "-m", "profiler", "report", str(results)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    with (report_dir(results) / "summary.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["model"], r["format"], r["input_length"]) for r in rows] == [
+        ("led", "eager", "1024"),
+        ("led", "eager", "2048"),
+    ]
+    for row, stage in zip(rows, stages, strict=True):
+        assert float(row["p50_ms"]) == pytest.approx(percentile(stage.latency_ms, 50.0))
+        assert row["energy_source"] == "estimate"
+    assert (report_dir(results) / "report.html").stat().st_size > 0
+    assert "(estimate)" in report.stdout
