@@ -34,6 +34,7 @@ caption { text-align: left; font-weight: 600; padding-bottom: 0.3em; }
 th, td { padding: 0.2em 0.8em; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 th { text-align: left; background: #f6f8fa; border-bottom: 2px solid #d0d7de; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }
 tr.rule td { border-top: 2px solid #d0d7de; }
 td.best { font-weight: 700; color: #116329; }
 td.warn { color: #9a6700; background: #fff8c5; }

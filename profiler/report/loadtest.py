@@ -108,6 +108,8 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
         notes.append(f"{path.name} holds no server information: model, format and device are unknown.")
     if not results.complete:
         notes.append(f"{path.name}: the load test did not run every stage to completion.")
+    # As the sweep records it: what the requests asked for, else the server's default.
+    attention = results.global_attention or (results.server.global_attention if results.server else "none")
     capacity = [
         CapacityRecord(
             run_id=run_id,
@@ -119,7 +121,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
             device=device,
             mode=results.mode,
             max_new_tokens=results.max_new_tokens,
-            global_attention=results.global_attention or "none",
+            global_attention=attention,
             repeat=1,
             capacity=found,
             recorded_wall_s=results.ended_wall_s,
@@ -157,8 +159,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
             peak_rss_bytes=None,
             peak_gpu_memory_bytes=None,
             recorded_wall_s=results.ended_wall_s,
-            global_attention=results.global_attention
-            or (results.server.global_attention if results.server else "none"),
+            global_attention=attention,
             decoding=results.server.decoding if results.server else None,
         )
         repeat = to_repeat(record, len(repeats) + 1)
