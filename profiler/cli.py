@@ -432,23 +432,43 @@ def sweep(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (reports/<run-id>) written by a sweep.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory (reports/<run-id>) written by a sweep, or a results file written by "
+            "`locust -f loadtests/scrolls.py`.",
+            show_default=False,
+        ),
+    ],
     compare: Annotated[
-        Path | None, typer.Option(help="Another run directory to compare cell by cell.")
+        Path | None, typer.Option(help="Another run directory or results file to compare cell by cell.")
     ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the report as one JSON document on stdout (schema: docs/report.md); write nothing.",
+        ),
+    ] = False,
 ) -> None:
-    """Report a run: tables per model, format and input length, scaling slopes, plots, CSV.
+    """Report a run: tables per model, format and input length, scaling slopes, plots, CSV, HTML.
 
     Prints p50/p90/p99 latency, throughput, gross and net J/query with the energy source (an
     estimate always says so), average power, memory and failures, the best cell per column
     highlighted; the log-log slope of latency and J/query against input length per series; the
     seed study's table with accuracy where `profiler eval` recorded it. Writes report.md,
-    summary.csv and PNG plots into the run directory; with --compare, compare.md and compare.csv.
+    report.html (self-contained: open or share it as it is), summary.csv and PNG plots into the
+    run directory (for a results file, into <file>-report/ beside it); with --compare, compare.md
+    and compare.csv.
     """
+    if json_output:
+        from profiler.report.render import report_document
+
+        typer.echo(report_document(source, compare).model_dump_json(indent=2))
+        return
     from profiler.report import render_report
 
-    outputs = render_report(run_dir, compare, console)
-    console.print(f"wrote {len(outputs.files)} files into {run_dir}")
+    render_report(source, compare, console)
 
 
 @app.command("eval")

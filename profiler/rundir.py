@@ -27,6 +27,7 @@ LOCUST_LOG_NAME = "locust.log"
 ARTIFACTS_NAME = "artifacts"
 #: What `profiler report` writes.
 REPORT_MD_NAME = "report.md"
+REPORT_HTML_NAME = "report.html"
 SUMMARY_CSV_NAME = "summary.csv"
 COMPARE_MD_NAME = "compare.md"
 COMPARE_CSV_NAME = "compare.csv"
@@ -76,6 +77,10 @@ class RunDirectory:
     @property
     def report_md(self) -> Path:
         return self.path / REPORT_MD_NAME
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / REPORT_HTML_NAME
 
     @property
     def summary_csv(self) -> Path:

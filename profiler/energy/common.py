@@ -17,6 +17,13 @@ from profiler.errors import ProfilerError
 Source = Literal["nvml-counter", "nvml-power", "rapl", "estimate"]
 #: Every source in probe order; a figure always carries one of these.
 SOURCES: Final[tuple[Source, ...]] = ("nvml-counter", "nvml-power", "rapl", "estimate")
+#: What each source measures, in words, for reports.
+SOURCE_MEANING: Final[dict[str, str]] = {
+    "nvml-counter": "metered by the NVIDIA GPUs' energy counters",
+    "nvml-power": "metered by sampling the NVIDIA GPUs' power and integrating it",
+    "rapl": "metered by the CPU packages' RAPL energy counters",
+    "estimate": "not metered: modelled from the server's CPU time",
+}
 #: A window shorter than this many counter update periods gets a warning.
 MIN_PERIODS_PER_WINDOW: Final = 10
 

@@ -10,7 +10,7 @@ the raw samples; nothing is rounded here. See docs/loadtests.md for each field.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -441,10 +441,13 @@ def default_results_path(started_wall_s: float, root: Path = Path("reports")) ->
 def write_results(results: LoadTestResults, path: Path) -> Path:
     """Write the document atomically: a temporary file beside ``path``, then ``os.replace``.
 
-    A reader (the sweep, a person) sees the old file or the whole new one, never half of it.
+    A reader (the sweep, a person) sees the old file or the whole new one, never half of it. The
+    temporary file is created with mode 0666 less the umask, as ``open`` creates any file
+    (``tempfile.mkstemp`` would make it 0600, and the rename would keep that).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(results.model_dump_json(indent=1))

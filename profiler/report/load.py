@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from profiler.documents import Document
 from profiler.energy.contention import Contention
@@ -18,7 +18,7 @@ from profiler.environment import Environment
 from profiler.errors import ProfilerError
 from profiler.jsonl import RecordFile, RecordsError
 from profiler.results import AccuracyRecord, CapacityRecord, ResultRecord
-from profiler.rundir import RunDirectory
+from profiler.rundir import CONFIG_NAME, RunDirectory
 
 R = TypeVar("R", bound=Document)
 
@@ -124,7 +124,14 @@ class Repeat:
 
 @dataclass(frozen=True)
 class RunData:
-    """Everything in one run directory that the report reads."""
+    """Everything in one run directory (or one load test's results file) that the report reads.
+
+    Attributes:
+        directory: where the report is written: the run directory, or a folder beside a results file.
+        kind: ``run`` (a sweep's run directory) or ``loadtest`` (a locust results file).
+        source: what was read; None: ``directory``.
+        config_text: the sweep's config.toml, or a load test's settings as JSON.
+    """
 
     directory: Path
     run_id: str
@@ -134,6 +141,23 @@ class RunData:
     accuracy: list[AccuracyRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     capacity: list[CapacityRecord] = field(default_factory=list)
+    kind: Literal["run", "loadtest"] = "run"
+    source: Path | None = None
+
+    @property
+    def read_from(self) -> Path:
+        """The run directory or results file reported."""
+        return self.source or self.directory
+
+    @property
+    def config_name(self) -> str:
+        """What :attr:`config_text` is, as the report labels it."""
+        return CONFIG_NAME if self.kind == "run" else "load test settings (JSON)"
+
+    @property
+    def config_language(self) -> str:
+        """The language of :attr:`config_text`, for a Markdown code block."""
+        return "toml" if self.kind == "run" else "json"
 
 
 def _timeline(record: ResultRecord) -> tuple[TimelinePoint, ...]:
@@ -240,8 +264,6 @@ def load_run(directory: Path, role: str = "run") -> RunData:
             f"{role} directory {directory} does not exist; pass a directory written by "
             "`profiler sweep` (reports/<run-id>/)."
         )
-    if not directory.is_dir():
-        raise ReportError(f"{role} directory {directory} is a file; pass its folder (reports/<run-id>/).")
     run = RunDirectory(directory)
     results = run.results
     records = _read(results) if results.path.is_file() else []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from profiler.report.aggregate import Cell
 from profiler.report.compare import METRICS, Comparison
+from profiler.report.document import CellFigures
 from profiler.report.tables import Entry, Table
 
 BEST_NOTE = (
@@ -45,6 +46,8 @@ def report_markdown(
     run_id: str,
     run_dir: Path,
     environment: Table,
+    config_name: str,
+    config_language: str,
     config_text: str | None,
     sections: Sequence[tuple[str, Sequence[Table]]],
     failures: Sequence[str],
@@ -52,15 +55,15 @@ def report_markdown(
     notes: Sequence[str],
 ) -> str:
     """The whole ``report.md``: environment, then each section's tables, failures, plots and notes."""
-    parts = [f"# Report: {run_id}", "", f"Run directory: `{run_dir}`. {BEST_NOTE}", "", "## Environment", ""]
+    parts = [f"# Report: {run_id}", "", f"From `{run_dir}`. {BEST_NOTE}", "", "## Environment", ""]
     env = markdown_table(environment, heading=None)
     parts.append(env)
     if config_text is not None:
         parts.extend(
             [
-                "<details><summary>config.toml</summary>",
+                f"<details><summary>{config_name}</summary>",
                 "",
-                "```toml",
+                f"```{config_language}",
                 config_text.rstrip(),
                 "```",
                 "",
@@ -95,85 +98,11 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return buffer.getvalue()
 
 
-SUMMARY_COLUMNS = (
-    "model",
-    "format",
-    "engine",
-    "device",
-    "mode",
-    "max_new_tokens",
-    "global_attention",
-    "input_length",
-    "arrival",
-    "concurrency",
-    "rate_rps",
-    "repeats",
-    "requests",
-    "failures",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "mean_ms",
-    "p50_ci_low_ms",
-    "p50_ci_high_ms",
-    "throughput_rps",
-    "tokens_per_s",
-    "gross_j_per_query",
-    "net_j_per_query",
-    "net_clamped",
-    "avg_power_w",
-    "energy_source",
-    "gpu_util_pct",
-    "gpu_memory_bytes",
-    "peak_rss_bytes",
-    "others_cpu_share",
-    "disturbed",
-)
-
-
 def summary_csv(cells: Iterable[Cell]) -> str:
     """``summary.csv``: one row per cell, figures unrounded; ``energy_source`` says if J are an estimate."""
-    rows = []
-    for cell in cells:
-        s, lat, ci = cell.key.series, cell.latency, cell.p50_ci
-        closed = s.load.arrival == "closed"
-        rows.append(
-            [
-                s.model,
-                s.format,
-                s.engine,
-                s.device,
-                s.mode,
-                s.max_new_tokens,
-                s.global_attention,
-                cell.key.length,
-                s.load.arrival,
-                int(s.load.level) if closed else None,
-                None if closed else s.load.level,
-                len(cell.repeats),
-                cell.requests,
-                cell.failures,
-                lat.p50 if lat else None,
-                lat.p90 if lat else None,
-                lat.p99 if lat else None,
-                lat.mean if lat else None,
-                ci.low if ci else None,
-                ci.high if ci else None,
-                cell.throughput_rps,
-                cell.tokens_per_s,
-                cell.gross_j_per_query,
-                cell.net_j_per_query,
-                cell.net_clamped,
-                cell.avg_power_w,
-                cell.energy_source,
-                cell.gpu_util_pct,
-                cell.gpu_memory_bytes,
-                cell.peak_rss_bytes,
-                cell.contention.others_share if cell.contention else None,
-                cell.disturbed if cell.contention else None,
-            ]
-        )
-    return _csv(SUMMARY_COLUMNS, rows)
+    return _csv(
+        list(CellFigures.model_fields), (list(CellFigures.of(cell).model_dump().values()) for cell in cells)
+    )
 
 
 def compare_csv(comparison: Comparison) -> str:

@@ -171,6 +171,22 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert os.listdir(path.parent) == ["run.json"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_file_has_the_mode_any_new_file_gets(tmp_path: Path, umask: int, mode: int) -> None:
+    """Readable by others under the usual umask (it was 0600 from a temporary file), never more
+    than the umask allows, and the same when it replaces an older file."""
+    path = tmp_path / "run.json"
+    previous = os.umask(umask)
+    try:
+        write_results(results_for([one_stage()]), path)
+        assert path.stat().st_mode & 0o777 == mode
+        path.chmod(0o600)
+        write_results(results_for([one_stage()]), path)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode
+
+
 def test_default_path_is_under_reports() -> None:
     assert default_results_path(0.0) == Path("reports/loadtest-19700101-000000.json")
 

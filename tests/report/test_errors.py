@@ -34,7 +34,7 @@ def test_missing_directory(tmp_path: Path) -> None:
 def test_a_file_instead_of_a_directory(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     path.write_text("")
-    with pytest.raises(ReportError, match="is a file"):
+    with pytest.raises(ReportError, match=r"results\.jsonl is one file of a run directory; pass its folder"):
         _render(path)
 
 

@@ -21,6 +21,7 @@ def test_every_file_is_written_into_the_run_directory(cpu_report: Rendered) -> N
     names = [path.name for path in cpu_report.outputs.files]
     assert names == [
         "report.md",
+        "report.html",
         "summary.csv",
         LATENCY_PNG,
         ENERGY_PNG,
