@@ -5,7 +5,9 @@ Times single requests (the shipped sample cut to 1,024 tokens, 32 new tokens, gr
 small demo LED checkpoint, eager and exported, each variant in a fresh worker process (OpenMP reads
 its environment once, when torch loads), first on the machine as it is and then beside CPU burners
 (``python -c 'while True: pass'``, one per CPU by default). The variants are the engine and its
-thread settings: torch's intra-op threads, and OpenMP's wait policy (``OMP_WAIT_POLICY``).
+thread settings: torch's intra-op threads, and OpenMP's wait policy (``OMP_WAIT_POLICY``:
+spinning, OpenMP's default, or passive, as the profiler runs torch; see
+:mod:`profiler.engines.openmp`). The load average before each condition is recorded beside it.
 """
 
 from __future__ import annotations
@@ -27,18 +29,20 @@ from rich.table import Table
 from benchmarks import write_results
 from exporters.export import export
 from profiler.checkpoints import build_checkpoint
+from profiler.engines.openmp import PASSIVE, WAIT_POLICY
 from profiler.processes import dies_with_this_process
 
 LENGTH = 1024
 NEW_TOKENS = 32
-#: (name, format, environment, torch threads; 0 leaves torch's default).
-VARIANTS: list[tuple[str, str, dict[str, str], int]] = [
-    ("eager", "eager", {}, 0),
-    ("eager OMP_WAIT_POLICY=PASSIVE", "eager", {"OMP_WAIT_POLICY": "PASSIVE"}, 0),
-    ("eager 1 thread", "eager", {}, 1),
-    ("torchscript", "torchscript", {}, 0),
-    ("torchscript OMP_WAIT_POLICY=PASSIVE", "torchscript", {"OMP_WAIT_POLICY": "PASSIVE"}, 0),
-    ("onnx", "onnx", {}, 0),
+#: (name, format, OMP_WAIT_POLICY, torch threads; 0 leaves torch's default). ACTIVE is GNU
+#: OpenMP's spinning (its default before the profiler set PASSIVE); ONNX Runtime's sessions never spin.
+VARIANTS: list[tuple[str, str, str, int]] = [
+    ("eager spinning", "eager", "ACTIVE", 0),
+    ("eager passive (served)", "eager", PASSIVE, 0),
+    ("eager passive 1 thread", "eager", PASSIVE, 1),
+    ("torchscript spinning", "torchscript", "ACTIVE", 0),
+    ("torchscript passive (served)", "torchscript", PASSIVE, 0),
+    ("onnx (served)", "onnx", PASSIVE, 0),
 ]
 
 
@@ -78,12 +82,12 @@ def burn(count: int) -> list[subprocess.Popen[bytes]]:
     ]
 
 
-def measure(path: Path, env: dict[str, str], threads: int, rounds: int, burners: int) -> dict[str, Any]:
+def measure(path: Path, policy: str, threads: int, rounds: int, burners: int) -> dict[str, Any]:
     """p50 and all times of one variant, quiet then beside ``burners`` burners."""
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.contention", "--worker", str(path), "--rounds", str(rounds),
          "--threads", str(threads)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, WAIT_POLICY: policy},
         preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
     )  # fmt: skip
     assert child.stdin is not None
@@ -131,17 +135,25 @@ def main() -> None:
             paths[fmt] = root / fmt
             export(checkpoint, fmt, paths[fmt], lengths=[LENGTH])
         results = {
-            name: measure(paths[fmt], env, threads, args.rounds, args.burners)
-            for name, fmt, env, threads in chosen
+            name: measure(paths[fmt], policy, threads, args.rounds, args.burners)
+            for name, fmt, policy, threads in chosen
         }
     table = Table(title=f"small LED, {LENGTH} tokens, {NEW_TOKENS} new tokens, 1 request at a time")
-    for heading in ("variant", "torch threads", "quiet p50 ms", f"{args.burners} burners p50 ms", "ratio"):
-        table.add_column(heading, justify="left" if heading == "variant" else "right")
+    headings = ("variant", "torch threads", "quiet p50 ms", f"{args.burners} burners p50 ms", "ratio", "load")
+    for heading in headings:
+        table.add_column(heading, justify="left" if heading == "variant" else "right", no_wrap=True)
     for name, result in results.items():
-        quiet, busy = result["quiet"]["p50_ms"], result["burners"]["p50_ms"]
-        threads = str(result["quiet"]["torch_threads"])
-        table.add_row(name, threads, f"{quiet:,.1f}", f"{busy:,.1f}", f"{busy / quiet:.1f}x")
+        quiet, busy = result["quiet"], result["burners"]
+        table.add_row(
+            name,
+            str(quiet["torch_threads"]),
+            f"{quiet['p50_ms']:,.1f}",
+            f"{busy['p50_ms']:,.1f}",
+            f"{busy['p50_ms'] / quiet['p50_ms']:.1f}x",
+            f"{quiet['load_average_before']:.1f} / {busy['load_average_before']:.1f}",
+        )
     console.print(table)
+    console.print("load: the 1-minute load average before the quiet and the busy requests.")
     write_results({"burners": args.burners, "rounds": args.rounds, "variants": results}, args.out, console)
 
 
