@@ -326,6 +326,14 @@ def serve(
             "text), none. Default: first for LED; models without global attention take only none."
         ),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Print one line per HTTP request: client, method, path, status and latency "
+            "(arrival to last byte sent). Off by default: under overload it costs the event loop.",
+        ),
+    ] = False,
 ) -> None:
     """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
 
@@ -336,8 +344,9 @@ def serve(
     is at /docs and /openapi.json.
     """
     from profiler.engines.engine import load_engine
+    from profiler.server.announce import say, server_url, warming_line
     from profiler.server.app import create_app
-    from profiler.server.launch import ensure_port_free
+    from profiler.server.launch import bind_listener, start_listening
     from profiler.server.run import exit_at_once, run_server
     from profiler.server.settings import ServeSettings
     from profiler.validation import flag, validated
@@ -346,7 +355,7 @@ def serve(
     batching = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
     chosen = {"truncate": truncate, "global_attention": global_attention}
     settings = validated(ServeSettings, {**batching, **chosen}, flag)  # before the model loads
-    ensure_port_free(host, port)
+    listener = bind_listener(host, port)  # a busy port or a bad host: one line, before anything loads
     if threads:
         import torch
 
@@ -359,12 +368,12 @@ def serve(
         allow_new_weights=allow_new_weights,
         decoding_overrides=parse_overrides(decoding or []),
     )
-    console.print(
-        f"serving {engine.kind} engine from {model} on http://{host}:{port} "
-        f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
-    )
-    if not run_server(create_app(engine, tokenizer, settings), host, port):
-        errors.print(f"[bold red]error:[/] the HTTP server could not start on {host}:{port}.")
+    app = create_app(engine, tokenizer, settings)
+    start_listening(listener, host)
+    url = server_url(host, listener.getsockname()[1])
+    say(warming_line(url, engine))
+    if not run_server(app, listener, url, access_log):
+        errors.print(f"[bold red]error:[/] the HTTP server could not start on {url}; its log says why.")
         raise typer.Exit(1)
     exit_at_once(0)
 

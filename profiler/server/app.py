@@ -232,11 +232,16 @@ class Service:
             settings.max_wait_ms,
             settings.max_queue,
             self.metrics.observe_batch,
-            prepare=self.engine.warm_up,
+            prepare=self._warm_up,
             on_ready=self._ready,
         )
         self.metrics.track_queue(self.batcher.depth)
         self.ready = False
+        #: Set once warm-up has run every bucket (stays set through shutdown, unlike ``ready``).
+        self.warmed = threading.Event()
+        #: How long warm-up took, and when it ended (``time.monotonic``); 0 and None until then.
+        self.warm_up_s = 0.0
+        self.ready_at: float | None = None
         #: Resident memory after warm-up (ServerInfo.resident_bytes); None until then.
         self.resident_bytes: int | None = None
         self.stopping = threading.Event()
@@ -246,9 +251,21 @@ class Service:
         if not self.stopping.is_set():
             self.batcher.run()
 
+    def _warm_up(self) -> None:
+        started = time.perf_counter()
+        self.engine.warm_up()
+        self.warm_up_s = time.perf_counter() - started
+
     def _ready(self) -> None:
         self.resident_bytes = psutil.Process().memory_info().rss
+        self.ready_at = time.monotonic()
         self.ready = True
+        self.warmed.set()
+
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered by the engine: being parsed or tokenized,
+        queued, or in the running batch."""
+        return self.preparing + self.batcher.depth()
 
     def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, EnergyShare]]:
         """One engine batch inside its own energy window; streamed requests get their tokens as
@@ -431,7 +448,9 @@ class Service:
         )
         query, tokens = admitted.query, admitted.tokens
         decoded = self.tokenizer.decode(outcome.output_ids, skip_special_tokens=True)
-        self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
+        self.metrics.observe_answer(
+            outcome.bucket, total_ms / 1000, len(tokens.ids), len(outcome.output_ids), energy
+        )
         return GenerateResponse(
             request_id=admitted.request_id,
             text=decoded if query.mode == "generate" else "",

@@ -136,8 +136,8 @@ def test_the_server_survives_bad_input_and_counts_it(client: httpx.Client) -> No
     assert client.get("/healthz").status_code == 200
     assert client.post("/v1/generate", json={"text": TEXT, "max_new_tokens": 2}).status_code == 200
     metrics = client.get("/metrics").text
-    assert 'profiler_requests_total{bucket="none",status="422"}' in metrics
-    assert 'profiler_requests_total{bucket="1024",status="200"}' in metrics
+    assert 'profiler_requests_total{input_bucket="none",status="422"}' in metrics
+    assert 'profiler_requests_total{input_bucket="1024",status="200"}' in metrics
     assert "profiler_request_latency_seconds_bucket" in metrics
     assert "profiler_queue_depth" in metrics
     assert "profiler_batch_size_bucket" in metrics
@@ -192,7 +192,7 @@ def test_the_frameworks_own_errors_have_the_documented_shape_and_are_counted(
 ) -> None:
     def counted() -> float:
         for line in client.get("/metrics").text.splitlines():
-            if line.startswith(f'profiler_requests_total{{bucket="none",status="{status}"}}'):
+            if line.startswith(f'profiler_requests_total{{input_bucket="none",status="{status}"}}'):
                 return float(line.split()[-1])
         return 0.0
 
