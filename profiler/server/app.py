@@ -27,6 +27,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -618,11 +619,15 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         yield  # the batches run on the main thread (see profiler.server.run); stop them here
         await run_in_threadpool(service.stop)
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this server (the package
+    # ships them), not from a CDN, so they work on a machine without internet. validatorUrl None:
+    # Swagger UI would otherwise fetch a validity badge from swagger.io.
+    app = FastAPIOffline(
         title="long-context-profiler",
         summary="Serves one exported (or eager) seq2seq model for latency, throughput and energy profiling.",
         lifespan=lifespan,
         responses=COMMON_ERRORS,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.service = service
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, count=service.metrics.count)

@@ -69,11 +69,12 @@ def start_listening(listener: socket.socket, host: str, backlog: int = 2048) -> 
     Raises:
         PortInUseError: the port was taken since it was bound.
     """
+    port = listener.getsockname()[1]
     try:
         listener.listen(backlog)
     except OSError as exc:
         listener.close()
-        raise _unusable(host, listener.getsockname()[1], exc) from exc
+        raise _unusable(host, port, exc) from exc
 
 
 def _unusable(host: str, port: int, exc: OSError) -> PortInUseError:
