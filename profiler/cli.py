@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from profiler import __version__
+from profiler.accuracy import TASKS as SCROLLS_TASKS
 from profiler.artifact import Format
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
@@ -35,10 +38,38 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
-class ProfilerGroup(TyperGroup):
+class PlainHelp:
+    """Help that reads as a command line does: arguments in capitals, ``MODEL`` when required and
+    ``[CONFIG]`` when not (typer writes ``{model}``), required options in the usage line beside
+    them (``--out <path>``), and flags with no ``<bool>`` type, since they take no value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer vendors click: its types are private
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperArgument) and param.metavar is None:
+                param.metavar = (param.name or "").upper()
+            elif isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]  # type: ignore[misc]
+        required = [
+            f"{max(param.opts, key=len)} {param.display_type_rich(ctx)}"
+            for param in self.get_params(ctx)
+            if isinstance(param, TyperOption) and param.required
+        ]
+        return pieces[:1] + required + pieces[1:]  # after [OPTIONS], before the arguments
+
+
+class ProfilerCommand(PlainHelp, TyperCommand):
+    """Every ``profiler`` command."""
+
+
+class ProfilerGroup(PlainHelp, TyperGroup):
     """Runs every command: a :class:`ProfilerError`, the user's mistake, becomes one line, exit 2."""
 
-    def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context type is private
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ProfilerError as exc:
@@ -47,32 +78,41 @@ class ProfilerGroup(TyperGroup):
             raise typer.Exit(2) from exc
 
 
-app = typer.Typer(
-    cls=ProfilerGroup,
+class ProfilerTyper(typer.Typer):
+    """A typer app whose commands and groups are :class:`ProfilerCommand` and :class:`ProfilerGroup`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=ProfilerGroup, no_args_is_help=True, **kwargs)
+
+    def command(  # the same, with cls fixed
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(*args, cls=ProfilerCommand, **kwargs)
+
+
+app = ProfilerTyper(
     help=(
         "Measure what a long-context seq2seq checkpoint costs to serve: latency, throughput and "
         "energy per query at each input length.\n\n"
         "Start with `profiler demo` (builds small LED and BigBird-Pegasus checkpoints and "
         "times them), or build a checkpoint of your own with `profiler checkpoints build`."
     ),
-    no_args_is_help=True,
-    add_completion=False,
+    # Markdown: `code` and **bold** render; text in angle brackets would be taken for HTML and
+    # dropped, so every <placeholder> in help is written inside backticks.
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-checkpoints_app = typer.Typer(
+checkpoints_app = ProfilerTyper(
     help=(
         "Demo checkpoints built locally: real Hugging Face directories with random, seeded "
         "weights and a tokenizer trained on generated text. No download needed."
     ),
-    no_args_is_help=True,
 )
-workload_app = typer.Typer(
+workload_app = ProfilerTyper(
     help=(
         "SCROLLS-format workloads (JSONL rows with id, pid, input, output): check a real file, "
         "synthesize documents of an exact token length, or write the shipped sample."
     ),
-    no_args_is_help=True,
 )
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(workload_app, name="workload")
@@ -129,8 +169,9 @@ Decoding = Annotated[
 AllowNewWeights = Annotated[
     bool,
     typer.Option(
+        "--allow-new-weights",
         help="Go on when some parameters do not come from the checkpoint's weights file (they would "
-        "be random or unused); they are named in the manifest and /v1/info and in every result."
+        "be random or unused); they are named in the manifest and /v1/info and in every result.",
     ),
 ]
 
@@ -138,12 +179,12 @@ AllowNewWeights = Annotated[
 @checkpoints_app.command("build")
 def checkpoints_build(
     # Plain strings, checked by build_checkpoint: a wrong value is then one line, like every user error.
-    arch: Annotated[str, typer.Option(metavar="|".join(ARCHS), help="Model architecture.")],
+    arch: Annotated[str, typer.Option(metavar=f"<{'|'.join(ARCHS)}>", help="Model architecture.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write (new or empty).")],
     size: Annotated[
         str,
         typer.Option(
-            metavar="|".join(SIZES),
+            metavar=f"<{'|'.join(SIZES)}>",
             help="tiny: about 0.3M parameters, builds in well under a second, for tests. "
             "small: about 3M parameters, for the demo and benchmarks. "
             "base, large: the published models' shapes (LED 162M and 460M parameters, "
@@ -151,7 +192,9 @@ def checkpoints_build(
         ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seeds weights and tokenizer text.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace files in a non-empty directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files in a non-empty directory.")
+    ] = False,
 ) -> None:
     """Write a Hugging Face checkpoint: config, safetensors weights, generation config, tokenizer.
 
@@ -247,10 +290,13 @@ def export_command(
         ),
     ] = "1",
     overwrite: Annotated[
-        bool, typer.Option(help="Replace an existing non-empty artifact directory.")
+        bool, typer.Option("--overwrite", help="Replace an existing non-empty artifact directory.")
     ] = False,
     skip_parity: Annotated[
-        bool, typer.Option(help="Do not compare against eager PyTorch (recorded in the manifest).")
+        bool,
+        typer.Option(
+            "--skip-parity", help="Do not compare against eager PyTorch (recorded in the manifest)."
+        ),
     ] = False,
     allow_new_weights: AllowNewWeights = False,
 ) -> None:
@@ -313,7 +359,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for batch-mates.")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait; beyond it, 503.")] = 256,
     truncate: Annotated[
-        bool, typer.Option(help="Cut inputs over the largest bucket instead of 413.")
+        bool, typer.Option("--truncate", help="Cut inputs over the largest bucket instead of 413.")
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
     allow_new_weights: AllowNewWeights = False,
@@ -340,8 +386,12 @@ def serve(
     Requests are batched per bucket (the smallest that holds them; an input over the largest gets
     413 unless --truncate) up to --max-batch-size within --max-wait-ms, and each batch is padded
     only to what its longest input needs. Every bucket is warmed up before /readyz answers 200.
-    Ctrl-C or SIGTERM stops accepting, finishes what is in flight and exits 0. The OpenAPI schema
-    is at /docs and /openapi.json.
+
+    It prints one line when it is ready to take requests (URL, model, format, engine, device,
+    buckets), one when Ctrl-C or SIGTERM stops it (it stops accepting and finishes what is in
+    flight) and one when it has stopped (requests answered by status), then exits 0. A port in
+    use or a host that is not this machine's is refused before the model loads. The OpenAPI
+    schema is at /docs (served offline) and /openapi.json.
     """
     from profiler.engines.engine import load_engine
     from profiler.server.announce import say, server_url, warming_line
@@ -411,7 +461,7 @@ def sweep(
 
     For each model and format: export if needed, start `profiler serve`, wait for /readyz, measure
     the idle baseline, run locust headless at each load level (one stage per input length), record
-    one result per cell in reports/<run-id>/results.jsonl, stop the server. Killed at any moment,
+    one result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
     `profiler sweep --resume reports/<run-id>` finishes it without losing recorded cells. Ctrl-C
     stops cleanly and keeps what was measured.
     """
@@ -441,7 +491,7 @@ def sweep(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory (reports/<run-id>) written by a sweep.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (`reports/<run-id>`) written by a sweep.")],
     compare: Annotated[
         Path | None, typer.Option(help="Another run directory to compare cell by cell.")
     ] = None,
@@ -468,14 +518,20 @@ def eval_command(
     ] = None,
     task: Annotated[
         Literal["gov_report", "summ_screen_fd", "qmsum", "qasper", "narrative_qa", "quality", "contract_nli"],
-        typer.Option(help="Which SCROLLS metric to score with."),
+        typer.Option(
+            metavar="<task>", help=f"Which SCROLLS task's metric to score with: {', '.join(SCROLLS_TASKS)}."
+        ),
     ] = "gov_report",
     input_length: Annotated[int, typer.Option(min=2, help="Inputs are cut to this many tokens.")] = 1024,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Greedy tokens per answer.")] = 64,
     batch_size: Annotated[int, typer.Option(min=1, help="In-process batch size.")] = 4,
     tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer for a remote target.")] = None,
     predictions: Annotated[
-        Path | None, typer.Option(help="Score this {id: text} JSON file instead of running a model.")
+        Path | None,
+        typer.Option(
+            help="Score this JSON file (an object of example id to predicted text) instead of running "
+            "a model."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the predictions here (JSON).")] = None,
     run: Annotated[
@@ -548,7 +604,7 @@ def demo(
     Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
     (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
     input length and two concurrency levels with locust against a live server, measuring energy in
-    the server. Results land in reports/demo-<time>/; a summary is printed at the end.
+    the server. Results land in `reports/demo-<time>/`; a summary is printed at the end.
     """
     from datetime import UTC, datetime
 
