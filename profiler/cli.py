@@ -394,7 +394,7 @@ def serve(
     schema is at /docs (served offline) and /openapi.json.
     """
     from profiler.engines.engine import load_engine
-    from profiler.server.announce import say, server_url, warming_line
+    from profiler.server.announce import server_url
     from profiler.server.app import create_app
     from profiler.server.launch import bind_listener, start_listening
     from profiler.server.run import exit_at_once, run_server
@@ -421,7 +421,6 @@ def serve(
     app = create_app(engine, tokenizer, settings)
     start_listening(listener, host)
     url = server_url(host, listener.getsockname()[1])
-    say(warming_line(url, engine))
     if not run_server(app, listener, url, access_log):
         errors.print(f"[bold red]error:[/] the HTTP server could not start on {url}; its log says why.")
         raise typer.Exit(1)

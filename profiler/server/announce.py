@@ -20,7 +20,8 @@ from profiler.server.app import ASGIApp, Message, Scope
 #: What each engine kind runs on, as the ready line names it.
 ENGINE_NAMES = {"eager": "PyTorch (eager)", "onnx": "ONNX Runtime", "torchscript": "PyTorch (TorchScript)"}
 
-_lock = threading.Lock()
+#: Re-entrant: the stopping line is written from a signal handler, which may interrupt a write.
+_lock = threading.RLock()
 
 
 def say(line: str) -> None:
@@ -59,7 +60,7 @@ def ready_line(url: str, engine: Engine, warm_up_s: float) -> str:
 def stopping_line(signal_name: str, warming_up: bool, in_flight: int, grace_s: float) -> str:
     """Said when SIGTERM or Ctrl-C arrives: what the server was doing and what it finishes."""
     if warming_up:
-        doing = "warming up; stopping once the bucket being warmed finishes"
+        doing = "warming up; it stops once warm-up ends"
     elif in_flight:
         doing = f"finishing {in_flight} request(s) queued or running (up to {grace_s:.0f} s)"
     else:

@@ -259,8 +259,9 @@ class Service:
 
     def _ready(self) -> None:
         self.resident_bytes = psutil.Process().memory_info().rss
-        self.ready_at = time.monotonic()
-        self.ready = True
+        if not self.stopping.is_set():  # a stop during warm-up: it never becomes ready
+            self.ready_at = time.monotonic()
+            self.ready = True
         self.warmed.set()
 
     def in_flight(self) -> int:

@@ -20,7 +20,14 @@ from typing import NoReturn
 import uvicorn
 from fastapi import FastAPI
 
-from profiler.server.announce import AccessLog, ready_line, say, stopped_line, stopping_line
+from profiler.server.announce import (
+    AccessLog,
+    ready_line,
+    say,
+    stopped_line,
+    stopping_line,
+    warming_line,
+)
 from profiler.server.app import Admission, ASGIApp, Service
 
 #: Seconds that in-flight requests get to finish after SIGTERM or Ctrl-C.
@@ -42,8 +49,9 @@ class _Uvicorn(uvicorn.Server):
 
 def run_server(app: FastAPI, listener: socket.socket, url: str, access_log: bool = False) -> bool:
     """Serve on ``listener`` (bound and listening) until SIGTERM or Ctrl-C, then stop accepting,
-    finish in-flight work and return. Says when it is ready, when it starts stopping and when it
-    has stopped (:mod:`profiler.server.announce`); with ``access_log``, one line per request.
+    finish in-flight work and return. Says when it starts warming up, when it is ready, when it
+    starts stopping and when it has stopped (:mod:`profiler.server.announce`); with
+    ``access_log``, one line per request.
 
     Returns:
         False if the HTTP server never started.
@@ -73,6 +81,7 @@ def run_server(app: FastAPI, listener: socket.socket, url: str, access_log: bool
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    say(warming_line(url, service.engine))  # once a signal would be handled: the stop is clean from here
     http = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="http")
     http.start()
 

@@ -4,6 +4,9 @@ access-log line per request with ``--access-log``, and the stopping and stopped 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from profiler.server.launch import ServerProcess
 
 pytestmark = pytest.mark.integration
+
+PROFILER = str(Path(sys.executable).parent / "profiler")
 
 ACCESS = re.compile(
     r"^127\.0\.0\.1:\d+ (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) (?P<ms>[\d.]+) ms$"
@@ -126,3 +131,31 @@ def test_a_stop_says_what_it_finishes_and_finishes_it(
         in output
     )
     assert re.match(r"stopped: answered \d+ request\(s\) \(.*200: 1\b", output[-1]), output[-1]
+
+
+def test_a_stop_during_warm_up_says_so_and_never_claims_ready(
+    served_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Eager warm-up runs every bucket up to 4096 tokens (seconds); SIGTERM comes as it starts."""
+    log = tmp_path / "serve.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [PROFILER, "serve", str(served_models["led/eager"]), "--port", "0"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not log.read_text().startswith("warming up "):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no warming-up line"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = log.read_text().splitlines()
+    assert "SIGTERM: stopping, no new requests accepted; warming up; it stops once warm-up ends" in output
+    assert not any(line.startswith("ready: ") for line in output), output
+    assert output[-1] == "stopped: answered 0 request(s); never became ready"
