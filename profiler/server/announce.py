@@ -1,5 +1,6 @@
-"""What `profiler serve` tells whoever started it: one line when it is ready, one when it starts
-stopping, one when it has stopped, and (with ``--access-log``) one per request.
+"""What `profiler serve` tells whoever started it: one line as it starts warming up, one when it
+is ready, one when it starts stopping, one when it has stopped, and (with ``--access-log``) one
+per request.
 
 A person watching a terminal, or a script reading the log, should not have to poll ``/readyz`` or
 guess whether a stop was clean. The lines go to stdout, each written whole and flushed, from
