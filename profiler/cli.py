@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from profiler import __version__
+from profiler.accuracy import TASKS as SCROLLS_TASKS
 from profiler.artifact import Format
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
@@ -36,11 +39,39 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
-class ProfilerGroup(TyperGroup):
+class PlainHelp:
+    """Help that reads as a command line does: arguments in capitals, ``MODEL`` when required and
+    ``[CONFIG]`` when not (typer writes ``{model}``), required options in the usage line beside
+    them (``--out <path>``), and flags with no ``<bool>`` type, since they take no value."""
+
+    def get_params(self, ctx: Any) -> list[Any]:  # typer vendors click: its types are private
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperArgument) and param.metavar is None:
+                param.metavar = (param.name or "").upper()
+            elif isinstance(param, TyperOption) and param.is_flag:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [piece.replace("{", "").replace("}", "") for piece in super().collect_usage_pieces(ctx)]  # type: ignore[misc]
+        required = [
+            f"{max(param.opts, key=len)} {param.display_type_rich(ctx)}"
+            for param in self.get_params(ctx)
+            if isinstance(param, TyperOption) and param.required
+        ]
+        return pieces[:1] + required + pieces[1:]  # after [OPTIONS], before the arguments
+
+
+class ProfilerCommand(PlainHelp, TyperCommand):
+    """Every ``profiler`` command."""
+
+
+class ProfilerGroup(PlainHelp, TyperGroup):
     """Runs every command: torch's threads wait passively (:mod:`profiler.engines.openmp`); a
     :class:`ProfilerError`, the user's mistake, becomes one line, exit 2."""
 
-    def invoke(self, ctx: Any) -> Any:  # typer vendors click: its Context type is private
+    def invoke(self, ctx: Any) -> Any:
         wait_passively()  # before any command loads torch
         try:
             return super().invoke(ctx)
@@ -50,32 +81,41 @@ class ProfilerGroup(TyperGroup):
             raise typer.Exit(2) from exc
 
 
-app = typer.Typer(
-    cls=ProfilerGroup,
+class ProfilerTyper(typer.Typer):
+    """A typer app whose commands and groups are :class:`ProfilerCommand` and :class:`ProfilerGroup`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=ProfilerGroup, no_args_is_help=True, **kwargs)
+
+    def command(  # the same, with cls fixed
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(*args, cls=ProfilerCommand, **kwargs)
+
+
+app = ProfilerTyper(
     help=(
         "Measure what a long-context seq2seq checkpoint costs to serve: latency, throughput and "
         "energy per query at each input length.\n\n"
         "Start with `profiler demo` (builds small LED and BigBird-Pegasus checkpoints and "
         "times them), or build a checkpoint of your own with `profiler checkpoints build`."
     ),
-    no_args_is_help=True,
-    add_completion=False,
+    # Markdown: `code` and **bold** render; text in angle brackets would be taken for HTML and
+    # dropped, so every <placeholder> in help is written inside backticks.
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-checkpoints_app = typer.Typer(
+checkpoints_app = ProfilerTyper(
     help=(
         "Demo checkpoints built locally: real Hugging Face directories with random, seeded "
         "weights and a tokenizer trained on generated text. No download needed."
     ),
-    no_args_is_help=True,
 )
-workload_app = typer.Typer(
+workload_app = ProfilerTyper(
     help=(
         "SCROLLS-format workloads (JSONL rows with id, pid, input, output): check a real file, "
         "synthesize documents of an exact token length, or write the shipped sample."
     ),
-    no_args_is_help=True,
 )
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(workload_app, name="workload")
@@ -132,8 +172,9 @@ Decoding = Annotated[
 AllowNewWeights = Annotated[
     bool,
     typer.Option(
+        "--allow-new-weights",
         help="Go on when some parameters do not come from the checkpoint's weights file (they would "
-        "be random or unused); they are named in the manifest and /v1/info and in every result."
+        "be random or unused); they are named in the manifest and /v1/info and in every result.",
     ),
 ]
 
@@ -141,12 +182,12 @@ AllowNewWeights = Annotated[
 @checkpoints_app.command("build")
 def checkpoints_build(
     # Plain strings, checked by build_checkpoint: a wrong value is then one line, like every user error.
-    arch: Annotated[str, typer.Option(metavar="|".join(ARCHS), help="Model architecture.")],
+    arch: Annotated[str, typer.Option(metavar=f"<{'|'.join(ARCHS)}>", help="Model architecture.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write (new or empty).")],
     size: Annotated[
         str,
         typer.Option(
-            metavar="|".join(SIZES),
+            metavar=f"<{'|'.join(SIZES)}>",
             help="tiny: about 0.3M parameters, builds in well under a second, for tests. "
             "small: about 3M parameters, for the demo and benchmarks. "
             "base, large: the published models' shapes (LED 162M and 460M parameters, "
@@ -154,7 +195,9 @@ def checkpoints_build(
         ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seeds weights and tokenizer text.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace files in a non-empty directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files in a non-empty directory.")
+    ] = False,
 ) -> None:
     """Write a Hugging Face checkpoint: config, safetensors weights, generation config, tokenizer.
 
@@ -250,10 +293,13 @@ def export_command(
         ),
     ] = "1",
     overwrite: Annotated[
-        bool, typer.Option(help="Replace an existing non-empty artifact directory.")
+        bool, typer.Option("--overwrite", help="Replace an existing non-empty artifact directory.")
     ] = False,
     skip_parity: Annotated[
-        bool, typer.Option(help="Do not compare against eager PyTorch (recorded in the manifest).")
+        bool,
+        typer.Option(
+            "--skip-parity", help="Do not compare against eager PyTorch (recorded in the manifest)."
+        ),
     ] = False,
     allow_new_weights: AllowNewWeights = False,
 ) -> None:
@@ -316,7 +362,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for batch-mates.")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait; beyond it, 503.")] = 256,
     truncate: Annotated[
-        bool, typer.Option(help="Cut inputs over the largest bucket instead of 413.")
+        bool, typer.Option("--truncate", help="Cut inputs over the largest bucket instead of 413.")
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="Compute threads (0: the runtime's default).")] = 0,
     allow_new_weights: AllowNewWeights = False,
@@ -329,18 +375,31 @@ def serve(
             "text), none. Default: first for LED; models without global attention take only none."
         ),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Print one line per HTTP request: client, method, path, status and latency "
+            "(arrival to last byte sent). Off by default: under overload it costs the event loop.",
+        ),
+    ] = False,
 ) -> None:
     """Serve a model over HTTP for profiling: POST /v1/generate, /healthz, /readyz, /v1/info, /metrics.
 
     Requests are batched per bucket (the smallest that holds them; an input over the largest gets
     413 unless --truncate) up to --max-batch-size within --max-wait-ms, and each batch is padded
     only to what its longest input needs. Every bucket is warmed up before /readyz answers 200.
-    Ctrl-C or SIGTERM stops accepting, finishes what is in flight and exits 0. The OpenAPI schema
-    is at /docs and /openapi.json.
+
+    It prints one line when it is ready to take requests (URL, model, format, engine, device,
+    buckets), one when Ctrl-C or SIGTERM stops it (it stops accepting and finishes what is in
+    flight) and one when it has stopped (requests answered by status), then exits 0. A port in
+    use or a host that is not this machine's is refused before the model loads. The OpenAPI
+    schema is at /docs (served offline) and /openapi.json.
     """
     from profiler.engines.engine import load_engine
+    from profiler.server.announce import server_url
     from profiler.server.app import create_app
-    from profiler.server.launch import ensure_port_free
+    from profiler.server.launch import bind_listener, start_listening
     from profiler.server.run import exit_at_once, run_server
     from profiler.server.settings import ServeSettings
     from profiler.validation import flag, validated
@@ -349,7 +408,7 @@ def serve(
     batching = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_queue": max_queue}
     chosen = {"truncate": truncate, "global_attention": global_attention}
     settings = validated(ServeSettings, {**batching, **chosen}, flag)  # before the model loads
-    ensure_port_free(host, port)
+    listener = bind_listener(host, port)  # a busy port or a bad host: one line, before anything loads
     if threads:
         import torch
 
@@ -362,12 +421,11 @@ def serve(
         allow_new_weights=allow_new_weights,
         decoding_overrides=parse_overrides(decoding or []),
     )
-    console.print(
-        f"serving {engine.kind} engine from {model} on http://{host}:{port} "
-        f"(buckets {', '.join(map(str, engine.buckets))}); warming up before /readyz"
-    )
-    if not run_server(create_app(engine, tokenizer, settings), host, port):
-        errors.print(f"[bold red]error:[/] the HTTP server could not start on {host}:{port}.")
+    app = create_app(engine, tokenizer, settings)
+    start_listening(listener, host)
+    url = server_url(host, listener.getsockname()[1])
+    if not run_server(app, listener, url, access_log):
+        errors.print(f"[bold red]error:[/] the HTTP server could not start on {url}; its log says why.")
         raise typer.Exit(1)
     exit_at_once(0)
 
@@ -405,7 +463,7 @@ def sweep(
 
     For each model and format: export if needed, start `profiler serve`, wait for /readyz, measure
     the idle baseline, run locust headless at each load level (one stage per input length), record
-    one result per cell in reports/<run-id>/results.jsonl, stop the server. Killed at any moment,
+    one result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
     `profiler sweep --resume reports/<run-id>` finishes it without losing recorded cells. Ctrl-C
     stops cleanly and keeps what was measured.
     """
@@ -438,7 +496,7 @@ def report(
     source: Annotated[
         Path,
         typer.Argument(
-            help="A run directory (reports/<run-id>) written by a sweep, or a results file written by "
+            help="A run directory (`reports/<run-id>`) written by a sweep, or a results file written by "
             "`locust -f loadtests/scrolls.py`.",
             show_default=False,
         ),
@@ -461,7 +519,7 @@ def report(
     highlighted; the log-log slope of latency and J/query against input length per series; the
     seed study's table with accuracy where `profiler eval` recorded it. Writes report.md,
     report.html (self-contained: open or share it as it is), summary.csv and PNG plots into the
-    run directory (for a results file, into <file>-report/ beside it); with --compare, compare.md
+    run directory (for a results file, into `<file>-report/` beside it); with --compare, compare.md
     and compare.csv.
     """
     if json_output:
@@ -482,14 +540,20 @@ def eval_command(
     ] = None,
     task: Annotated[
         Literal["gov_report", "summ_screen_fd", "qmsum", "qasper", "narrative_qa", "quality", "contract_nli"],
-        typer.Option(help="Which SCROLLS metric to score with."),
+        typer.Option(
+            metavar="<task>", help=f"Which SCROLLS task's metric to score with: {', '.join(SCROLLS_TASKS)}."
+        ),
     ] = "gov_report",
     input_length: Annotated[int, typer.Option(min=2, help="Inputs are cut to this many tokens.")] = 1024,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Greedy tokens per answer.")] = 64,
     batch_size: Annotated[int, typer.Option(min=1, help="In-process batch size.")] = 4,
     tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer for a remote target.")] = None,
     predictions: Annotated[
-        Path | None, typer.Option(help="Score this {id: text} JSON file instead of running a model.")
+        Path | None,
+        typer.Option(
+            help="Score this JSON file (an object of example id to predicted text) instead of running "
+            "a model."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the predictions here (JSON).")] = None,
     run: Annotated[
@@ -562,7 +626,7 @@ def demo(
     Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
     (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
     input length and two concurrency levels with locust against a live server, measuring energy in
-    the server. Results land in reports/demo-<time>/; a summary is printed at the end.
+    the server. Results land in `reports/demo-<time>/`; a summary is printed at the end.
     """
     from datetime import UTC, datetime
 

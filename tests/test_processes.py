@@ -3,6 +3,7 @@ be listened on is refused with what holds it or what to give instead (real proce
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from profiler.server.launch import PortInUseError, ensure_port_free
+from profiler.server.launch import PortInUseError, bind_listener, ensure_port_free, start_listening
 
 PROFILER = str(Path(sys.executable).parent / "profiler")
 HOLD_A_PORT = (
@@ -139,6 +140,22 @@ def test_serve_on_a_held_port_says_who_holds_it(held_port: tuple[int, int], tmp_
     )
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+    assert "Errno" not in result.stderr
+    assert result.stdout == ""  # nothing claimed to serve (or warm up) first
+
+
+def test_a_port_taken_between_bind_and_listen_is_the_same_one_line() -> None:
+    """Two servers started at once both bind (SO_REUSEADDR); whichever listens second is told who won."""
+    with socket.socket() as first:
+        first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        first.bind(("127.0.0.1", 0))
+        port = first.getsockname()[1]
+        second = bind_listener("127.0.0.1", port)  # neither listens yet: the bind succeeds
+        first.listen()
+        with pytest.raises(PortInUseError) as info:
+            start_listening(second, "127.0.0.1")
+    assert f"cannot listen on 127.0.0.1:{port}: port {port} is held by pid {os.getpid()}" in str(info.value)
+    assert second.fileno() == -1  # closed
 
 
 @pytest.mark.integration
@@ -159,6 +176,7 @@ def test_serve_on_a_bad_host_says_what_to_give(host: str, why: str, tmp_path: Pa
     assert "127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)" in result.stderr
     assert "port" not in result.stderr
     assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
 
 
 @pytest.mark.integration

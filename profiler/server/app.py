@@ -27,6 +27,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
@@ -232,11 +233,16 @@ class Service:
             settings.max_wait_ms,
             settings.max_queue,
             self.metrics.observe_batch,
-            prepare=self.engine.warm_up,
+            prepare=self._warm_up,
             on_ready=self._ready,
         )
         self.metrics.track_queue(self.batcher.depth)
         self.ready = False
+        #: Set once warm-up has run every bucket (stays set through shutdown, unlike ``ready``).
+        self.warmed = threading.Event()
+        #: How long warm-up took, and when it ended (``time.monotonic``); 0 and None until then.
+        self.warm_up_s = 0.0
+        self.ready_at: float | None = None
         #: Resident memory after warm-up (ServerInfo.resident_bytes); None until then.
         self.resident_bytes: int | None = None
         self.stopping = threading.Event()
@@ -246,9 +252,22 @@ class Service:
         if not self.stopping.is_set():
             self.batcher.run()
 
+    def _warm_up(self) -> None:
+        started = time.perf_counter()
+        self.engine.warm_up()
+        self.warm_up_s = time.perf_counter() - started
+
     def _ready(self) -> None:
         self.resident_bytes = psutil.Process().memory_info().rss
-        self.ready = True
+        if not self.stopping.is_set():  # a stop during warm-up: it never becomes ready
+            self.ready_at = time.monotonic()
+            self.ready = True
+        self.warmed.set()
+
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered by the engine: being parsed or tokenized,
+        queued, or in the running batch."""
+        return self.preparing + self.batcher.depth()
 
     def run_batch(self, jobs: list[Job], request_ids: list[str]) -> list[tuple[Outcome, EnergyShare]]:
         """One engine batch inside its own energy window; streamed requests get their tokens as
@@ -431,7 +450,9 @@ class Service:
         )
         query, tokens = admitted.query, admitted.tokens
         decoded = self.tokenizer.decode(outcome.output_ids, skip_special_tokens=True)
-        self.metrics.observe_latency(outcome.bucket, total_ms / 1000)
+        self.metrics.observe_answer(
+            outcome.bucket, total_ms / 1000, len(tokens.ids), len(outcome.output_ids), energy
+        )
         return GenerateResponse(
             request_id=admitted.request_id,
             text=decoded if query.mode == "generate" else "",
@@ -599,11 +620,15 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         yield  # the batches run on the main thread (see profiler.server.run); stop them here
         await run_in_threadpool(service.stop)
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this server (the package
+    # ships them), not from a CDN, so they work on a machine without internet. validatorUrl None:
+    # Swagger UI would otherwise fetch a validity badge from swagger.io.
+    app = FastAPIOffline(
         title="long-context-profiler",
         summary="Serves one exported (or eager) seq2seq model for latency, throughput and energy profiling.",
         lifespan=lifespan,
         responses=COMMON_ERRORS,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.service = service
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, count=service.metrics.count)

@@ -34,30 +34,64 @@ class PortInUseError(ProfilerError):
 HOST_HINT = "give an address of this machine: 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)"
 
 
-def ensure_port_free(host: str, port: int) -> None:
-    """Fail before loading a model or starting a sweep when the host or port cannot be listened on.
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not yet listening), or one line saying why it cannot be.
 
-    The probe sets SO_REUSEADDR as uvicorn does, so only a listener fails it, not a port that
-    a stopped server left in TIME_WAIT.
+    `profiler serve` binds before it loads the model, so a busy port or a bad host is refused
+    before anything is loaded or claims to serve, and then hands the socket to uvicorn. It sets
+    SO_REUSEADDR as uvicorn does, so only a listener fails it, not a port that a stopped server
+    left in TIME_WAIT.
+
+    Raises:
+        PortInUseError: the host does not resolve or is not this machine's, or the port is taken.
     """
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except socket.gaierror as exc:
-            raise PortInUseError(
-                f"host {host!r} is not an IP address or a name that resolves ({exc.strerror}); {HOST_HINT}."
-            ) from exc
-        except OSError as exc:
-            if exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
-                raise PortInUseError(
-                    f"host {host!r} is not an address of this machine ({exc.strerror}); {HOST_HINT}."
-                ) from exc
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(f"cannot listen on {host}:{port}: {_holder(port)}") from exc
-            raise PortInUseError(
-                f"cannot listen on {host}:{port} ({exc.strerror}); pick another port."
-            ) from exc
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except socket.gaierror as exc:
+        listener.close()
+        raise PortInUseError(
+            f"host {host!r} is not an IP address or a name that resolves ({exc.strerror}); {HOST_HINT}."
+        ) from exc
+    except OSError as exc:
+        listener.close()
+        raise _unusable(host, port, exc) from exc
+    return listener
+
+
+def start_listening(listener: socket.socket, host: str, backlog: int = 2048) -> None:
+    """Listen on a socket from :func:`bind_listener`: the moment the port is really taken.
+
+    Another process that bound the same port with SO_REUSEADDR meanwhile (two servers started at
+    once) may have listened first; that is the same one-line error as at bind time.
+
+    Raises:
+        PortInUseError: the port was taken since it was bound.
+    """
+    port = listener.getsockname()[1]
+    try:
+        listener.listen(backlog)
+    except OSError as exc:
+        listener.close()
+        raise _unusable(host, port, exc) from exc
+
+
+def _unusable(host: str, port: int, exc: OSError) -> PortInUseError:
+    """The error for an address that cannot be bound or listened on."""
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EINVAL):
+        return PortInUseError(
+            f"host {host!r} is not an address of this machine ({exc.strerror}); {HOST_HINT}."
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUseError(f"cannot listen on {host}:{port}: {_holder(port)}")
+    return PortInUseError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another port.")
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail before starting a sweep when the host or port cannot be listened on (see
+    :func:`bind_listener`)."""
+    bind_listener(host, port).close()
 
 
 def _holder(port: int) -> str:

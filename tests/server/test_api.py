@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from profiler.server.launch import ServerProcess, start_server
 
@@ -136,8 +140,8 @@ def test_the_server_survives_bad_input_and_counts_it(client: httpx.Client) -> No
     assert client.get("/healthz").status_code == 200
     assert client.post("/v1/generate", json={"text": TEXT, "max_new_tokens": 2}).status_code == 200
     metrics = client.get("/metrics").text
-    assert 'profiler_requests_total{bucket="none",status="422"}' in metrics
-    assert 'profiler_requests_total{bucket="1024",status="200"}' in metrics
+    assert 'profiler_requests_total{input_bucket="none",status="422"}' in metrics
+    assert 'profiler_requests_total{input_bucket="1024",status="200"}' in metrics
     assert "profiler_request_latency_seconds_bucket" in metrics
     assert "profiler_queue_depth" in metrics
     assert "profiler_batch_size_bucket" in metrics
@@ -192,7 +196,7 @@ def test_the_frameworks_own_errors_have_the_documented_shape_and_are_counted(
 ) -> None:
     def counted() -> float:
         for line in client.get("/metrics").text.splitlines():
-            if line.startswith(f'profiler_requests_total{{bucket="none",status="{status}"}}'):
+            if line.startswith(f'profiler_requests_total{{input_bucket="none",status="{status}"}}'):
                 return float(line.split()[-1])
         return 0.0
 
@@ -207,3 +211,102 @@ def test_the_frameworks_own_errors_have_the_documented_shape_and_are_counted(
         assert "POST" in response.headers["allow"]
         assert "use POST" in error["message"]
     assert counted() == before + 1
+
+
+def metric_values(client: httpx.Client) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """/metrics parsed as Prometheus text: (sample name, labels) -> value."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_the_tokens_and_joules_of_answered_requests(client: httpx.Client) -> None:
+    before = metric_values(client)
+    answers = [
+        client.post("/v1/generate", json={"text": TEXT, "max_new_tokens": 5}).json(),
+        client.post("/v1/generate", json={"input_ids": [5] * 1500, "max_new_tokens": 3}).json(),
+    ]
+    client.post("/v1/generate", json={"text": ""})  # a refusal: counted as a request, no tokens
+    after = metric_values(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    for bucket in (1024, 2048):
+        mine = [answer for answer in answers if answer["bucket"] == bucket]
+        assert len(mine) == 1, answers
+        (answer,) = mine
+        label = {"input_bucket": str(bucket)}
+        assert grew("profiler_input_tokens_total", **label) == answer["input_tokens"]
+        assert grew("profiler_output_tokens_total", **label) == len(answer["output_ids"])
+        energy = answer["energy"]
+        assert energy["source"] in {"estimate", "rapl", "nvml-counter", "nvml-power"}
+        joules = grew("profiler_energy_joules_total", source=energy["source"], **label)
+        assert joules == pytest.approx(energy["joules"], rel=1e-9)
+        assert joules > 0
+        assert grew("profiler_requests_total", status="200", **label) == 1
+        assert grew("profiler_request_latency_seconds_count", **label) == 1
+    assert grew("profiler_requests_total", status="422", input_bucket="none") == 1
+    names = {name for name, _ in after}
+    assert not any(
+        ("bucket", bucket) in labels for _, labels in after for bucket in ("1024", "2048", "none")
+    ), "a label named bucket is back beside the histograms' le"
+    assert {"profiler_request_latency_seconds_bucket", "profiler_batch_size_bucket"} <= names
+
+
+def referenced(page: str) -> list[str]:
+    """What a docs page loads: src/href/spec-url attributes and Swagger UI's ``url:`` setting."""
+    return re.findall(r'(?:src|href|spec-url)="([^"]+)"', page) + re.findall(r"\burl: '([^']+)'", page)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_load_every_asset_from_this_server(client: httpx.Client, page: str) -> None:
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.text
+    assets = referenced(html)
+    assert any(asset.endswith(".js") for asset in assets), assets
+    assert "/openapi.json" in assets
+    assert "http://" not in html
+    assert "https://" not in html
+    for asset in assets:
+        assert re.match(r"/[^/]", asset), f"{page} loads {asset} from elsewhere"  # a path on this host
+        fetched = client.get(asset)
+        assert fetched.status_code == 200, asset
+        assert len(fetched.content) > 1000, asset
+    if page == "/docs":
+        assert '"validatorUrl": null' in html  # no validity badge fetched from swagger.io
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install -y chromium)")
+def test_swagger_ui_renders_every_endpoint_in_a_browser_with_no_other_host(server: ServerProcess) -> None:
+    """Every name but the server's own address fails to resolve, so the page works offline or not at all."""
+    assert CHROMIUM is not None
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            f"{server.url}/docs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    rendered = set(re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom))
+    assert rendered == set(schema["paths"]), dom[-2000:]

@@ -74,7 +74,7 @@ class InProcessServer:
 
     def counted(self, status: int) -> float:
         """Requests with ``status`` that /metrics has counted outside any bucket (errors)."""
-        prefix = f'profiler_requests_total{{bucket="none",status="{status}"}}'
+        prefix = f'profiler_requests_total{{input_bucket="none",status="{status}"}}'
         for line in self.request("GET", "/metrics").text.splitlines():
             if line.startswith(prefix):
                 return float(line.split()[-1])
