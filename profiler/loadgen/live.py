@@ -1,4 +1,5 @@
-"""The run as it goes, for locust's web UI: each stage's state, time left and figures so far.
+"""The run as it goes, for locust's web UI: each stage's state, time left and figures so far,
+and the table rows the web UI's tab shows (:func:`table_rows`).
 
 The master's :class:`~profiler.loadgen.coordinator.Coordinator` builds a :class:`LiveStatus`
 whenever the web UI asks (every 2 s while a test runs). Finished stages show the figures of the
@@ -15,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from profiler.documents import Document
-from profiler.energy.common import Source
+from profiler.energy.common import Source, format_energy
 from profiler.loadgen.results import StageResult
 from profiler.loadgen.stopping import EndReason, StageRules
 
@@ -23,6 +24,19 @@ StageState = Literal["waiting", "warm-up", "running", "done"]
 #: Where a stage's J/query comes from: its closed energy window, or, while it runs, the mean of
 #: its requests' shares of their batches' joules (coarser: docs/energy.md).
 EnergyBasis = Literal["window", "requests so far"]
+
+#: The web UI table's columns: (row key, heading).
+COLUMNS = (
+    ("name", "stage"),
+    ("state", "state"),
+    ("time", "time"),
+    ("requests", "requests"),
+    ("failures", "failures"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("tokens_per_s", "tokens/s"),
+    ("j_per_query", "J/query"),
+)
 
 
 class LiveStage(Document):
@@ -143,3 +157,56 @@ def warming_up(name: str, length: int, elapsed_s: float, seconds: float) -> Live
 def waiting(name: str, length: int) -> LiveStage:
     """A length still to come."""
     return LiveStage(name=name, length=length, state="waiting")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _time(stage: LiveStage) -> str:
+    """``12 s: >= 18 s left (cap in 288 s)``; past the least time, what the stage still lacks."""
+    if stage.elapsed_s is None:
+        return ""
+    text = f"{stage.elapsed_s:.0f} s"
+    if stage.state == "warm-up":
+        return f"{text}: {stage.least_left_s or 0:.0f} s left"
+    if stage.state != "running":
+        return text
+    if stage.least_left_s:
+        return f"{text}: >= {stage.least_left_s:.0f} s left (cap in {stage.cap_left_s or 0:.0f} s)"
+    needs = ", ".join(stage.lacking) or "the next check"
+    return f"{text}: waits for {needs} (cap in {stage.cap_left_s or 0:.0f} s)"
+
+
+def _joules(stage: LiveStage) -> str:
+    if stage.j_per_query is None or stage.energy_source is None:
+        return "-"
+    text = format_energy(stage.j_per_query, stage.energy_source)  # names the source: "(estimate)"
+    return text if stage.energy_basis == "window" else f"{text}, per request so far"
+
+
+def table_rows(status: LiveStatus) -> list[dict[str, str]]:
+    """The tab's rows: one per stage, then where the results file goes (and any refusal)."""
+    table = []
+    if status.error is not None:
+        table.append({"name": "not started", "state": status.error})
+    for stage in status.stages:
+        state = stage.state if stage.end_reason is None else f"done ({stage.end_reason})"
+        waiting = stage.state == "waiting"
+        table.append(
+            {
+                "name": stage.name,
+                "state": state,
+                "time": _time(stage),
+                "requests": "" if waiting else f"{stage.requests:,}",
+                "failures": "" if waiting else f"{stage.failures:,}",
+                "p50_ms": "" if waiting else _ms(stage.p50_ms),
+                "p99_ms": "" if waiting else _ms(stage.p99_ms),
+                "tokens_per_s": "" if stage.tokens_per_s is None else f"{stage.tokens_per_s:,.0f}",
+                "j_per_query": "" if waiting else _joules(stage),
+            }
+        )
+    if status.results_path is not None:
+        when = "written" if status.results_written else "written when the run ends"
+        table.append({"name": "results file", "state": f"{status.results_path} ({when})"})
+    return table

@@ -21,11 +21,10 @@ from flask import Response, g, jsonify, request, send_file
 from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED
 
-from profiler.energy.common import format_energy
 from profiler.errors import ConfigError
 from profiler.loadgen.config import LoadConfig, options_from_form
 from profiler.loadgen.coordinator import Coordinator
-from profiler.loadgen.live import LiveStage, LiveStatus
+from profiler.loadgen.live import COLUMNS, table_rows
 from profiler.loadgen.prepare import prepare
 
 #: The tab's key (``?tab=scrolls`` opens it) and title.
@@ -33,73 +32,8 @@ TAB = "scrolls"
 TITLE = "SCROLLS stages"
 STATUS_PATH = "/loadgen/status"
 RESULTS_PATH = "/loadgen/results"
-#: The tab's columns: (row key, heading).
-COLUMNS = (
-    ("name", "stage"),
-    ("state", "state"),
-    ("time", "time"),
-    ("requests", "requests"),
-    ("failures", "failures"),
-    ("p50_ms", "p50 ms"),
-    ("p99_ms", "p99 ms"),
-    ("tokens_per_s", "tokens/s"),
-    ("j_per_query", "J/query"),
-)
 #: The runner states in which the form starts a new run (otherwise locust refuses the start).
 STARTABLE = (STATE_INIT, STATE_STOPPED)
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
-def _time(stage: LiveStage) -> str:
-    """``12 s: >= 18 s left (cap in 288 s)``; past the least time, what the stage still lacks."""
-    if stage.elapsed_s is None:
-        return ""
-    text = f"{stage.elapsed_s:.0f} s"
-    if stage.state == "warm-up":
-        return f"{text}: {stage.least_left_s or 0:.0f} s left"
-    if stage.state != "running":
-        return text
-    if stage.least_left_s:
-        return f"{text}: >= {stage.least_left_s:.0f} s left (cap in {stage.cap_left_s or 0:.0f} s)"
-    needs = ", ".join(stage.lacking) or "the next check"
-    return f"{text}: waits for {needs} (cap in {stage.cap_left_s or 0:.0f} s)"
-
-
-def _joules(stage: LiveStage) -> str:
-    if stage.j_per_query is None or stage.energy_source is None:
-        return "-"
-    text = format_energy(stage.j_per_query, stage.energy_source)  # names the source: "(estimate)"
-    return text if stage.energy_basis == "window" else f"{text}, per request so far"
-
-
-def rows(status: LiveStatus) -> list[dict[str, str]]:
-    """The tab's rows: one per stage, then where the results file goes (and any refusal)."""
-    table = []
-    if status.error is not None:
-        table.append({"name": "not started", "state": status.error})
-    for stage in status.stages:
-        state = stage.state if stage.end_reason is None else f"done ({stage.end_reason})"
-        waiting = stage.state == "waiting"
-        table.append(
-            {
-                "name": stage.name,
-                "state": state,
-                "time": _time(stage),
-                "requests": "" if waiting else f"{stage.requests:,}",
-                "failures": "" if waiting else f"{stage.failures:,}",
-                "p50_ms": "" if waiting else _ms(stage.p50_ms),
-                "p99_ms": "" if waiting else _ms(stage.p99_ms),
-                "tokens_per_s": "" if stage.tokens_per_s is None else f"{stage.tokens_per_s:,.0f}",
-                "j_per_query": "" if waiting else _joules(stage),
-            }
-        )
-    if status.results_path is not None:
-        when = "written" if status.results_written else "written when the run ends"
-        table.append({"name": "results file", "state": f"{status.results_path} ({when})"})
-    return table
 
 
 def install(environment: Environment, coordinator: Coordinator) -> None:
@@ -156,6 +90,6 @@ def install(environment: Environment, coordinator: Coordinator) -> None:
                 setattr(environment.parsed_options, name, getattr(g.loadgen_options, name))
         if request.path.endswith("/stats/requests") and response.is_json:
             body = response.get_json()
-            extended = [*body.get("extended_stats", []), {"key": TAB, "data": rows(coordinator.live())}]
+            extended = [*body.get("extended_stats", []), {"key": TAB, "data": table_rows(coordinator.live())}]
             response.set_data(json.dumps({**body, "extended_stats": extended}))
         return response
