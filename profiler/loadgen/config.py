@@ -219,7 +219,8 @@ def add_arguments(parser: Any) -> None:
         "--tokenizer",
         metavar="DIR",
         help="The served model's checkpoint or artifact directory: inputs are sent as input_ids of "
-        "exactly each length. Required unless --dataset is given (then records go as text).",
+        "exactly each length (default: the server's own tokenizer, fetched from --host; with "
+        "--dataset and no --tokenizer, records go as text).",
     )
     add("--records", type=int, help="Distinct documents per length (default %(default)s).")
     add("--mode", choices=MODES, help="Query mode (default %(default)s).")
