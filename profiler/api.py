@@ -9,6 +9,8 @@ client and the load generator build their requests with them and validate every 
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -274,3 +276,32 @@ class IdleRequest(BaseModel):
         le=600,
         description="How long to measure idle power; send no load meanwhile.",
     )
+
+
+#: A tokenizer file's name: a bare file name, so a client can write it into a directory safely.
+TokenizerFileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")]
+
+
+class TokenizerFile(Document):
+    """One file of the served tokenizer, base64-encoded (some tokenizers keep binary models).
+
+    Attributes:
+        name: the file's name, e.g. ``tokenizer.json``.
+        content_base64: its bytes, base64 (RFC 4648, with padding).
+    """
+
+    name: TokenizerFileName
+    content_base64: str
+
+
+class TokenizerFiles(Document):
+    """``GET /v1/tokenizer``: the files ``save_pretrained`` writes for the tokenizer the server
+    loaded, so that a load generator with no copy of the model tokenizes exactly as the server does.
+    A directory holding them loads with ``AutoTokenizer.from_pretrained``."""
+
+    files: list[TokenizerFile]
+
+    def write(self, directory: Path) -> None:
+        """Write every file into ``directory`` (which must exist)."""
+        for file in self.files:
+            (directory / file.name).write_bytes(base64.b64decode(file.content_base64, validate=True))

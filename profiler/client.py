@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import ValidationError
 
-from profiler.api import EnergyInfo, GenerateRequest, GenerateResponse, IdleRequest, ServerInfo
+from profiler.api import (
+    EnergyInfo,
+    GenerateRequest,
+    GenerateResponse,
+    IdleRequest,
+    ServerInfo,
+    TokenizerFiles,
+)
 from profiler.attention_layout import GlobalAttention
 from profiler.documents import Document
 from profiler.energy.baseline import IdleBaseline
@@ -100,6 +107,16 @@ class ServerClient:
             body.global_attention = global_attention
         response = self._call("POST", "/v1/generate", json=body.model_dump(exclude_unset=True))
         return self._document(GenerateResponse, response, "POST /v1/generate")
+
+    def tokenizer(self) -> TokenizerFiles:
+        """``GET /v1/tokenizer``: the served model's tokenizer files."""
+        response = self._call("GET", "/v1/tokenizer")
+        if response.status_code == 404:
+            raise ServerCallError(
+                f"GET {self.host}/v1/tokenizer: not found; the server is an older profiler that does not "
+                "serve its tokenizer."
+            )
+        return self._document(TokenizerFiles, response, "GET /v1/tokenizer")
 
     def timeline(self, since: float = 0.0) -> list[TimelineSample]:
         """``GET /v1/energy/timeline``: power samples after ``since`` (the server's monotonic clock)."""

@@ -5,11 +5,17 @@ argparse only reads each flag's text: a malformed number or length list (read by
 2 with argparse's usage message). :func:`config_from_options` then checks the values and their
 combinations against :class:`LoadConfig`, a strict model, and the files they name, raising
 :class:`ConfigError` with one line per problem that names the flag.
+
+Most flags also show in locust's web UI ("Custom parameters"), where each start of a run may
+change them: :func:`options_from_form` reads the form's text with each flag's own parser, so a
+value typed there is checked exactly as on the command line.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import argparse
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -65,7 +71,8 @@ class LoadConfig(StageRules):
         arrival: ``closed`` (each user sends back to back) or ``poisson`` (open loop).
         rate: open-loop arrivals per second across all users; None in closed loop.
         dataset: a SCROLLS JSONL file, or None for the shipped sample.
-        tokenizer: the served model's checkpoint or artifact directory; None sends text.
+        tokenizer: the served model's checkpoint or artifact directory; None: the server's own
+            (``GET /v1/tokenizer``), or text with ``dataset``.
         records: at most this many distinct documents per length.
         results: where the results file goes; None for ``reports/loadtest-<timestamp>.json``.
         p99_ms: SLO on each stage's p99 latency, or None. Units: ms.
@@ -129,6 +136,11 @@ class LoadConfig(StageRules):
             )
         return self
 
+    @property
+    def tokenizer_from_server(self) -> bool:
+        """Synthetic inputs of exact lengths with no tokenizer given: fetch the server's."""
+        return self.tokenizer is None and self.dataset is None
+
     def stage_name(self, length: int, rate: float | None = None) -> str:
         """The name a stage's requests, statistics and energy window carry, e.g. ``generate@2048``,
         or ``generate@2048:3.5rps`` for a capacity probe."""
@@ -153,13 +165,36 @@ class LoadConfig(StageRules):
         return slo, spec
 
 
+#: Flags kept off the web UI's form: the capacity search's tuning and the drain's patience (set
+#: once per deployment), and --global-attention, whose default (the server's) a select cannot show.
+COMMAND_LINE_ONLY = frozenset(
+    {
+        "global_attention",
+        "drain_timeout",
+        "capacity_percentile",
+        "capacity_max_fail_ratio",
+        "capacity_start_rps",
+        "capacity_max_rps",
+        "capacity_min_rps",
+        "capacity_tolerance",
+        "capacity_max_probes",
+    }
+)
+
+
+def _lengths(text: str) -> list[int]:
+    """``--input-lengths`` as a list: locust's web UI edits list-valued options item by item."""
+    return list(parse_numbers(text, kind=int))
+
+
 def add_arguments(parser: Any) -> None:
     """Register the flags on locust's parser (``events.init_command_line_parser``).
 
-    They go in an argument group of their own (``locust --help`` lists them together), which
-    also keeps them out of the web UI's form: the workload is built from them when locust starts,
-    so they are set on the command line (or in a locust config file) and apply to every run.
-    Defaults are :class:`LoadConfig`'s.
+    They go in an argument group of their own (``locust --help`` lists them together). Each but
+    those in :data:`COMMAND_LINE_ONLY` is marked for locust's web UI, which shows it in its
+    start form (a group's ``add_argument`` is argparse's own, so the marks are set on the
+    action as locust's parser would set them); ``%(default)`` in a help text is filled in here,
+    because the web UI shows the text as written. Defaults are :class:`LoadConfig`'s.
     """
     group = parser.add_argument_group("SCROLLS load test (profiler.loadgen; see docs/loadtests.md)")
     default = LoadConfig()
@@ -167,11 +202,15 @@ def add_arguments(parser: Any) -> None:
 
     def add(*names: str, **kwargs: Any) -> None:
         name = names[0].removeprefix("--").replace("-", "_")
-        group.add_argument(*names, default=getattr(default, name), **kwargs)
+        value = getattr(default, name)
+        if "help" in kwargs:
+            kwargs["help"] = kwargs["help"] % {"default": value}
+        action = group.add_argument(*names, default=value, **kwargs)
+        action.include_in_web_ui = name not in COMMAND_LINE_ONLY
 
     add(
         "--input-lengths",
-        type=partial(parse_numbers, kind=int),  # bounds are LoadConfig's, which names the flag
+        type=_lengths,  # bounds are LoadConfig's, which names the flag
         metavar="N,N,...",
         help=f"Input lengths in tokens, one stage each, in order (default {lengths}).",
     )
@@ -180,7 +219,8 @@ def add_arguments(parser: Any) -> None:
         "--tokenizer",
         metavar="DIR",
         help="The served model's checkpoint or artifact directory: inputs are sent as input_ids of "
-        "exactly each length. Required unless --dataset is given (then records go as text).",
+        "exactly each length (default: the server's own tokenizer, fetched from --host; with "
+        "--dataset and no --tokenizer, records go as text).",
     )
     add("--records", type=int, help="Distinct documents per length (default %(default)s).")
     add("--mode", choices=MODES, help="Query mode (default %(default)s).")
@@ -278,11 +318,6 @@ def config_from_options(options: Any) -> LoadConfig:
             f"--tokenizer {tokenizer}: no tokenizer files there (none of {', '.join(TOKENIZER_FILES)}); "
             "pass the served model's checkpoint or artifact directory."
         )
-    if tokenizer is None and dataset is None:
-        raise ConfigError(
-            "synthetic inputs of exact lengths need the served model's tokenizer: add --tokenizer DIR "
-            "(its checkpoint or artifact directory), or pass --dataset FILE to send real records as text."
-        )
     if results is not None and results.is_dir():
         raise ConfigError(f"--results {results} is a directory; give a file name such as {results}/run.json.")
     limit = decode_limit(tokenizer) if tokenizer is not None else MAX_DECODE_TOKENS
@@ -292,3 +327,51 @@ def config_from_options(options: Any) -> LoadConfig:
             model = f"the model in {tokenizer}" if tokenizer is not None else "an unknown model"
             raise ConfigError(f"{flag((name,))} = {value}: {model} decodes at most {limit} tokens; lower it.")
     return config
+
+
+def options_from_form(options: argparse.Namespace, form: Mapping[str, str]) -> argparse.Namespace:
+    """``options`` with the load test's flags as locust's web UI form sent them (text each).
+
+    Each value is read by its flag's own parser; an empty field leaves an optional flag unset, and
+    a check box sends ``true`` or ``false``. Form keys are matched with their underscores dropped,
+    since the web UI rewrites names between snake and camel case (``p99_ms`` comes back
+    ``p_99_ms``).
+
+    Raises:
+        ConfigError: one line per value that does not parse, naming the flag.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    sent = {key.replace("_", ""): value for key, value in form.items()}
+    values = vars(options).copy()
+    problems = []
+    for action in parser._actions:
+        text = sent.get(action.dest.replace("_", ""))
+        if text is None or not getattr(action, "include_in_web_ui", False):
+            continue
+        try:
+            values[action.dest] = _form_value(action, text.strip())
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            problems.append(f"{action.option_strings[0]} = {json.dumps(text)}: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return argparse.Namespace(**values)
+
+
+def _form_value(action: argparse.Action, text: str) -> Any:
+    if isinstance(action, argparse._StoreTrueAction):
+        return text.lower() in ("true", "on", "1")
+    if not text and action.default is None:
+        return None
+    kind = action.type
+    value: Any = text
+    if kind is int or kind is float:
+        try:
+            value = float(text) if kind is float else int(text)
+        except ValueError:
+            raise ValueError("expected a whole number" if kind is int else "expected a number") from None
+    elif callable(kind):
+        value = kind(text)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"expected one of {', '.join(map(str, action.choices))}")
+    return value

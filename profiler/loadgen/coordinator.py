@@ -20,7 +20,10 @@ second. The run goes through these phases:
     samples with ``final``. Once every process has (or the drain timeout passed), close the
     window, so it holds exactly the stage's requests, and go on to the next length.
 ``done``
-    Build the results, write the file, print the table; ``tick`` returns None and locust stops.
+    Build the results, write the file, print the table (or leave it for :meth:`Coordinator.print_table`
+    after locust's own final statistics); ``tick`` returns None and locust stops.
+
+:meth:`Coordinator.live` describes the run as it goes (:mod:`profiler.loadgen.live`), for the web UI.
 
 Nothing here imports locust or gevent: the cluster is reached through :class:`Cluster`, and time
 through injected clocks, so tests drive a whole run with fakes.
@@ -28,6 +31,7 @@ through injected clocks, so tests drive a whole run with fakes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -42,6 +46,7 @@ from profiler.api import EnergyInfo, ServerInfo
 from profiler.buckets import bucket_for
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
+from profiler.loadgen import live
 from profiler.loadgen.capacity import CapacitySearch, Probe, capacity_of, judge
 from profiler.loadgen.config import LoadConfig
 from profiler.loadgen.payloads import StagePayload
@@ -101,6 +106,7 @@ class Coordinator:
         control_factory: makes the server's control client from its URL.
         sleep / monotonic / wall: clocks (gevent-patched ``time`` functions under locust).
         console: where the table goes.
+        print_at_finish: print the table as the run ends; False leaves it to :meth:`print_table`.
     """
 
     def __init__(
@@ -114,17 +120,24 @@ class Coordinator:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         console: Console | None = None,
+        print_at_finish: bool = True,
     ) -> None:
-        self.config = config
-        self.capacity = config.capacity()
-        self.payloads = payloads
+        self.configure(config, payloads)
         self.cluster = cluster
         self.control_factory = control_factory
         self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
         self.console = console
+        self.print_at_finish = print_at_finish
         self.results: LoadTestResults | None = None
         self.results_path: Path | None = None
+        self.error: str | None = None  # why the last start did not run
         self.reset()
+
+    def configure(self, config: LoadConfig, payloads: Mapping[int, StagePayload]) -> None:
+        """Use these flags and bodies from the next run on (the web UI's form may change them)."""
+        self.config = config
+        self.capacity = config.capacity()
+        self.payloads = payloads
 
     def reset(self) -> None:
         """Forget the current run's progress (a new run starts); the last results are kept."""
@@ -148,6 +161,8 @@ class Coordinator:
         self.stage_started_s = 0.0
         self.ramp_deadline_s = 0.0
         self.users, self.spawn_rate = 0, 0.0
+        self.target: Path | None = None  # where this run's results file goes
+        self.written = False  # whether it has been written
 
     # --- messages from the load processes ------------------------------------------------------
 
@@ -247,11 +262,15 @@ class Coordinator:
     def _prepare(self) -> tuple[int, float] | None:
         self.users, self.spawn_rate = self.cluster.target()
         self.started_wall_s = self.wall()
+        self.error = None
         host = self.cluster.host()
         if not host:
-            logger.error("no server to load: pass --host http://HOST:PORT (or set it in the web UI).")
-            self.phase = "done"
+            self._refuse("no server to load: pass --host http://HOST:PORT (or set it in the web UI).")
             return None
+        if not all(length in self.payloads for length in self.config.input_lengths):
+            self._refuse("no request bodies were built (no --host when locust started); start again.")
+            return None
+        self.target = self.config.results or default_results_path(self.started_wall_s)
         self.control = self.control_factory(host)
         self.server = self._try("read the server's info", self.control.info)
         self.energy = self._try("read the server's energy source", self.control.energy)
@@ -266,6 +285,11 @@ class Coordinator:
         self.ramp_deadline_s = self.monotonic() + self.users / max(self.spawn_rate, 1e-9) + RAMP_GRACE_S
         return self.users, self.spawn_rate
 
+    def _refuse(self, error: str) -> None:
+        logger.error("%s", error)
+        self.error = error
+        self.phase = "done"
+
     def _try(self, what: str, call: Callable[[], D]) -> D | None:
         try:
             return call()
@@ -274,7 +298,7 @@ class Coordinator:
             return None
 
     def _warn_about_buckets(self) -> None:
-        if not self.server or self.config.tokenizer is None:
+        if not self.server or any(payload.source == "dataset-text" for payload in self.payloads.values()):
             return
         over = [
             length for length in self.config.input_lengths if bucket_for(self.server.buckets, length) is None
@@ -447,13 +471,49 @@ class Coordinator:
             complete=complete,
             capacity=capacity,
         )
-        path = self.config.results or default_results_path(self.started_wall_s)
+        path = self.target or default_results_path(self.started_wall_s)
         try:
             self.results_path = write_results(results, path)
+            self.written = True
         except OSError as exc:
             logger.error("could not write the results to %s: %s", path, exc)
             self.results_path = None
         self.results = results
-        print_results(results, str(self.results_path) if self.results_path else None, self.console)
+        if self.print_at_finish:
+            self.print_table()
         if self.control is not None:
             self.control.close()
+
+    def print_table(self) -> None:
+        """Print the last run's table, footnotes and results path (nothing before a run ended)."""
+        if self.results is not None:
+            print_results(self.results, str(self.results_path) if self.results_path else None, self.console)
+
+    def live(self) -> live.LiveStatus:
+        """The run so far: each stage's state, time left and figures, and the results file."""
+        stages = [live.finished(self._stage_result(run)) for run in self.runs]
+        now = self.monotonic() - self.stage_started_s
+        index = len(self.config.input_lengths)
+        current = None
+        if self.phase == "warmup" and self.warmup is not None:
+            current, index = self.warmup.name, self.warmup.index
+            stages.append(live.warming_up(current, self.warmup.length, now, self.config.warmup_seconds))
+        elif self.phase == "stage" and self.current is not None:
+            run, current, index = self.current, self.current.name, self.current.index
+            so_far = self._stage_result(dataclasses.replace(run, duration_s=now, load_s=now))
+            stages.append(live.running(so_far, self.config, now))
+        elif self.phase in ("new", "ramp"):
+            index = 0
+        elif self.runs and self.phase != "done":  # between a stage's end and the next one's start
+            index = self.runs[-1].index + 1
+        for length in self.config.input_lengths[index + (current is not None) :]:
+            stages.append(live.waiting(self.config.stage_name(length), length))
+        target = self.results_path if self.written else self.target
+        return live.LiveStatus(
+            phase=self.phase,
+            current=current,
+            stages=stages,
+            results_path=str(target) if target is not None else None,
+            results_written=self.written,
+            error=self.error,
+        )

@@ -4,10 +4,12 @@ The master (or the single local process) builds every body when locust starts an
 stage's bodies to the workers with the stage's start, so workers need neither the tokenizer nor
 the dataset, and every process sends the very same documents.
 
-- ``--tokenizer DIR``: bodies carry ``input_ids`` of exactly the stage's length, special tokens
-  included, so each lands in the intended bucket unpadded. Documents come from ``--dataset``
-  (records shorter than the length are skipped) or from the shipped sample; where no sample record
-  is long enough, :func:`profiler.workload.synthesize` writes one that is.
+- ``--tokenizer DIR``, or the server's own tokenizer when neither it nor ``--dataset`` is given
+  (:mod:`profiler.loadgen.prepare` fetches it): bodies carry ``input_ids`` of exactly the
+  stage's length, special tokens included, so each lands in the intended bucket unpadded.
+  Documents come from ``--dataset`` (records shorter than the length are skipped) or from the
+  shipped sample; where no sample record is long enough, :func:`profiler.workload.synthesize`
+  writes one that is.
 - ``--dataset`` without a tokenizer: the records go as ``text``, unchanged, in every stage; the
   server tokenizes them and its bucketing and truncation rules decide where they land (each
   response names its bucket, and the results count them). The stage's length is then a label.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from profiler.api import GenerateRequest
@@ -147,15 +150,19 @@ def _tokenized_stage(
     return StagePayload(length, bodies, source, tuple(record.pid for record in fitted), skipped)
 
 
-def build_payloads(config: LoadConfig) -> dict[int, StagePayload]:
+def build_payloads(config: LoadConfig, tokenizer_dir: Path | None = None) -> dict[int, StagePayload]:
     """Bodies for every stage, keyed by input length (seconds: it loads the tokenizer).
+
+    ``tokenizer_dir``: the tokenizer to cut documents with, if not ``config.tokenizer``; with
+    neither, the records go as text.
 
     Raises:
         ConfigError: the dataset or tokenizer cannot be used, or no record reaches a length.
     """
     try:
         records = load_jsonl(config.dataset) if config.dataset is not None else load_sample()
-        if config.tokenizer is None:
+        directory = tokenizer_dir or config.tokenizer
+        if directory is None:
             logger.warning(
                 "no --tokenizer: every stage sends the same %s records as text; the server's buckets "
                 "decide where they land and the stage lengths are labels only.",
@@ -167,7 +174,7 @@ def build_payloads(config: LoadConfig) -> dict[int, StagePayload]:
             return {
                 length: StagePayload(length, bodies, "dataset-text", ids) for length in config.input_lengths
             }
-        tokenizer = load_tokenizer(config.tokenizer)
+        tokenizer = load_tokenizer(directory)
         return {
             length: _tokenized_stage(config, tokenizer, records, length, config.dataset is not None)
             for length in config.input_lengths

@@ -12,6 +12,10 @@ seconds, at each stage's end after the drain (``final``), and when the test stop
 to the agents with ``loadgen_stage`` messages (a stage's start, with its bodies, and its end). A
 local runner delivers both kinds in-process, so ``--processes N``, ``--master``/``--worker`` and a
 single process run the same code.
+
+With the web UI, :mod:`profiler.loadgen.webui` adds the load test's tab and checks each start.
+Headless, the table is printed on locust's ``quit`` event, which fires after locust has printed
+its own final statistics, so the load test's figures are the last thing on the screen.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from locust.runners import LocalRunner, MasterRunner, Runner, WorkerRunner
 
 from profiler import sse
 from profiler.errors import ConfigError
+from profiler.loadgen import webui
 from profiler.loadgen.agent import ActiveStage, WorkerAgent
 from profiler.loadgen.config import add_arguments, config_from_options
 from profiler.loadgen.coordinator import Coordinator
-from profiler.loadgen.payloads import build_payloads
+from profiler.loadgen.prepare import Prepared, prepare
 from profiler.loadgen.samples import Sample, from_answer, from_error, from_stream
 from profiler.loadgen.schedule import Pacer, PoissonSchedule, user_seed
 from profiler.processes import forks_die_with_this_process
@@ -255,20 +260,37 @@ class LoadGenPlugin:
 
     def on_init(self, environment: Environment, runner: Runner, **_: Any) -> None:
         if isinstance(runner, MasterRunner | LocalRunner):
+            options = environment.parsed_options
+            headless = bool(getattr(options, "headless", False)) or environment.web_ui is None
             try:
-                config = config_from_options(environment.parsed_options)
-                payloads = build_payloads(config)
+                prepared = self._prepare(options, environment.host, headless)
             except ConfigError as exc:
                 logger.error("%s", exc)
                 sys.stderr.write(f"error: {exc}\n")
-                _stop_forked_workers(environment.parsed_options)
+                _stop_forked_workers(options)
                 raise SystemExit(EXIT_CONFIG) from exc
-            self.coordinator = Coordinator(config, payloads, _LocustCluster(environment))
+            self.coordinator = Coordinator(
+                prepared.config,
+                prepared.payloads,
+                _LocustCluster(environment),
+                print_at_finish=not headless,  # headless: after locust's final statistics (on_quit)
+            )
             runner.register_message(SAMPLES_MESSAGE, self.on_samples)
+            webui.install(environment, self.coordinator)
         if isinstance(runner, WorkerRunner | LocalRunner):
             self.agent = WorkerAgent(self._sender_for(runner), gevent.spawn, gevent.sleep)
             runner.register_message(STAGE_MESSAGE, self.on_stage)
             gevent.spawn(self.agent.run_flusher)
+
+    @staticmethod
+    def _prepare(options: Any, host: str | None, headless: bool) -> Prepared:
+        """The flags checked and the bodies built; with the web UI and no --host yet, the bodies
+        wait for the first start from the form, which names the host."""
+        if not headless and not host:
+            config = config_from_options(options)
+            if config.tokenizer_from_server:
+                return Prepared(config, {})
+        return prepare(options, host)
 
     def _sender_for(self, runner: Runner) -> Any:
         def send(message: dict[str, Any]) -> None:
@@ -292,6 +314,11 @@ class LoadGenPlugin:
             self.coordinator.abort()  # a no-op once the stages have run to their end
         if self.agent is not None:
             self.agent.stop()
+
+    def on_quit(self, **_: Any) -> None:
+        """Locust has printed its final statistics (headless): now the load test's table."""
+        if self.coordinator is not None and not self.coordinator.print_at_finish:
+            self.coordinator.print_table()
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         self.on_test_stop(environment)
@@ -323,6 +350,7 @@ def install(events: Any) -> LoadGenPlugin:
     events.init.add_listener(plugin.on_init)
     events.test_stop.add_listener(plugin.on_test_stop)
     events.quitting.add_listener(plugin.on_quitting)
+    events.quit.add_listener(plugin.on_quit)
     return plugin
 
 

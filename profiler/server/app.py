@@ -63,6 +63,7 @@ from profiler.server.schemas import (
 )
 from profiler.server.settings import ServeSettings
 from profiler.server.streaming import Detokenizer, TokenStream
+from profiler.server.tokenizer import add_tokenizer_route
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -678,6 +679,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
         return Response(payload, media_type=content_type)
 
     add_energy_routes(app, service.energy)
+    add_tokenizer_route(app, tokenizer)
 
     @app.post(
         GENERATE_PATH,

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from profiler.errors import ConfigError
-from profiler.loadgen.config import add_arguments, config_from_options
+from profiler.loadgen.config import COMMAND_LINE_ONLY, add_arguments, config_from_options, options_from_form
+from profiler.loadgen.prepare import prepare
 from profiler.modelinfo import DEFAULT_LENGTHS
+from profiler.server.launch import free_port
 
 
 def parse(*args: str) -> argparse.Namespace:
@@ -133,7 +135,6 @@ def test_decode_lengths_over_the_served_models_bound(
         (("--rate", "5"), "add --arrival poisson"),
         (("--dataset", "/no/such/file.jsonl"), "no such file"),
         (("--tokenizer", "/no/such/dir"), "no such directory"),
-        ((), "add --tokenizer DIR"),
     ],
 )
 def test_combinations_that_cannot_run(args: tuple[str, ...], message: str, tokenizer_dir: Path) -> None:
@@ -152,3 +153,67 @@ def test_tokenizer_dir_without_tokenizer_files(tmp_path: Path) -> None:
 def test_results_must_not_be_a_directory(tokenizer_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a directory"):
         config_from_options(parse("--tokenizer", str(tokenizer_dir), "--results", str(tmp_path)))
+
+
+def test_without_tokenizer_or_dataset_the_servers_tokenizer_is_used() -> None:
+    assert config_from_options(parse()).tokenizer_from_server
+    assert not config_from_options(parse("--dataset", "profiler/data/sample.jsonl")).tokenizer_from_server
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        (None, "no --host: synthetic inputs are cut with the served model's tokenizer"),
+        (
+            "http://127.0.0.1:{port}",
+            "--host http://127.0.0.1:{port}: could not fetch the served model's tokenizer",
+        ),
+    ],
+)
+def test_the_servers_tokenizer_needs_a_server(host: str | None, message: str) -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConfigError) as info:
+        prepare(parse(), host.format(port=port) if host else None)
+    assert str(info.value).startswith(message.format(port=port))
+    assert "\n" not in str(info.value)
+
+
+def test_the_web_uis_form_is_read_by_each_flags_own_parser(tokenizer_dir: Path) -> None:
+    """Text as locust's form posts it (names through its camel-case round trip: p99_ms -> p_99_ms)."""
+    options = parse("--tokenizer", str(tokenizer_dir), "--rate", "3", "--arrival", "poisson")
+    form = {
+        "input_lengths": "1024, 2048",
+        "stage_seconds": "12",
+        "p_99_ms": "900",
+        "stream": "true",
+        "rate": "",
+        "arrival": "closed",
+        "user_count": "4",  # locust's own: left to locust
+    }
+    config = config_from_options(options_from_form(options, form))
+    assert config.input_lengths == (1024, 2048)
+    assert (config.stage_seconds, config.p99_ms, config.stream) == (12.0, 900.0, True)
+    assert (config.arrival, config.rate, config.tokenizer) == ("closed", None, tokenizer_dir)
+    assert not options_from_form(options, {"stream": "false"}).stream
+
+
+def test_bad_values_in_the_web_uis_form_are_one_line_each(tokenizer_dir: Path) -> None:
+    form = {"input_lengths": "1024,x", "records": "many", "stage_seconds": "soon", "mode": "train"}
+    with pytest.raises(ConfigError) as info:
+        options_from_form(parse("--tokenizer", str(tokenizer_dir)), form)
+    assert str(info.value).splitlines() == [
+        '--input-lengths = "1024,x": "x" is not a whole number',
+        '--records = "many": expected a whole number',
+        '--mode = "train": expected one of generate, forward, encode',
+        '--stage-seconds = "soon": expected a number',
+    ]
+
+
+def test_flags_marked_for_the_web_ui_have_their_defaults_in_the_help() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    shown = [action for action in parser._actions if getattr(action, "include_in_web_ui", False)]
+    assert {action.dest for action in shown} >= {"input_lengths", "stage_seconds", "p99_ms", "tokenizer"}
+    assert not {action.dest for action in shown} & COMMAND_LINE_ONLY
+    assert all("%(" not in (action.help or "") for action in shown)
+    assert "(default 30)" in next(action.help or "" for action in shown if action.dest == "stage_seconds")

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
 
 
-def locust(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run locust from the checkout's root, exactly as the docs say.
+def locust(*args: str, timeout: float = 120, merged: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run locust from the checkout's root, exactly as the docs say (``merged``: stderr into
+    stdout, as a terminal shows them).
 
     With ``--processes``, the master listens on a free port rather than locust's fixed 5557, so
     that another load test on this machine (another test run) cannot take its workers.
@@ -34,7 +35,10 @@ def locust(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
     if "--processes" in args:
         port = str(free_port())
         command += ["--master-bind-port", port, "--master-port", port]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    stderr = subprocess.STDOUT if merged else subprocess.PIPE
+    return subprocess.run(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=timeout, check=False
+    )
 
 
 def common(server: ServerProcess, tokenizer: Path, results: Path, *extra: str) -> list[str]:
@@ -185,6 +189,39 @@ def test_stream_records_time_to_first_token_and_per_output_token(
     assert len(stage.tpot_ms) == ok
     assert all(tpot > 0 for tpot in stage.tpot_ms)
     assert "TTFT p50 ms" in run.stdout
+
+
+def test_only_host_fetches_the_servers_tokenizer_and_the_table_follows_locusts_stats(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """`locust -f loadtests/scrolls.py --host URL` alone: exact lengths cut with the tokenizer the
+    server serves; headless, this tool's table comes after locust's own final statistics."""
+    results = tmp_path / "run.json"
+    run = locust(
+        *("--headless", "--host", server.url, "-u", "2", "-r", "2", "--results", str(results)),
+        *("--stage-seconds", "2", "--input-lengths", "1024", "--max-new-tokens", "4"),
+        *("--warmup-seconds", "0.5", "--min-requests", "2", "--stability", "0"),
+        merged=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    data = LoadTestResults.model_validate_json(results.read_text())
+    check_stage(data.stages[0], 1024)  # every input exactly 1024 tokens, so the tokenizers agree
+    assert [source.source for source in data.workload] == ["sample"]
+    out = run.stdout
+    locusts = out.index("Response time percentiles")
+    ours = out.index(f"generate on {server.url}")
+    assert locusts < out.index("Aggregated", locusts) < ours < out.index(f"results: {results}")
+    assert "Traceback" not in out
+
+
+def test_no_server_to_fetch_the_tokenizer_from_is_one_line() -> None:
+    host = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    run = locust("--headless", "--host", host, "--input-lengths", "1024", timeout=60)
+    assert run.returncode == 2
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(f"error: --host {host}: could not fetch the served model's tokenizer")
+    assert "--tokenizer DIR" in line
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(
