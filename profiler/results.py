@@ -28,6 +28,16 @@ from profiler.modes import Mode
 RESULT_SCHEMA_VERSION = 2
 
 
+#: The load level of a capacity search's records, where a cell's is ``arrival:level``.
+CAPACITY_LEVEL = "capacity"
+
+
+def cell_key(model: str, fmt: str, level: str, repeat: int, length: int) -> str:
+    """A record's key, ``model|format|level|repeat N|length``: a resumed sweep skips the keys
+    already recorded, and a report reads a results file's stages under the same keys."""
+    return f"{model}|{fmt}|{level}|repeat {repeat}|{length}"
+
+
 class LoadShape(Document):
     """A cell's load: closed loop (``concurrency`` users back to back) or open loop (``rate`` req/s)."""
 

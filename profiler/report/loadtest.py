@@ -18,7 +18,7 @@ from profiler.api import ServerInfo
 from profiler.jsonl import field_errors
 from profiler.loadgen.results import LoadTestResults
 from profiler.report.load import Repeat, ReportError, RunData, to_repeat
-from profiler.results import CapacityRecord, LoadShape, ResultRecord
+from profiler.results import CAPACITY_LEVEL, CapacityRecord, LoadShape, ResultRecord, cell_key
 from profiler.rundir import ACCURACY_NAME, CAPACITY_NAME, RESULTS_NAME
 
 #: What a run directory's record files are; one passed on its own is pointed at its folder.
@@ -113,7 +113,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
     capacity = [
         CapacityRecord(
             run_id=run_id,
-            cell=f"{model}|{fmt}|capacity|repeat 1|{found.length}",
+            cell=cell_key(model, fmt, CAPACITY_LEVEL, 1, found.length),
             model=model,
             checkpoint=checkpoint,
             format=fmt,
@@ -142,7 +142,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
         seen[stage.length] += 1
         record = ResultRecord(
             run_id=run_id,
-            cell=f"{model}|{fmt}|{level}|repeat {seen[stage.length]}|{stage.length}",
+            cell=cell_key(model, fmt, level, seen[stage.length], stage.length),
             model=model,
             checkpoint=checkpoint,
             format=fmt,

@@ -37,7 +37,7 @@ from profiler.loadgen.results import LoadTestResults
 from profiler.loadgen.stopping import StageRules
 from profiler.memory import peak_rss_bytes
 from profiler.processes import dies_with_this_process
-from profiler.results import CapacityRecord, LoadShape, ResultRecord
+from profiler.results import CAPACITY_LEVEL, CapacityRecord, LoadShape, ResultRecord, cell_key
 from profiler.rundir import RunDirectory
 from profiler.server.launch import (
     PortInUseError,
@@ -71,13 +71,16 @@ class Run:
     search: bool = False
 
     @property
+    def level_key(self) -> str:
+        return CAPACITY_LEVEL if self.search else f"{self.arrival}:{self.level:g}"
+
+    @property
     def label(self) -> str:
-        load = "capacity" if self.search else f"{self.arrival}:{self.level:g}"
-        return f"{self.model.name}|{self.format}|{load}|repeat {self.repeat}"
+        return f"{self.model.name}|{self.format}|{self.level_key}|repeat {self.repeat}"
 
     def cell(self, length: int) -> str:
         """The key of one result record."""
-        return f"{self.label}|{length}"
+        return cell_key(self.model.name, self.format, self.level_key, self.repeat, length)
 
 
 def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
