@@ -2,8 +2,8 @@
 
 Build the ``small`` LED and BigBird-Pegasus checkpoints, then sweep them as eager PyTorch, ONNX
 Runtime and TorchScript (exported and parity-checked at every bucket) at 1024, 2048, 3072 and
-4096 tokens and two concurrency levels, with locust against a live server and energy measured in
-the server, and search LED's ONNX capacity under a latency SLO at the shortest and longest
+4096 tokens and two concurrency levels, with locust against a live server (streamed answers, so
+time to first token is measured) and energy measured in the server, and search LED's ONNX capacity under a latency SLO at the shortest and longest
 length; then report what was measured (``profiler report``).
 """
 
@@ -25,6 +25,7 @@ output_dir = "{output_dir}"
 input_lengths = [{lengths}]
 mode = "generate"
 max_new_tokens = 32
+stream = true  # streamed answers: time to the first token and per output token
 concurrency = [1, 4]
 stage_seconds = {stage_seconds}
 # Short stages, yet enough requests for a p90 at every cell; a p99 would take minutes per cell here.
