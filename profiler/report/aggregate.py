@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from profiler.energy.contention import Contention
 from profiler.report.load import LoadLevel, Repeat
@@ -144,6 +144,8 @@ class Cell:
             percentiles); None where no repeat measured it.
         ttft / tpot: time to first token and per output token, every repeat's pooled; None when
             the cell was not streamed. Units: ms.
+        server: the server's split of each request (``queue_ms``, ``encode_ms``, ...), every
+            repeat's pooled; keys absent where nothing was recorded. Units: ms.
     """
 
     key: CellKey
@@ -170,6 +172,7 @@ class Cell:
     contention: Contention | None = None
     ttft: Summary | None = None
     tpot: Summary | None = None
+    server: dict[str, Summary] = field(default_factory=dict)
 
     @property
     def disturbed(self) -> bool:
@@ -235,7 +238,14 @@ def make_cell(key: CellKey, repeats: Sequence[Repeat]) -> Cell:
         contention=_most_disturbed(r.contention for r in ordered),
         ttft=_pooled(r.ttft_ms for r in ordered),
         tpot=_pooled(r.tpot_ms for r in ordered),
+        server=_server_split(ordered),
     )
+
+
+def _server_split(repeats: Sequence[Repeat]) -> dict[str, Summary]:
+    keys = dict.fromkeys(key for r in repeats for key in r.server_timings_ms)
+    split = {key: _pooled(r.server_timings_ms.get(key, ()) for r in repeats) for key in keys}
+    return {key: summary for key, summary in split.items() if summary is not None}
 
 
 def _most_disturbed(measured: Iterable[Contention | None]) -> Contention | None:

@@ -113,6 +113,8 @@ class Repeat:
     #: Streamed stages only (empty otherwise): time to first token, time per output token. Units: ms.
     ttft_ms: tuple[float, ...] = ()
     tpot_ms: tuple[float, ...] = ()
+    #: Each successful request's server-side split (``queue_ms`` .. ``total_ms``). Units: ms.
+    server_timings_ms: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def avg_power_w(self) -> float | None:
@@ -207,6 +209,7 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         latency_ms=tuple(stage.latency_ms),
         ttft_ms=tuple(stage.ttft_ms),
         tpot_ms=tuple(stage.tpot_ms),
+        server_timings_ms={key: tuple(values) for key, values in stage.server_timings_ms.items()},
         throughput_rps=stage.throughput_rps,
         tokens_per_s=stage.tokens_per_s,
         energy_source=stage.energy_source,

@@ -31,7 +31,7 @@ from profiler.report.tables import (
     latency_tables,
     scaling_table,
     seed_table,
-    streaming_tables,
+    time_tables,
 )
 from profiler.report.terminal import print_tables, print_written
 from profiler.report.writers import compare_csv, compare_markdown, report_markdown, summary_csv
@@ -69,10 +69,9 @@ def _sections(
     where some cell was streamed)."""
     sections = []
     if cells:
-        streamed = streaming_tables(cells)
         sections += [
             ("Latency and throughput", latency_tables(cells)),
-            *([("Time to first token", streamed)] if streamed else []),
+            ("Where the time goes", time_tables(cells)),
             ("Energy and resources", energy_tables(cells)),
             ("Scaling with input length", [scaling_table(scaling(cells))]),
             ("Accuracy and cost", [seed_table(cells, scores)]),

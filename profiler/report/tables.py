@@ -363,33 +363,51 @@ def latency_tables(cells: Sequence[Cell]) -> list[Table]:
     return tables
 
 
-def streaming_tables(cells: Sequence[Cell]) -> list[Table]:
-    """One table per load level that streamed: time to first token and per output token beside
-    the end-to-end p50, for the cells that have them (a table of their own keeps the latency
-    table within 80 columns)."""
+#: The server's split of a request the time table shows (its header, the timing's key).
+SERVER_SPLIT = (
+    ("queue", "queue_ms"),
+    ("encode", "encode_ms"),
+    ("step 1", "first_step_ms"),
+    ("decode", "decode_ms"),
+)
+
+
+def time_tables(cells: Sequence[Cell]) -> list[Table]:
+    """One table per load level: where each cell's time goes. The client's time to first token
+    and per output token (streamed levels only) beside the end-to-end p50, and the server's p50
+    of each part of a request (queue, encode, the first decoding step, the whole decode)."""
+    streamed = any(cell.ttft is not None for cell in cells)
+    client = [Column("TTFT p50 ms", "low"), Column("TTFT p99 ms", "low"), Column("TPOT p50 ms", "low")]
     columns = [
         _TOKENS,
-        Column("TTFT p50 ms", "low"),
-        Column("TTFT p99 ms", "low"),
-        Column("TPOT p50 ms", "low"),
+        *(client if streamed else []),
         Column("p50 ms", "low"),
+        *(Column(f"server {header} p50", "low") for header, _ in SERVER_SPLIT),
     ]
 
     def row(cell: Cell) -> list[Entry]:
         ttft, tpot, latency = cell.ttft, cell.tpot, cell.latency
+        times = [percentile_ms(ttft, 50), percentile_ms(ttft, 99), ms(tpot.p50 if tpot else None)]
+        server = [cell.server.get(key) for _, key in SERVER_SPLIT]
         return [
             Entry(str(cell.key.length), float(cell.key.length)),
-            ms(ttft.p50 if ttft else None),
-            ms(ttft.p99 if ttft else None),
-            ms(tpot.p50 if tpot else None),
+            *(times if streamed else []),
             ms(latency.p50 if latency else None),
+            *(ms(part.p50 if part else None) for part in server),
         ]
 
-    tables = _level_tables([c for c in cells if c.ttft is not None], "Time to first token", columns, row)
+    measured = [c for c in cells if c.latency is not None]
+    tables = _level_tables(measured, "Where the time goes", columns, row)
     for table in tables:
+        if streamed:
+            table.notes.append(
+                "TTFT: from the request's start to its first streamed token; TPOT: per token after "
+                "it ('-' where the level was not streamed)."
+            )
         table.notes.append(
-            "Streamed requests: TTFT from the request's start to its first token event; TPOT the "
-            "time per token after it."
+            "server: the server's own split of each request (Server-Timing): time queued, the "
+            "encoder pass, the first decoding step (the first token waits for encode and it) and "
+            "the whole decode; p50 ms."
         )
     return tables
 

@@ -118,7 +118,7 @@ def test_json_prints_one_document_and_writes_nothing(tmp_path: Path) -> None:
     assert [c.input_length for c in document.cells] == list(LATENCIES)
     assert document.cells[1].p50_ms == pytest.approx(percentile(LATENCIES[2048], 50.0))
     titles = [section.title for section in document.sections]
-    assert titles[:2] == ["Latency and throughput", "Energy and resources"]
+    assert titles[:3] == ["Latency and throughput", "Where the time goes", "Energy and resources"]
     latency = document.sections[0].tables[0]
     headers = [c.header for c in latency.columns]
     p50 = [row[headers.index("p50 ms")] for row in latency.rows]

@@ -80,6 +80,7 @@ def test_report_md_sections(cpu_report: Rendered) -> None:
     assert headings == [
         "Environment",
         "Latency and throughput",
+        "Where the time goes",
         "Energy and resources",
         "Scaling with input length",
         "Accuracy and cost",

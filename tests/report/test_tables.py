@@ -23,7 +23,7 @@ from profiler.report.tables import (
     mark_best,
     model_size,
     seed_table,
-    streaming_tables,
+    time_tables,
 )
 from profiler.report.terminal import BEST_STYLE, lay_out, print_tables
 from profiler.results import CapacityRecord, ResultRecord
@@ -379,20 +379,38 @@ def streamed(record: ResultRecord, ttft_ms: list[float], tpot_ms: list[float]) -
     return record.model_copy(update={"stage": stage})
 
 
-def test_streamed_cells_get_a_time_to_first_token_table(tmp_path: Path) -> None:
+def _timed(record: ResultRecord, encode_ms: list[float]) -> ResultRecord:
+    timings = {"queue_ms": [1.0] * len(encode_ms), "encode_ms": encode_ms}
+    return record.model_copy(update={"stage": record.stage.model_copy(update={"server_timings_ms": timings})})
+
+
+def test_the_time_table_splits_every_cell_and_adds_ttft_where_streamed(tmp_path: Path) -> None:
     records = [
-        streamed(make_record(length=1024), [20.0, 30.0, 40.0], [2.0, 4.0]),
-        streamed(make_record(length=1024, repeat=2), [50.0], []),
-        make_record(length=2048),
+        streamed(_timed(make_record(length=1024), [10.0, 20.0, 30.0]), [20.0, 30.0, 40.0], [2.0, 4.0]),
+        streamed(_timed(make_record(length=1024, repeat=2), [40.0]), [50.0], []),
+        make_record(length=2048),  # neither streamed nor split (an older record)
     ]
     cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
-    (table,) = streaming_tables(cells)
-    (row,) = _rows(table)  # the cell that was not streamed has no row
+    (table,) = time_tables(cells)
+    first, second = _rows(table)
     pooled = [20.0, 30.0, 40.0, 50.0]
-    assert row["tokens"].text == "1024"
-    assert row["TTFT p50 ms"].value == percentile(pooled, 50.0)
-    assert row["TTFT p99 ms"].value == percentile(pooled, 99.0)
-    assert row["TPOT p50 ms"].value == 3.0
-    assert row["p50 ms"].value == percentile([100.0, 110.0, 120.0] * 2, 50.0)
-    unstreamed = aggregate(load_run(write_run(tmp_path / "plain", [make_record()])).repeats)
-    assert streaming_tables(unstreamed) == []
+    assert first["tokens"].text == "1024"
+    assert first["TTFT p50 ms"].value == percentile(pooled, 50.0)
+    assert first["TTFT p99 ms"].text.endswith("*")  # 4 samples do not carry a p99
+    assert first["TPOT p50 ms"].value == 3.0
+    assert first["p50 ms"].value == percentile([100.0, 110.0, 120.0] * 2, 50.0)
+    assert first["server encode p50"].value == 25.0  # both repeats' requests pooled
+    assert first["server queue p50"].value == 1.0
+    assert first["server decode p50"].text == "-"  # not recorded
+    assert (second["tokens"].text, second["TTFT p50 ms"].text, second["server encode p50"].text) == (
+        "2048",
+        "-",
+        "-",
+    )
+    unstreamed = aggregate(
+        load_run(write_run(tmp_path / "plain", [_timed(make_record(), [5.0] * 3)])).repeats
+    )
+    (plain,) = time_tables(unstreamed)
+    headers = [column.header for column in plain.columns]
+    assert "TTFT p50 ms" not in headers  # no level streamed: no empty client columns
+    assert _rows(plain)[0]["server encode p50"].value == 5.0

@@ -33,7 +33,7 @@ from profiler.report.tables import (
     latency_tables,
     scaling_table,
     seed_table,
-    streaming_tables,
+    time_tables,
 )
 from profiler.report.terminal import lay_out, print_tables
 from profiler.results import CapacityRecord, ResultRecord
@@ -66,7 +66,7 @@ def _tables(run_dir: Path, other: Path | None) -> list[Table]:
     data = load_run(run_dir)
     cells = aggregate(data.repeats)
     tables = [environment_table(data.environment, data.run_id)]
-    tables += latency_tables(cells) + streaming_tables(cells) + energy_tables(cells)
+    tables += latency_tables(cells) + time_tables(cells) + energy_tables(cells)
     tables += [scaling_table(scaling(cells)), seed_table(cells, data.accuracy)]
     if data.capacity:
         tables.append(capacity_table(data.capacity))
