@@ -7,7 +7,10 @@ energy window, and keep the highest rate whose latency percentile and failure ra
 the SLO. The search brackets first (doubling from the start rate while probes pass, halving while
 they fail), then bisects the bracket until its ends are within ``tolerance`` of each other or the
 probes run out. A probe fails its SLO also when the load generator could not send what was offered
-(arrivals left unsent, or sent below ``SENT_SHARE`` of the offered rate): the rate was not tested.
+(arrivals left unsent because every user was busy): the rate was not tested. The sent rate is
+recorded but not judged: a Poisson schedule's count over a short stage varies (5 arrivals
+expected at 0.25 req/s over 20 s, 4 or fewer about 44% of the time), and what was scheduled was
+offered.
 
 Goodput is the rate of requests that met the latency SLO; joules per good query divide the
 probe's energy window by those requests, so a rate that answers fast but fails or misses the SLO
@@ -27,8 +30,6 @@ from profiler.energy.common import Source
 from profiler.stats import percentile
 from profiler.validation import Count, Strict
 
-#: A probe whose load generator sent less than this share of the offered rate did not test it.
-SENT_SHARE = 0.9
 #: The latency percentiles an SLO may bound.
 SloPercentile = Literal[50, 90, 99]
 
@@ -122,7 +123,7 @@ def judge(
         reasons.append(f"p{slo.percentile} {observed:.1f} ms > {slo.latency_ms:g} ms")
     if fail_ratio > slo.max_fail_ratio:
         reasons.append(f"failure ratio {fail_ratio:.3f} > {slo.max_fail_ratio:g}")
-    if unsent or sent_rps < SENT_SHARE * offered_rps:
+    if unsent:
         reasons.append(f"sent {sent_rps:.2f} of {offered_rps:g} req/s offered ({unsent} arrivals unsent)")
     return Probe(
         stage=stage,

@@ -67,6 +67,9 @@ def test_a_probe_is_judged_on_its_percentile_failures_and_what_was_sent() -> Non
     assert failing.why == "failure ratio 0.050 > 0.01"
     unsent = judge(SLO, sent_rps=1.2, unsent=8, latency_ms=[100.0] * 12, failures=0, window_j=None, **common)
     assert unsent.why == "sent 1.20 of 2 req/s offered (8 arrivals unsent)"
+    # A Poisson schedule that happened to draw fewer arrivals was still offered in full.
+    sparse = judge(SLO, sent_rps=1.6, unsent=0, latency_ms=[100.0] * 16, failures=0, window_j=None, **common)
+    assert sparse.passed
 
 
 def test_capacity_flags_need_open_loop_without_a_rate() -> None:
