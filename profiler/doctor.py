@@ -17,6 +17,7 @@ from profiler.energy.common import EnergyError
 from profiler.energy.contention import DISTURBED_SHARE, Contention, ContentionWindow, nvml_processes
 from profiler.energy.factory import create_backend
 from profiler.energy.nvml import NvmlDevices
+from profiler.engines.openmp import PASSIVE, WAIT_POLICY
 
 #: How long the machine is sampled by default. Units: s.
 SAMPLE_SECONDS = 2.0
@@ -64,7 +65,9 @@ def runtime_lines(environ: Mapping[str, str] = os.environ) -> list[str]:
         "intra-op threads: one per physical core unless --threads; idle threads do not spin "
         "(the profiler's sessions turn spinning off)",
         f"torch {torch.__version__}: intra-op threads {torch.get_num_threads()}, "
-        f"inter-op threads {torch.get_num_interop_threads()}",
+        f"inter-op threads {torch.get_num_interop_threads()}; idle threads "
+        + ("sleep" if environ.get(WAIT_POLICY, "").upper() == PASSIVE else "spin before they sleep")
+        + f" ({WAIT_POLICY}={environ.get(WAIT_POLICY, 'unset')}; the profiler sets {PASSIVE} unless told)",
         f"environment: {variables}",
     ]
 
