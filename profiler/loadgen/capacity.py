@@ -79,7 +79,7 @@ class Probe(Document):
         window_j: the stage's energy window, gross; None where it was not measured. Units: J.
         j_per_good_query: ``window_j / good``; None without a window or a good request. Units: J.
         energy_source: where the joules came from.
-        passed: the probe met the SLO (and sent what was offered).
+        passed: the probe met the SLO (and left no arrival unsent).
         why: the reason it failed; None when it passed.
     """
 

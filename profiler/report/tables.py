@@ -521,7 +521,7 @@ def capacity_table(records: Sequence[CapacityRecord]) -> Table:
         )
     table.notes.append(
         "Each probe is a stage at one Poisson rate; it passes when its latency percentile and failure "
-        "ratio meet the SLO and the load generator sent what was offered. Goodput counts requests "
+        "ratio meet the SLO and the load generator left no arrival unsent. Goodput counts requests "
         "within the latency bound; J/good query is the probe's window energy over them."
     )
     if any(not r.capacity.bracketed for r in records):
