@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
 from profiler.api import Batching
-from profiler.artifact import MANIFEST_NAME, Format
+from profiler.artifact import FORMATS, MANIFEST_NAME, Format
 from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
@@ -58,6 +58,7 @@ from profiler.modes import Mode
 from profiler.validation import Count, Strict, TupleOf, toml_key, validated
 
 SweepFormat = Literal["eager", Format]
+SWEEP_FORMATS: tuple[str, ...] = ("eager", *FORMATS)
 #: A TCP port a config names.
 Port = Annotated[int, Field(ge=1, le=65535)]
 

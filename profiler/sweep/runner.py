@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from profiler.artifact import MANIFEST_NAME, Manifest
+from profiler.artifact import MANIFEST_NAME
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
@@ -46,6 +46,7 @@ from profiler.server.launch import (
     ensure_port_free,
     start_server,
 )
+from profiler.sweep.artifacts import CACHE_NAME, ArtifactCache
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
 
 #: Locust's default ``--master-bind-port``.
@@ -208,31 +209,19 @@ class Sweep:
             raise SweepError(str(exc)) from exc
 
     def _artifact(self, model: ModelSpec, fmt: str) -> Path:
-        """The directory to serve: the checkpoint itself for eager, else an export (reused if valid)."""
+        """The directory to serve: the checkpoint itself for eager, else its export from the cache
+        shared by every run under ``output_dir`` (:mod:`profiler.sweep.artifacts`)."""
         if fmt == "eager" or (model.checkpoint / MANIFEST_NAME).is_file():
             return model.checkpoint
-        from exporters.export import checkpoint_sha256, export
-
-        out = self.files.artifact(model.name, fmt)
-        lengths = sorted(set(self.config.load.input_lengths))
-        batch = self.config.server.max_batch_size
-        if (out / MANIFEST_NAME).is_file():
-            manifest = Manifest.read(out)
-            if manifest.buckets == lengths and manifest.source_sha256 == checkpoint_sha256(model.checkpoint):
-                return out
-        self.console.print(
-            f"exporting {model.name} to {fmt} (buckets {lengths}, parity at batch 1 and {batch})"
-        )
-        export(
+        cache = ArtifactCache(self.config.output_dir / CACHE_NAME, self.console.print)
+        return cache.get(
+            model.name,
             model.checkpoint,
             fmt,
-            out,
-            lengths=lengths,
-            batch_sizes=sorted({1, batch}),
-            overwrite=True,
-            allow_new_weights=model.allow_new_weights,
+            self.config.load.input_lengths,
+            (1, self.config.server.max_batch_size),
+            model.allow_new_weights,
         )
-        return out
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
         server = self.config.server
