@@ -464,22 +464,49 @@ def doctor(
 
 @app.command()
 def sweep(
-    config: Annotated[Path | None, typer.Argument(help="Sweep config (TOML); see docs/sweeps.md.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Sweep config (TOML); see docs/sweeps.md. With --init: where to write one."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="A run directory to finish: cells already recorded are skipped.")
     ] = None,
+    init: Annotated[
+        bool,
+        typer.Option(
+            "--init",
+            help="Write a commented example config to CONFIG (default: sweep.toml) and exit; its model "
+            "is the demo's LED (`profiler demo` builds it).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the matrix, the number of cells and capacity searches, and an estimated time "
+            "range; start nothing and write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run the matrix: models x formats x input lengths x load levels x repeats.
 
-    For each model and format: export if needed, start `profiler serve`, wait for /readyz, measure
-    the idle baseline, run locust headless at each load level (one stage per input length), record
-    one result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
+    For each model and format: export if needed (or reuse the export in `reports/.artifacts/` made
+    from the same checkpoint bytes), start `profiler serve`, wait for /readyz, measure the idle
+    baseline, run locust headless at each load level (one stage per input length), record one
+    result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
     `profiler sweep --resume reports/<run-id>` finishes it without losing recorded cells. Ctrl-C
     stops cleanly and keeps what was measured.
     """
+    import shlex
+
     from profiler.sweep.config import load_config
     from profiler.sweep.runner import Sweep, new_run_dir, resume_config
 
+    if init:
+        if resume is not None or dry_run:
+            raise UsageError("--init writes a config and exits; give it alone, with the path to write.")
+        _write_example(config or Path("sweep.toml"))
+        return
     if (config is None) == (resume is None):
         errors.print("[bold red]error:[/] give a config file, or --resume with a run directory (not both).")
         raise typer.Exit(2)
@@ -487,8 +514,17 @@ def sweep(
         settings, run_dir = resume_config(resume), resume
     elif config is not None:
         settings = load_config(config)
-        run_dir = new_run_dir(settings, config)
+        if dry_run:
+            run_dir = settings.output_dir / (settings.run_id or "<UTC timestamp>")
+        else:
+            run_dir = new_run_dir(settings, config)
     runner = Sweep(settings, run_dir, console)
+    if dry_run:
+        from profiler.sweep.dryrun import describe
+
+        for line in describe(settings, runner.pending(), str(run_dir)):
+            console.print(line, markup=False, highlight=False)
+        return
     console.print(f"run directory: {run_dir}")
     try:
         recorded = runner.run()
@@ -499,6 +535,25 @@ def sweep(
         )
         raise typer.Exit(130) from None
     console.print(f"{recorded} cell(s) recorded in {run_dir / 'results.jsonl'}")
+    console.print(f"next: profiler report {shlex.quote(str(run_dir))}", markup=False, highlight=False)
+
+
+def _write_example(path: Path) -> None:
+    """``profiler sweep --init``: the example config at ``path``, never over an existing file."""
+    from profiler.demo import model_name
+    from profiler.sweep.config import example_config
+
+    check_output_file(path, "CONFIG")
+    if path.exists():
+        raise UsageError(f"{path} already exists; give --init another path, or remove it first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(example_config(path, DEMO_WORKDIR / model_name("led"), Path("reports")), encoding="utf-8")
+    console.print(
+        f"wrote {path}: edit it, preview it with `profiler sweep --dry-run {path}`, run it with "
+        f"`profiler sweep {path}`",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()

@@ -30,7 +30,7 @@ from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
 from profiler.errors import ConfigError, ProfilerError, last_words
-from profiler.jsonl import RecordsError, field_errors
+from profiler.jsonl import RecordFile, RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
 from profiler.loadgen.results import LoadTestResults
@@ -117,6 +117,19 @@ class Sweep:
         self.console = console
         self.locust: subprocess.Popen[str] | None = None
 
+    def done(self, *, appending: bool = True) -> set[str]:
+        """The cells already recorded; when ``appending``, a torn last line is cut off first (a dry
+        run only reads, and creates nothing)."""
+        files: tuple[RecordFile[Any], ...] = (self.store, self.files.capacity)
+        try:
+            return {record.cell for file in files for record in (file.open() if appending else file.read())}
+        except RecordsError as exc:
+            raise SweepError(str(exc)) from exc
+
+    def pending(self) -> list[Run]:
+        """The locust runs left to do (``--dry-run`` prints them)."""
+        return self.plan(self.done(appending=False))
+
     def plan(self, done: set[str]) -> list[Run]:
         load = self.config.load
         capacity = self.config.capacity
@@ -139,11 +152,7 @@ class Sweep:
 
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
-        try:
-            done = {record.cell for record in self.store.open()}
-            done |= {record.cell for record in self.files.capacity.open()}
-        except RecordsError as exc:
-            raise SweepError(str(exc)) from exc
+        done = self.done()
         if not self.files.environment.exists():
             self.files.write_environment(fingerprint())
         self._check_port()
