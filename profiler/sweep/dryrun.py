@@ -63,7 +63,8 @@ def describe(config: SweepConfig, runs: list[Run], run_dir: str) -> list[str]:
     lines += [f"  {model.name}: {', '.join(model.formats)} ({model.checkpoint})" for model in config.models]
     lines.append(
         f"matrix: {pairs} model x format pair(s) x {len(levels)} load level(s) "
-        f"({', '.join(levels) or 'none'}) x {len(load.input_lengths)} input length(s) ({', '.join(map(str, load.input_lengths))}) x "
+        f"({', '.join(levels) or 'none'}) x {len(load.input_lengths)} input length(s) "
+        f"({', '.join(map(str, load.input_lengths))}) x "
         f"{load.repeats} repeat(s)"
     )
     lines.append(
