@@ -287,12 +287,9 @@ def example_config(config: Path, checkpoint: Path, output_dir: Path) -> str:
     text = __doc__.split("```toml\n", 1)[1].split("```", 1)[0]
     for written, path in zip(EXAMPLE_PATHS, (checkpoint, output_dir), strict=True):
         relative = Path(os.path.relpath(path.resolve(), config.resolve().parent)).as_posix()
-        text = re.sub(  # the comment after it stays in its column where there is room
-            f'"{re.escape(written)}"( *)',
-            lambda match, new=relative, old=written: (
-                f'"{new}"' + " " * max(1, len(match.group(1)) - len(new) + len(old))
-            ),
-            text,
-            count=1,
-        )
+        quoted = re.search(f'"{re.escape(written)}"( *)', text)
+        assert quoted is not None
+        # The comment after the value stays in its column where there is room.
+        padding = " " * max(1, len(quoted.group(1)) - len(relative) + len(written))
+        text = text[: quoted.start()] + f'"{relative}"{padding}' + text[quoted.end() :]
     return "# Written by `profiler sweep --init`; every key is described in docs/sweeps.md.\n" + text
