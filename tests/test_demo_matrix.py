@@ -61,6 +61,7 @@ def test_quick_is_led_at_the_shortest_and_longest_length_with_one_user(demo_conf
     assert _matrix(config) == {("led-small", fmt) for fmt in ("eager", "onnx", "torchscript")}
     assert config.load.input_lengths == (1024, 4096)
     assert config.load.levels() == [("closed", 1.0)]
+    assert (config.load.stage_seconds, config.load.max_stage_seconds) == (4, 15)
     assert config.capacity is None
 
 
