@@ -567,7 +567,11 @@ def report(
         ),
     ],
     compare: Annotated[
-        Path | None, typer.Option(help="Another run directory or results file to compare cell by cell.")
+        Path | None,
+        typer.Option(
+            help="The baseline: another run directory or results file to compare this (new) run with, "
+            "cell by cell (ratios new / baseline, its config diff first)."
+        ),
     ] = None,
     json_output: Annotated[
         bool,

@@ -115,6 +115,7 @@ class Report:
             failures=self.failures,
             notes=data.notes,
             compare=TableDocument.of(self.comparison_table) if self.comparison_table else None,
+            compare_config_diff=self.comparison.config_diff if self.comparison else None,
         )
 
 
