@@ -500,7 +500,7 @@ def sweep(
     import shlex
 
     from profiler.sweep.config import load_config
-    from profiler.sweep.runner import Sweep, new_run_dir, resume_config
+    from profiler.sweep.runner import Sweep, free_run_dir, new_run_dir, resume_config
 
     if init:
         if resume is not None or dry_run:
@@ -514,10 +514,7 @@ def sweep(
         settings, run_dir = resume_config(resume), resume
     elif config is not None:
         settings = load_config(config)
-        if dry_run:
-            run_dir = settings.output_dir / (settings.run_id or "<UTC timestamp>")
-        else:
-            run_dir = new_run_dir(settings, config)
+        run_dir = free_run_dir(settings) if dry_run else new_run_dir(settings, config)
     runner = Sweep(settings, run_dir, console)
     if dry_run:
         from profiler.sweep.dryrun import describe

@@ -84,8 +84,8 @@ class Run:
         return cell_key(self.model.name, self.format, self.level_key, self.repeat, length)
 
 
-def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
-    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+def free_run_dir(config: SweepConfig) -> Path:
+    """``output_dir/run_id`` (a UTC timestamp without ``run_id``), refused if a run holds it."""
     run_id = config.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = RunDirectory(config.output_dir / run_id)
     if run_dir.config.exists():
@@ -93,6 +93,12 @@ def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
             f"{run_dir.path} already holds a run; resume it with --resume {run_dir.path} or pick another "
             "run_id."
         )
+    return run_dir.path
+
+
+def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
+    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+    run_dir = RunDirectory(free_run_dir(config))
     run_dir.path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, run_dir.config)
     return run_dir.path

@@ -5,6 +5,7 @@ sweep names the report command to run next."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -67,11 +68,11 @@ def test_init_writes_a_config_that_parses_where_it_is_asked_and_never_over_a_fil
     assert (tmp_path / "sweep.toml").read_text(encoding="utf-8") == text
 
 
-def _config(tmp_path: Path, led: Path, capacity: str = "") -> Path:
-    path = tmp_path / "sweep.toml"
+def _config(tmp_path: Path, led: Path, capacity: str = "", run_id: str | None = "plan") -> Path:
+    path = tmp_path / ("sweep.toml" if run_id else "timestamped.toml")
     path.write_text(
-        'run_id = "plan"\n'
-        f'[[models]]\nname = "a"\ncheckpoint = "{led}"\nformats = ["eager", "onnx"]\n'
+        (f'run_id = "{run_id}"\n' if run_id else "")
+        + f'[[models]]\nname = "a"\ncheckpoint = "{led}"\nformats = ["eager", "onnx"]\n'
         f'[[models]]\nname = "b"\ncheckpoint = "{led}"\nformats = ["torchscript"]\n'
         "[load]\ninput_lengths = [1024, 2048, 4096]\nconcurrency = [1, 2]\nrepeats = 2\n"
         "stage_seconds = 5\nmax_stage_seconds = 20\nwarmup_seconds = 1\nidle_seconds = 3\n" + capacity,
@@ -89,6 +90,9 @@ def test_dry_run_prints_the_matrix_and_time_range_and_starts_nothing(
     lines = result.output.splitlines()
     run_dir = tmp_path / "reports" / "plan"
     assert lines[0] == f"dry run: nothing is exported, started or written; the run directory: {run_dir}"
+    timestamped = invoke("sweep", "--dry-run", _config(tmp_path, tiny_checkpoints["led"], run_id=None))
+    assert timestamped.exit_code == 0, timestamped.output
+    assert re.search(r"the run directory: .*/reports/\d{8}-\d{6}$", timestamped.output.splitlines()[0])
     assert "  a: eager, onnx (" in result.output
     assert "  b: torchscript (" in result.output
     pairs, levels, lengths, repeats = 3, 2, 3, 2
@@ -104,6 +108,13 @@ def test_dry_run_prints_the_matrix_and_time_range_and_starts_nothing(
     (estimate,) = [line for line in lines if line.startswith("estimated time: ")]
     assert estimate.startswith(f"estimated time: {duration(low)} to {duration(high)} (")
     assert not (tmp_path / "reports").exists()
+
+    run_dir.mkdir(parents=True)  # a run already holds its run_id: the dry run says so, as the run would
+    (run_dir / "config.toml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    taken = invoke("sweep", "--dry-run", config)
+    assert taken.exit_code == 2
+    said = " ".join(taken.output.split())
+    assert f"{run_dir} already holds a run; resume it with --resume {run_dir}" in said
 
 
 def test_dry_run_counts_capacity_searches_and_their_probe_cap(
