@@ -686,8 +686,8 @@ def demo(
         bool,
         typer.Option(
             "--quick",
-            help="A small matrix: LED only, 1024 and 4096 tokens, 1 user, no capacity search (about 2 "
-            "minutes); --models, --formats and --lengths still apply.",
+            help="A small matrix: LED only, 1024 and 4096 tokens, 1 user, stages of at most 15 s, no "
+            "capacity search (minutes, not tens of minutes); --models, --formats and --lengths still apply.",
         ),
     ] = False,
     models: Annotated[

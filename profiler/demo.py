@@ -85,7 +85,7 @@ class DemoMatrix:
 
 
 #: ``--quick``: LED alone, the shortest and longest length, one user, stages of at most 15 s, no
-#: capacity search: the whole pipeline in about two minutes on a quiet 2-core CPU.
+#: capacity search: the whole pipeline in a few minutes on a 2-core CPU (2.5 with its exports cached).
 QUICK = DemoMatrix(
     archs=("led",), lengths=(1024, 4096), concurrency=(1,), max_stage_seconds=15.0, capacity=False
 )
