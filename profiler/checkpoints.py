@@ -39,6 +39,9 @@ SIZES: tuple[Size, ...] = get_args(Size)
 
 #: Longest input, in tokens, that every checkpoint built here accepts (the study's largest length).
 MAX_INPUT_TOKENS = 4096
+#: Where `profiler demo` builds its checkpoints unless told otherwise; `profiler sweep --init`
+#: points its example there.
+DEMO_WORKDIR = Path("build/demo")
 #: Standard deviation of the tiny and small shapes' random weights: wider than transformers'
 #: default 0.02, with which greedy output repeats one token whatever the input, so that parity
 #: has something to catch.

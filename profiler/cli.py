@@ -17,9 +17,9 @@ from typer.models import CommandFunctionType
 
 from profiler import __version__
 from profiler.accuracy import TASKS as SCROLLS_TASKS
-from profiler.artifact import Format
+from profiler.artifact import FORMATS, Format
 from profiler.attention_layout import GlobalAttention
-from profiler.checkpoints import ARCHS, MAX_INPUT_TOKENS, SIZES, build_checkpoint
+from profiler.checkpoints import ARCHS, DEMO_WORKDIR, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.decoding_config import parse_overrides
 from profiler.doctor import SAMPLE_SECONDS
 from profiler.engines.openmp import wait_passively
@@ -141,6 +141,16 @@ def check_output_dir(path: Path, option: str) -> None:
     blocker = file_in_the_way(path)
     if blocker is not None:
         raise UsageError(f"{option} {path}: {blocker} is a file, not a directory; choose another path.")
+
+
+def parse_choices(text: str, choices: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """A comma-separated list of distinct names, each one of ``choices``, in the order given."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in choices]
+    if not names or unknown:
+        got = ", ".join(unknown) if unknown else "nothing"
+        raise UsageError(f"{option} {text!r}: got {got}; choose from {', '.join(choices)}, comma-separated.")
+    return names
 
 
 def _version(value: bool) -> None:
@@ -454,22 +464,49 @@ def doctor(
 
 @app.command()
 def sweep(
-    config: Annotated[Path | None, typer.Argument(help="Sweep config (TOML); see docs/sweeps.md.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Sweep config (TOML); see docs/sweeps.md. With --init: where to write one."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="A run directory to finish: cells already recorded are skipped.")
     ] = None,
+    init: Annotated[
+        bool,
+        typer.Option(
+            "--init",
+            help="Write a commented example config to CONFIG (default: sweep.toml) and exit; its model "
+            "is the demo's LED (`profiler demo` builds it).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the matrix, the number of cells and capacity searches, and an estimated time "
+            "range; start nothing and write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run the matrix: models x formats x input lengths x load levels x repeats.
 
-    For each model and format: export if needed, start `profiler serve`, wait for /readyz, measure
-    the idle baseline, run locust headless at each load level (one stage per input length), record
-    one result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
+    For each model and format: export if needed (or reuse the export in `reports/.artifacts/` made
+    from the same checkpoint bytes), start `profiler serve`, wait for /readyz, measure the idle
+    baseline, run locust headless at each load level (one stage per input length), record one
+    result per cell in `reports/<run-id>/results.jsonl`, stop the server. Killed at any moment,
     `profiler sweep --resume reports/<run-id>` finishes it without losing recorded cells. Ctrl-C
     stops cleanly and keeps what was measured.
     """
-    from profiler.sweep.config import load_config
-    from profiler.sweep.runner import Sweep, new_run_dir, resume_config
+    import shlex
 
+    from profiler.sweep.config import load_config
+    from profiler.sweep.runner import Sweep, free_run_dir, new_run_dir, resume_config
+
+    if init:
+        if resume is not None or dry_run:
+            raise UsageError("--init writes a config and exits; give it alone, with the path to write.")
+        _write_example(config or Path("sweep.toml"))
+        return
     if (config is None) == (resume is None):
         errors.print("[bold red]error:[/] give a config file, or --resume with a run directory (not both).")
         raise typer.Exit(2)
@@ -477,8 +514,14 @@ def sweep(
         settings, run_dir = resume_config(resume), resume
     elif config is not None:
         settings = load_config(config)
-        run_dir = new_run_dir(settings, config)
+        run_dir = free_run_dir(settings) if dry_run else new_run_dir(settings, config)
     runner = Sweep(settings, run_dir, console)
+    if dry_run:
+        from profiler.sweep.dryrun import describe
+
+        for line in describe(settings, runner.pending(), str(run_dir)):
+            console.print(line, markup=False, highlight=False)
+        return
     console.print(f"run directory: {run_dir}")
     try:
         recorded = runner.run()
@@ -489,6 +532,25 @@ def sweep(
         )
         raise typer.Exit(130) from None
     console.print(f"{recorded} cell(s) recorded in {run_dir / 'results.jsonl'}")
+    console.print(f"next: profiler report {shlex.quote(str(run_dir))}", markup=False, highlight=False)
+
+
+def _write_example(path: Path) -> None:
+    """``profiler sweep --init``: the example config at ``path``, never over an existing file."""
+    from profiler.demo import model_name
+    from profiler.sweep.config import example_config
+
+    check_output_file(path, "CONFIG")
+    if path.exists():
+        raise UsageError(f"{path} already exists; give --init another path, or remove it first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(example_config(path, DEMO_WORKDIR / model_name("led"), Path("reports")), encoding="utf-8")
+    console.print(
+        f"wrote {path}: edit it, preview it with `profiler sweep --dry-run {path}`, run it with "
+        f"`profiler sweep {path}`",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()
@@ -502,7 +564,11 @@ def report(
         ),
     ],
     compare: Annotated[
-        Path | None, typer.Option(help="Another run directory or results file to compare cell by cell.")
+        Path | None,
+        typer.Option(
+            help="The baseline: another run directory or results file to compare this (new) run with, "
+            "cell by cell (ratios new / baseline, its config diff first)."
+        ),
     ] = None,
     json_output: Annotated[
         bool,
@@ -612,13 +678,31 @@ def eval_command(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Where the demo checkpoints and config are written.")] = Path(
-        "build/demo"
-    ),
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo checkpoints and config are written.")
+    ] = DEMO_WORKDIR,
     output_dir: Annotated[Path, typer.Option(help="Where the run directory lands.")] = Path("reports"),
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="A small matrix: LED only, 1024 and 4096 tokens, 1 user, stages of at most 15 s, no "
+            "capacity search (minutes, not tens of minutes); --models, --formats and --lengths still apply.",
+        ),
+    ] = False,
+    models: Annotated[
+        str | None,
+        typer.Option(help=f"Comma-separated architectures to build and sweep: {', '.join(ARCHS)}."),
+    ] = None,
+    formats: Annotated[
+        str | None, typer.Option(help=f"Comma-separated formats to serve: {', '.join(('eager', *FORMATS))}.")
+    ] = None,
     lengths: Annotated[
-        str, typer.Option(help="Comma-separated input lengths in tokens.")
-    ] = "1024,2048,3072,4096",
+        str | None,
+        typer.Option(
+            help="Comma-separated input lengths in tokens. Default: 1024,2048,3072,4096 (quick: 1024,4096)."
+        ),
+    ] = None,
     stage_seconds: Annotated[float, typer.Option(min=1, help="Load per input length and level.")] = 4.0,
 ) -> None:
     """Run the whole pipeline on the embedded demo checkpoints: build, export, serve, load, measure.
@@ -626,20 +710,29 @@ def demo(
     Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
     (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
     input length and two concurrency levels with locust against a live server, measuring energy in
-    the server. Results land in `reports/demo-<time>/`; a summary is printed at the end.
+    the server. Exports are kept in `reports/.artifacts/` and reused by later runs. Results land in
+    `reports/demo-<time>/`; a summary is printed at the end.
     """
+    from dataclasses import replace
     from datetime import UTC, datetime
 
-    from profiler.demo import write_demo_config
+    from profiler.demo import QUICK, DemoMatrix, write_demo_config
     from profiler.report import render_report
-    from profiler.sweep.config import load_config
+    from profiler.sweep.config import SWEEP_FORMATS, load_config
     from profiler.sweep.runner import Sweep, new_run_dir
 
     run_id = "demo-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     check_output_dir(workdir, "--workdir")
     check_output_dir(output_dir, "--output-dir")
-    sizes = parse_numbers(lengths, int, positive=True, option="--lengths")
-    config_path = write_demo_config(workdir, output_dir, run_id, sizes, stage_seconds, console)
+    matrix = QUICK if quick else DemoMatrix()
+    if models is not None:
+        matrix = replace(matrix, archs=parse_choices(models, ARCHS, "--models"))
+    if formats is not None:
+        matrix = replace(matrix, formats=parse_choices(formats, SWEEP_FORMATS, "--formats"))
+    if lengths is not None:
+        matrix = replace(matrix, lengths=parse_numbers(lengths, int, positive=True, option="--lengths"))
+    matrix = replace(matrix, stage_seconds=stage_seconds)
+    config_path = write_demo_config(workdir, output_dir, run_id, matrix, console)
     settings = load_config(config_path)
     run_dir = new_run_dir(settings, config_path)
     Sweep(settings, run_dir, console).run()

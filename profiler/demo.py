@@ -5,19 +5,26 @@ Runtime and TorchScript (exported and parity-checked at every bucket) at 1024, 2
 4096 tokens and two concurrency levels, with locust against a live server (streamed answers, so
 time to first token is measured) and energy measured in the server, and search LED's ONNX
 capacity under a latency SLO at the shortest and longest length; then report what was measured
-(``profiler report``).
+(``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
+(:class:`DemoMatrix`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from profiler.checkpoints import ARCHS, build_checkpoint
+from profiler.modelinfo import DEFAULT_LENGTHS
+from profiler.sweep.config import SWEEP_FORMATS
+
+#: The checkpoint size the demo builds.
+DEMO_SIZE = "small"
 
 DEMO_CONFIG = """\
-# Written by `profiler demo`: the embedded checkpoints in every format, at the study's lengths.
+# Written by `profiler demo`: the embedded checkpoints at the study's lengths.
 run_id = "{run_id}"
 output_dir = "{output_dir}"
 
@@ -27,66 +34,106 @@ input_lengths = [{lengths}]
 mode = "generate"
 max_new_tokens = 32
 stream = true  # streamed answers: time to the first token and per output token
-concurrency = [1, 4]
+concurrency = [{concurrency}]
 stage_seconds = {stage_seconds}
 # Short stages, yet enough requests for a p90 at every cell; a p99 would take minutes per cell here.
 min_requests = 20
-max_stage_seconds = 40
+max_stage_seconds = {max_stage_seconds:g}
 window_requests = 5
 stability = 0.25
 warmup_seconds = 1
 repeats = 1
 idle_seconds = 2
+{capacity}
+[server]
+max_batch_size = 4
+max_wait_ms = 5
+"""
 
+CAPACITY_SECTION = """
 [capacity]
-# How many requests/s LED in ONNX sustains with p90 <= 500 ms, at the shortest and longest length.
-models = ["led-small"]
-formats = ["onnx"]
-input_lengths = [{capacity_lengths}]
+# How many requests/s {model} in {format} sustains with p90 <= 500 ms, at the shortest and longest length.
+models = ["{model}"]
+formats = ["{format}"]
+input_lengths = [{lengths}]
 latency_ms = 500
 percentile = 90
 start_rps = 4
 max_rps = 128
 tolerance = 0.25
 max_probes = 8
-
-[server]
-max_batch_size = 4
-max_wait_ms = 5
 """
 
 MODEL_ENTRY = """[[models]]
 name = "{name}"
 checkpoint = "{checkpoint}"
-formats = ["eager", "onnx", "torchscript"]
+formats = [{formats}]
 """
 
 
-def write_demo_config(
-    workdir: Path,
-    output_dir: Path,
-    run_id: str,
-    lengths: tuple[int, ...],
-    stage_seconds: float,
-    console: Console,
-) -> Path:
-    """Build both small checkpoints under ``workdir`` and write the sweep config beside them."""
-    entries = []
-    for arch in ARCHS:
-        with console.status(f"building the small {arch} checkpoint"):
-            built = build_checkpoint(arch, "small", workdir / f"{arch}-small", overwrite=True)
-        console.print(f"built {arch} small: {built.parameters:,} parameters -> {built.path}")
-        entries.append(MODEL_ENTRY.format(name=f"{arch}-small", checkpoint=built.path.resolve()))
-    config = workdir / "sweep.toml"
-    config.write_text(
-        DEMO_CONFIG.format(
-            run_id=run_id,
-            output_dir=output_dir.resolve(),
-            models="\n".join(entries),
-            lengths=", ".join(map(str, lengths)),
-            stage_seconds=f"{stage_seconds:g}",
-            capacity_lengths=", ".join(map(str, sorted({min(lengths), max(lengths)}))),
-        ),
-        encoding="utf-8",
+@dataclass(frozen=True)
+class DemoMatrix:
+    """What the demo sweeps: architectures, formats, input lengths, users, stage length, and
+    whether it searches capacity (the first model in ONNX, or in its first format)."""
+
+    archs: tuple[str, ...] = ARCHS
+    formats: tuple[str, ...] = SWEEP_FORMATS
+    lengths: tuple[int, ...] = DEFAULT_LENGTHS
+    concurrency: tuple[int, ...] = (1, 4)
+    stage_seconds: float = 4.0
+    #: A stage that has not met its rules by then ends, marked as cut short.
+    max_stage_seconds: float = 40.0
+    capacity: bool = True
+
+
+#: ``--quick``: LED alone, the shortest and longest length, one user, stages of at most 15 s, no
+#: capacity search: the whole pipeline in a few minutes on a 2-core CPU (2.5 with its exports cached).
+QUICK = DemoMatrix(
+    archs=("led",), lengths=(1024, 4096), concurrency=(1,), max_stage_seconds=15.0, capacity=False
+)
+
+
+def model_name(arch: str) -> str:
+    return f"{arch}-{DEMO_SIZE}"
+
+
+def demo_config_text(matrix: DemoMatrix, checkpoints: dict[str, Path], output_dir: Path, run_id: str) -> str:
+    """The sweep config for ``matrix``; ``checkpoints`` maps each architecture to its directory."""
+    quoted = ", ".join(f'"{fmt}"' for fmt in matrix.formats)
+    entries = [
+        MODEL_ENTRY.format(name=model_name(arch), checkpoint=checkpoints[arch].resolve(), formats=quoted)
+        for arch in matrix.archs
+    ]
+    capacity = ""
+    if matrix.capacity:
+        searched = "onnx" if "onnx" in matrix.formats else matrix.formats[0]
+        capacity = CAPACITY_SECTION.format(
+            model=model_name(matrix.archs[0]),
+            format=searched,
+            lengths=", ".join(map(str, sorted({min(matrix.lengths), max(matrix.lengths)}))),
+        )
+    return DEMO_CONFIG.format(
+        run_id=run_id,
+        output_dir=output_dir.resolve(),
+        models="\n".join(entries),
+        lengths=", ".join(map(str, matrix.lengths)),
+        concurrency=", ".join(map(str, matrix.concurrency)),
+        stage_seconds=f"{matrix.stage_seconds:g}",
+        max_stage_seconds=max(matrix.stage_seconds, matrix.max_stage_seconds),
+        capacity=capacity,
     )
+
+
+def write_demo_config(
+    workdir: Path, output_dir: Path, run_id: str, matrix: DemoMatrix, console: Console
+) -> Path:
+    """Build the matrix's small checkpoints under ``workdir`` and write the sweep config beside them."""
+    checkpoints = {}
+    for arch in matrix.archs:
+        with console.status(f"building the {DEMO_SIZE} {arch} checkpoint"):
+            built = build_checkpoint(arch, DEMO_SIZE, workdir / model_name(arch), overwrite=True)
+        console.print(f"built {arch} {DEMO_SIZE}: {built.parameters:,} parameters -> {built.path}")
+        checkpoints[arch] = built.path
+    config = workdir / "sweep.toml"
+    config.write_text(demo_config_text(matrix, checkpoints, output_dir, run_id), encoding="utf-8")
     return config

@@ -24,7 +24,6 @@ CONFIG_NAME = "config.toml"
 #: Where a running locust writes its results; deleted once the sweep has read them.
 LOCUST_RESULTS_NAME = "locust-results.json"
 LOCUST_LOG_NAME = "locust.log"
-ARTIFACTS_NAME = "artifacts"
 #: What `profiler report` writes.
 REPORT_MD_NAME = "report.md"
 REPORT_HTML_NAME = "report.html"
@@ -93,10 +92,6 @@ class RunDirectory:
     @property
     def compare_csv(self) -> Path:
         return self.path / COMPARE_CSV_NAME
-
-    def artifact(self, model: str, fmt: str) -> Path:
-        """Where the sweep exports ``model`` to ``fmt``."""
-        return self.path / ARTIFACTS_NAME / f"{model}-{fmt}"
 
     def server_log(self, model: str, fmt: str) -> Path:
         return self.path / f"server-{model}-{fmt}.log"

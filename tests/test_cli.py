@@ -175,7 +175,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
         ]
     )
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "reports").iterdir()
+    (run_dir,) = (tmp_path / "reports").glob("demo-*")
     records = RunDirectory(run_dir).results.read()
     cells = {(r.model, r.format, r.load.concurrency) for r in records}
     assert cells == {
@@ -198,6 +198,33 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     (search,) = RunDirectory(run_dir).capacity.read()
     assert (search.model, search.format, search.capacity.length) == ("led-small", "onnx", 1024)
     assert search.capacity.probes
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_quick_demo_run_twice_exports_once(tmp_path: Path) -> None:
+    """`demo --quick` measures LED at 1024 and 4096 tokens with one user; a second demo serves the
+    first one's export from the cache (the checkpoint is rebuilt byte for byte) instead of exporting."""
+    reports = tmp_path / "reports"
+    args = ["demo", "--quick", "--formats", "onnx", "--stage-seconds", "1"]
+    args += ["--workdir", str(tmp_path / "build"), "--output-dir", str(reports)]
+    first = invoke(args)
+    assert first.exit_code == 0, first.output
+    assert "exporting led-small to onnx (buckets [1024, 4096], parity at batch 1 and 4) into " in first.output
+    second = invoke(args)
+    assert second.exit_code == 0, second.output
+    (export,) = (reports / ".artifacts").iterdir()
+    assert f"reusing the onnx export of led-small from {export} (same checkpoint sha256 " in second.output
+    assert "exporting" not in second.output
+    runs = sorted(reports.glob("demo-*"))
+    assert len(runs) == 2
+    for run_dir in runs:
+        records = RunDirectory(run_dir).results.read()
+        cells = {(r.model, r.format, r.load.concurrency, r.bucket) for r in records}
+        assert cells == {("led-small", "onnx", 1, 1024), ("led-small", "onnx", 1, 4096)}
+        assert all(r.stage.requests > 0 and r.stage.failures == 0 for r in records)
+        assert not RunDirectory(run_dir).capacity.path.exists()  # no search in a quick demo
+        assert {path.name for path in run_dir.iterdir() if path.is_dir()} == set()  # no export inside
 
 
 def test_doctor_prints_what_it_would_measure_with_and_exits_by_its_verdict() -> None:

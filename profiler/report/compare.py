@@ -1,5 +1,5 @@
-"""Two runs side by side: the same cells, ratios (other / this), and whether each difference is
-larger than the repeats' spread.
+"""Two runs side by side, a new one against its baseline: what changed in their configs, the same
+cells, ratios (new / baseline), and whether each difference is larger than the repeats' spread.
 
 Cells are matched on their full key (model, format, engine, device, mode, load level, input
 length); cells left over are then matched without engine and device when exactly one candidate is
@@ -13,8 +13,9 @@ repeat on either side there is no interval: ``n/a (1 repeat)``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from profiler.report.aggregate import ESTIMATE, Cell, CellKey
 from profiler.report.tables import Column, Entry, Table, format_label, ms
@@ -38,22 +39,23 @@ METRICS: dict[str, Callable[[Cell], float | None]] = {
 class MetricComparison:
     """One metric of one cell in both runs."""
 
-    this: float | None
-    other: float | None
-    this_ci: ConfidenceInterval | None
-    other_ci: ConfidenceInterval | None
+    new: float | None
+    baseline: float | None
+    new_ci: ConfidenceInterval | None
+    baseline_ci: ConfidenceInterval | None
     verdict: str
 
     @property
     def ratio(self) -> float | None:
-        """other / this; None where either is missing or this is zero."""
-        if self.this is None or self.other is None or self.this == 0:
+        """new / baseline (below 1: the new run is lower); None where either is missing or the
+        baseline is zero."""
+        if self.new is None or self.baseline is None or self.baseline == 0:
             return None
-        return self.other / self.this
+        return self.new / self.baseline
 
 
 def verdict(
-    this: Sequence[float], other: Sequence[float]
+    new: Sequence[float], baseline: Sequence[float]
 ) -> tuple[str, ConfidenceInterval | None, ConfidenceInterval | None]:
     """Whether two sets of per-repeat values differ by more than their 95% confidence intervals.
 
@@ -61,48 +63,71 @@ def verdict(
         The verdict (``outside CI``, ``within CI``, ``n/a (1 repeat)`` or ``n/a (not measured)``) and
         both intervals (None where a run has fewer than two repeats).
     """
-    this_ci = mean_ci(this) if len(this) >= 2 else None
-    other_ci = mean_ci(other) if len(other) >= 2 else None
-    if not this or not other:
-        return NOT_MEASURED, this_ci, other_ci
-    if this_ci is None or other_ci is None:
-        return ONE_REPEAT, this_ci, other_ci
-    apart = this_ci.high < other_ci.low or other_ci.high < this_ci.low
-    return (OUTSIDE if apart else WITHIN), this_ci, other_ci
+    new_ci = mean_ci(new) if len(new) >= 2 else None
+    baseline_ci = mean_ci(baseline) if len(baseline) >= 2 else None
+    if not new or not baseline:
+        return NOT_MEASURED, new_ci, baseline_ci
+    if new_ci is None or baseline_ci is None:
+        return ONE_REPEAT, new_ci, baseline_ci
+    apart = new_ci.high < baseline_ci.low or baseline_ci.high < new_ci.low
+    return (OUTSIDE if apart else WITHIN), new_ci, baseline_ci
 
 
 @dataclass(frozen=True)
 class CellComparison:
     """A cell present in both runs."""
 
-    this: Cell
-    other: Cell
+    new: Cell
+    baseline: Cell
     metrics: dict[str, MetricComparison]
 
     @property
     def key(self) -> CellKey:
         """The cell's key in this run."""
-        return self.this.key
+        return self.new.key
 
 
-def compare_cells(this: Cell, other: Cell) -> CellComparison:
+def compare_cells(new: Cell, baseline: Cell) -> CellComparison:
     """Every metric of :data:`METRICS` for one matched cell."""
     metrics = {}
     for name, figure in METRICS.items():
-        word, this_ci, other_ci = verdict(this.per_repeat(name), other.per_repeat(name))
-        metrics[name] = MetricComparison(figure(this), figure(other), this_ci, other_ci, word)
-    return CellComparison(this, other, metrics)
+        word, new_ci, baseline_ci = verdict(new.per_repeat(name), baseline.per_repeat(name))
+        metrics[name] = MetricComparison(figure(new), figure(baseline), new_ci, baseline_ci, word)
+    return CellComparison(new, baseline, metrics)
 
 
 @dataclass(frozen=True)
 class Comparison:
     """Two runs: matched cells, and the cells only one of them has."""
 
-    this_run: str
-    other_run: str
+    new_run: str
+    baseline_run: str
     matched: list[CellComparison]
-    only_this: list[Cell]
-    only_other: list[Cell]
+    only_new: list[Cell]
+    only_baseline: list[Cell]
+    #: :func:`config_diff` of the two runs' recorded configs.
+    config_diff: list[str] = field(default_factory=list)
+
+
+def config_diff(
+    name: str, baseline_run: str, baseline: str | None, new_run: str, new: str | None
+) -> list[str]:
+    """What changed from the baseline's recorded config (``name``) to the new run's, as a unified
+    diff; one line saying so where they are the same or a run recorded none."""
+    if baseline is None or new is None:
+        missing = ", ".join(run for run, text in ((baseline_run, baseline), (new_run, new)) if text is None)
+        return [f"no {name} recorded for {missing}: the configs cannot be compared"]
+    if baseline == new:
+        return [f"{name}: the same in both runs"]
+    return [
+        line.rstrip("\n")
+        for line in difflib.unified_diff(
+            baseline.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"{baseline_run}/{name} (baseline)",
+            tofile=f"{new_run}/{name} (new)",
+        )
+    ]
 
 
 def _loose(key: CellKey) -> tuple[object, ...]:
@@ -110,34 +135,34 @@ def _loose(key: CellKey) -> tuple[object, ...]:
     return (s.model, s.global_attention, s.format, s.mode, s.max_new_tokens, s.load, key.length)
 
 
-def compare(this_run: str, this: Sequence[Cell], other_run: str, other: Sequence[Cell]) -> Comparison:
+def compare(new_run: str, new: Sequence[Cell], baseline_run: str, baseline: Sequence[Cell]) -> Comparison:
     """Match the cells of two runs and compare each pair."""
-    others = {cell.key: cell for cell in other}
+    baselines = {cell.key: cell for cell in baseline}
     pairs: list[tuple[Cell, Cell]] = []
     left: list[Cell] = []
-    for cell in this:
-        match = others.pop(cell.key, None)
+    for cell in new:
+        match = baselines.pop(cell.key, None)
         if match is None:
             left.append(cell)
         else:
             pairs.append((cell, match))
     unmatched: list[Cell] = []
     for cell in left:
-        candidates = [c for c in others.values() if _loose(c.key) == _loose(cell.key)]
+        candidates = [c for c in baselines.values() if _loose(c.key) == _loose(cell.key)]
         mine = [c for c in left if _loose(c.key) == _loose(cell.key)]
         if len(candidates) == 1 and len(mine) == 1:
             pairs.append((cell, candidates[0]))
-            del others[candidates[0].key]
+            del baselines[candidates[0].key]
         else:
             unmatched.append(cell)
-    order = {cell.key: index for index, cell in enumerate(this)}
+    order = {cell.key: index for index, cell in enumerate(new)}
     pairs.sort(key=lambda pair: order[pair[0].key])
     return Comparison(
-        this_run,
-        other_run,
+        new_run,
+        baseline_run,
         [compare_cells(a, b) for a, b in pairs],
         unmatched,
-        sorted(others.values(), key=lambda c: c.key.sort_key()),
+        sorted(baselines.values(), key=lambda c: c.key.sort_key()),
     )
 
 
@@ -152,20 +177,20 @@ def _ratio(item: MetricComparison, label: str | None = None, warn: bool = False)
 
 def _energy_note(pair: CellComparison) -> str | None:
     """``estimate`` beside a J/query ratio that involves an estimate; the table notes say more."""
-    return ESTIMATE if pair.this.is_estimate or pair.other.is_estimate else None
+    return ESTIMATE if pair.new.is_estimate or pair.baseline.is_estimate else None
 
 
 def _sources(comparison: Comparison) -> list[str]:
     """A note for each pair of energy sources that differ between the runs."""
     pairs = sorted(
         {
-            (p.this.energy_source or "not measured", p.other.energy_source or "not measured")
+            (p.new.energy_source or "not measured", p.baseline.energy_source or "not measured")
             for p in comparison.matched
-            if p.this.energy_source != p.other.energy_source
+            if p.new.energy_source != p.baseline.energy_source
         }
     )
     return [
-        f"J/query sources differ: {a} (this) vs {b} (other); a ratio between an estimate and a meter "
+        f"J/query sources differ: {a} (new) vs {b} (baseline); a ratio between an estimate and a meter "
         "compares a model with a measurement."
         for a, b in pairs
     ]
@@ -175,12 +200,14 @@ def _where(comparison: Comparison) -> list[str]:
     """Notes naming the engines and devices where the two runs differ (a CPU run vs a GPU run)."""
     moves = sorted(
         {
-            (pair.this.key.series.engine_label, pair.other.key.series.engine_label)
+            (pair.new.key.series.engine_label, pair.baseline.key.series.engine_label)
             for pair in comparison.matched
-            if pair.this.key.series.engine_label != pair.other.key.series.engine_label
+            if pair.new.key.series.engine_label != pair.baseline.key.series.engine_label
         }
     )
-    return [f"Engines differ: {', '.join(f'{a} (this) vs {b} (other)' for a, b in moves)}."] if moves else []
+    return (
+        [f"Engines differ: {', '.join(f'{a} (new) vs {b} (baseline)' for a, b in moves)}."] if moves else []
+    )
 
 
 def _unmatched(label: str, cells: Sequence[Cell]) -> str:
@@ -201,14 +228,15 @@ def compare_table(comparison: Comparison) -> Table:
     ``compare.csv`` has every metric's verdict.
     """
     table = Table(
-        f"Compare: {comparison.this_run} (this) vs {comparison.other_run} (other); ratio = other / this",
+        f"Compare: {comparison.new_run} (new) vs {comparison.baseline_run} (baseline); "
+        "ratio = new / baseline",
         [
             Column("model", numeric=False, key=True),
             Column("format", numeric=False, key=True),
             Column("tokens", key=True),
             Column("load", numeric=False, key=True),
-            Column("p50 ms this"),
-            Column("p50 ms other"),
+            Column("p50 ms baseline"),
+            Column("p50 ms new"),
             Column("p50 ratio"),
             Column("p50 verdict", numeric=False),
             Column("req/s ratio"),
@@ -227,8 +255,8 @@ def compare_table(comparison: Comparison) -> Table:
                 Entry(format_label(s)),
                 Entry(str(pair.key.length), float(pair.key.length)),
                 Entry(s.load.label),
-                ms(p50.this),
-                ms(p50.other),
+                ms(p50.baseline),
+                ms(p50.new),
                 _ratio(p50),
                 Entry(p50.verdict, warn=p50.verdict == OUTSIDE),
                 _ratio(rps, warn=rps.verdict == OUTSIDE),
@@ -243,7 +271,10 @@ def compare_table(comparison: Comparison) -> Table:
     )
     table.notes.extend(_where(comparison))
     table.notes.extend(_sources(comparison))
-    for label, cells in (("this run", comparison.only_this), ("the other run", comparison.only_other)):
+    for label, cells in (
+        ("the new run", comparison.only_new),
+        ("the baseline run", comparison.only_baseline),
+    ):
         if cells:
             table.notes.append(_unmatched(label, cells))
     return table

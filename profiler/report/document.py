@@ -160,6 +160,8 @@ class ReportDocument(Document):
         cells: every cell's figures, unrounded.
         sections: the report's sections in order, as the terminal shows them.
         compare: with ``--compare``, the comparison table.
+        compare_config_diff: with ``--compare``, the unified diff of the baseline's config to the
+            new run's, line by line (or the one line saying there is none).
     """
 
     #: The layout's version; a change that breaks a reader gets a new one.
@@ -175,6 +177,7 @@ class ReportDocument(Document):
     failures: list[str]
     notes: list[str]
     compare: TableDocument | None
+    compare_config_diff: list[str] | None = None
 
 
 def sections_document(sections: Sequence[tuple[str, Sequence[Table]]]) -> list[SectionDocument]:

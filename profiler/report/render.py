@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from profiler.report.aggregate import Cell, aggregate, scaling
-from profiler.report.compare import Comparison, compare_table
+from profiler.report.compare import Comparison, compare_table, config_diff
 from profiler.report.compare import compare as compare_runs
 from profiler.report.document import CellFigures, ReportDocument, TableDocument, sections_document
 from profiler.report.html import report_html
@@ -114,6 +114,7 @@ class Report:
             failures=self.failures,
             notes=data.notes,
             compare=TableDocument.of(self.comparison_table) if self.comparison_table else None,
+            compare_config_diff=self.comparison.config_diff if self.comparison else None,
         )
 
 
@@ -140,6 +141,12 @@ def build_report(source: Path, compare: Path | None) -> Report:
     if other is None:
         return report
     comparison = compare_runs(data.run_id, cells, other.run_id, aggregate(other.repeats))
+    comparison = replace(
+        comparison,
+        config_diff=config_diff(
+            data.config_name, other.run_id, other.config_text, data.run_id, data.config_text
+        ),
+    )
     return replace(report, comparison=comparison, comparison_table=compare_table(comparison))
 
 
@@ -166,7 +173,11 @@ def _print(console: Console, report: Report) -> None:
         console.print(Text.assemble(("failures: ", "yellow"), line), soft_wrap=False)
     for note in report.data.notes:
         console.print(f"note: {note}", markup=False, soft_wrap=False)
-    if report.comparison_table is not None:
+    if report.comparison is not None and report.comparison_table is not None:
+        console.print(Text("Config changes, baseline -> new", style="bold"))
+        for line in report.comparison.config_diff:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+            console.print(Text(line, style=style), soft_wrap=False)
         print_tables(console, [report.comparison_table])
 
 
@@ -174,9 +185,10 @@ def render_report(source: Path, compare: Path | None, console: Console) -> Repor
     """Print a run's tables and write ``report.md``, ``report.html``, ``summary.csv`` and the plots.
 
     A run directory's report goes into it; a results file's into a folder beside it
-    (``reports/loadtest-X.json`` -> ``reports/loadtest-X-report/``). With ``compare``, the same
-    cells of the other run are set beside this run's (ratios other / this, with
-    confidence-interval verdicts) and ``compare.md`` and ``compare.csv`` are written too.
+    (``reports/loadtest-X.json`` -> ``reports/loadtest-X-report/``). With ``compare``, the
+    baseline, its cells are set beside this (the new) run's, ratios new / baseline with
+    confidence-interval verdicts, under the diff of the two runs' configs; ``compare.md`` and
+    ``compare.csv`` are written too.
 
     Args:
         source: a run directory written by ``profiler sweep`` (``reports/<run-id>/``), or a

@@ -107,21 +107,22 @@ def summary_csv(cells: Iterable[Cell]) -> str:
 
 def compare_csv(comparison: Comparison) -> str:
     """``compare.csv``: one row per matched cell; per metric both figures, ratio, both CIs, verdict."""
-    header = ["model", "format", "engine_this", "engine_other", "mode", "input_length", "load"]
-    header += ["energy_source_this", "energy_source_other"]
+    sides = ("baseline", "new")
+    header = ["model", "format", *(f"engine_{side}" for side in sides), "mode", "input_length", "load"]
+    header += [f"energy_source_{side}" for side in sides]
     for name in METRICS:
-        header += [f"{name}_{part}" for part in ("this", "other", "ratio")]
-        header += [f"{name}_ci_{side}_{end}" for side in ("this", "other") for end in ("low", "high")]
+        header += [f"{name}_{part}" for part in (*sides, "ratio")]
+        header += [f"{name}_ci_{side}_{end}" for side in sides for end in ("low", "high")]
         header.append(f"{name}_verdict")
     rows = []
     for pair in comparison.matched:
-        s, o = pair.this.key.series, pair.other.key.series
-        row: list[object] = [s.model, s.format, s.engine_label, o.engine_label, s.mode, pair.key.length]
-        row += [s.load.label, pair.this.energy_source, pair.other.energy_source]
+        s, b = pair.new.key.series, pair.baseline.key.series
+        row: list[object] = [s.model, s.format, b.engine_label, s.engine_label, s.mode, pair.key.length]
+        row += [s.load.label, pair.baseline.energy_source, pair.new.energy_source]
         for name in METRICS:
             item = pair.metrics[name]
-            row += [item.this, item.other, item.ratio]
-            for ci in (item.this_ci, item.other_ci):
+            row += [item.baseline, item.new, item.ratio]
+            for ci in (item.baseline_ci, item.new_ci):
                 row += [ci.low, ci.high] if ci else [None, None]
             row.append(item.verdict)
         rows.append(row)
@@ -129,10 +130,11 @@ def compare_csv(comparison: Comparison) -> str:
 
 
 def compare_markdown(comparison: Comparison, table: Table) -> str:
-    """``compare.md``: the comparison table and how to read it."""
+    """``compare.md``: what changed in the config, then the comparison table and how to read it."""
     intro = (
-        f"# Compare: {comparison.this_run} vs {comparison.other_run}\n\n"
-        "Ratios are other / this: below 1 the other run is lower (faster for latency, cheaper for "
+        f"# Compare: {comparison.new_run} (new) vs {comparison.baseline_run} (baseline)\n\n"
+        "## Config changes, baseline -> new\n\n```diff\n" + "\n".join(comparison.config_diff) + "\n```\n\n"
+        "Ratios are new / baseline: below 1 the new run is lower (faster for latency, cheaper for "
         "J/query). A J/query ratio involving an estimate says so beside it; the notes name the sources where "
         "the runs differ.\n"
     )

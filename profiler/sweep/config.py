@@ -2,15 +2,17 @@
 
 Unknown keys and wrong types are refused, each problem in one line that names the key
 (``load.max_new_tokens = 'lots': expected an integer.``), and so is a decode length over what a
-model's decoder can take.
+model's decoder can take. The example below is what ``profiler sweep --init`` writes
+(:func:`example_config`) and what ``examples/sweep.toml`` holds.
 
 ```toml
-run_id = "led-vs-bigbird"          # optional; default: a timestamp
-output_dir = "reports"             # runs land in output_dir/run_id
+# run_id = "led-vs-bigbird"        # default: a UTC timestamp
+output_dir = "reports"             # from this file's folder: runs land in output_dir/run_id,
+                                   # exports in output_dir/.artifacts (reused across runs)
 
 [[models]]
 name = "led-small"
-checkpoint = "build/demo/led-small"
+checkpoint = "build/demo/led-small"      # from this file's folder; `profiler demo` builds it
 formats = ["eager", "onnx", "torchscript"]
 
 [load]
@@ -27,6 +29,11 @@ warmup_seconds = 2                 # sent and discarded before each stage
 repeats = 1
 idle_seconds = 3
 
+# [capacity]                       # the highest rate within an SLO, per model, format and length
+# latency_ms = 2000
+# percentile = 99
+# max_probes = 12
+
 [server]
 max_batch_size = 8
 max_wait_ms = 5
@@ -39,6 +46,8 @@ processes = 1                      # local worker processes; or
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,7 +55,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
 from profiler.api import Batching
-from profiler.artifact import MANIFEST_NAME, Format
+from profiler.artifact import FORMATS, MANIFEST_NAME, Format
 from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
@@ -58,6 +67,7 @@ from profiler.modes import Mode
 from profiler.validation import Count, Strict, TupleOf, toml_key, validated
 
 SweepFormat = Literal["eager", Format]
+SWEEP_FORMATS: tuple[str, ...] = ("eager", *FORMATS)
 #: A TCP port a config names.
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -264,3 +274,22 @@ def load_config(path: Path) -> SweepConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}).") from exc
     return parse_config(raw, path.parent)
+
+
+#: The paths the example config names, as written in it: the demo's LED and the reports folder.
+EXAMPLE_PATHS = ("build/demo/led-small", "reports")
+
+
+def example_config(config: Path, checkpoint: Path, output_dir: Path) -> str:
+    """The commented example at the top of this module, for a config written at ``config``, naming
+    ``checkpoint`` and ``output_dir`` relative to its folder (as the config reads paths)."""
+    assert __doc__ is not None
+    text = __doc__.split("```toml\n", 1)[1].split("```", 1)[0]
+    for written, path in zip(EXAMPLE_PATHS, (checkpoint, output_dir), strict=True):
+        relative = Path(os.path.relpath(path.resolve(), config.resolve().parent)).as_posix()
+        quoted = re.search(f'"{re.escape(written)}"( *)', text)
+        assert quoted is not None
+        # The comment after the value stays in its column where there is room.
+        padding = " " * max(1, len(quoted.group(1)) - len(relative) + len(written))
+        text = text[: quoted.start()] + f'"{relative}"{padding}' + text[quoted.end() :]
+    return "# Written by `profiler sweep --init`; every key is described in docs/sweeps.md.\n" + text

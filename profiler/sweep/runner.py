@@ -25,12 +25,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from profiler.artifact import MANIFEST_NAME, Manifest
+from profiler.artifact import MANIFEST_NAME
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
 from profiler.errors import ConfigError, ProfilerError, last_words
-from profiler.jsonl import RecordsError, field_errors
+from profiler.jsonl import RecordFile, RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
 from profiler.loadgen.results import LoadTestResults
@@ -46,6 +46,7 @@ from profiler.server.launch import (
     ensure_port_free,
     start_server,
 )
+from profiler.sweep.artifacts import CACHE_NAME, ArtifactCache
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
 
 #: Locust's default ``--master-bind-port``.
@@ -83,8 +84,8 @@ class Run:
         return cell_key(self.model.name, self.format, self.level_key, self.repeat, length)
 
 
-def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
-    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+def free_run_dir(config: SweepConfig) -> Path:
+    """``output_dir/run_id`` (a UTC timestamp without ``run_id``), refused if a run holds it."""
     run_id = config.run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = RunDirectory(config.output_dir / run_id)
     if run_dir.config.exists():
@@ -92,6 +93,12 @@ def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
             f"{run_dir.path} already holds a run; resume it with --resume {run_dir.path} or pick another "
             "run_id."
         )
+    return run_dir.path
+
+
+def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
+    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+    run_dir = RunDirectory(free_run_dir(config))
     run_dir.path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, run_dir.config)
     return run_dir.path
@@ -116,6 +123,19 @@ class Sweep:
         self.console = console
         self.locust: subprocess.Popen[str] | None = None
 
+    def done(self, *, appending: bool = True) -> set[str]:
+        """The cells already recorded; when ``appending``, a torn last line is cut off first (a dry
+        run only reads, and creates nothing)."""
+        files: tuple[RecordFile[Any], ...] = (self.store, self.files.capacity)
+        try:
+            return {record.cell for file in files for record in (file.open() if appending else file.read())}
+        except RecordsError as exc:
+            raise SweepError(str(exc)) from exc
+
+    def pending(self) -> list[Run]:
+        """The locust runs left to do (``--dry-run`` prints them)."""
+        return self.plan(self.done(appending=False))
+
     def plan(self, done: set[str]) -> list[Run]:
         load = self.config.load
         capacity = self.config.capacity
@@ -138,11 +158,7 @@ class Sweep:
 
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
-        try:
-            done = {record.cell for record in self.store.open()}
-            done |= {record.cell for record in self.files.capacity.open()}
-        except RecordsError as exc:
-            raise SweepError(str(exc)) from exc
+        done = self.done()
         if not self.files.environment.exists():
             self.files.write_environment(fingerprint())
         self._check_port()
@@ -208,31 +224,19 @@ class Sweep:
             raise SweepError(str(exc)) from exc
 
     def _artifact(self, model: ModelSpec, fmt: str) -> Path:
-        """The directory to serve: the checkpoint itself for eager, else an export (reused if valid)."""
+        """The directory to serve: the checkpoint itself for eager, else its export from the cache
+        shared by every run under ``output_dir`` (:mod:`profiler.sweep.artifacts`)."""
         if fmt == "eager" or (model.checkpoint / MANIFEST_NAME).is_file():
             return model.checkpoint
-        from exporters.export import checkpoint_sha256, export
-
-        out = self.files.artifact(model.name, fmt)
-        lengths = sorted(set(self.config.load.input_lengths))
-        batch = self.config.server.max_batch_size
-        if (out / MANIFEST_NAME).is_file():
-            manifest = Manifest.read(out)
-            if manifest.buckets == lengths and manifest.source_sha256 == checkpoint_sha256(model.checkpoint):
-                return out
-        self.console.print(
-            f"exporting {model.name} to {fmt} (buckets {lengths}, parity at batch 1 and {batch})"
-        )
-        export(
+        cache = ArtifactCache(self.config.output_dir / CACHE_NAME, self.console.print)
+        return cache.get(
+            model.name,
             model.checkpoint,
             fmt,
-            out,
-            lengths=lengths,
-            batch_sizes=sorted({1, batch}),
-            overwrite=True,
-            allow_new_weights=model.allow_new_weights,
+            self.config.load.input_lengths,
+            (1, self.config.server.max_batch_size),
+            model.allow_new_weights,
         )
-        return out
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
         server = self.config.server

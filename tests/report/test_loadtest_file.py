@@ -137,6 +137,13 @@ def test_json_of_a_run_directory_with_compare(tmp_path: Path) -> None:
     assert document.energy_sources == ["nvml-counter"]
     assert document.compare is not None
     assert document.compare.rows
+    assert document.compare.title.startswith("Compare: gpu-h100 (new) vs cpu-demo (baseline)")
+    assert document.compare_config_diff is not None
+    assert document.compare_config_diff[:2] == [
+        "--- cpu-demo/config.toml (baseline)",
+        "+++ gpu-h100/config.toml (new)",
+    ]
+    assert '+run_id = "gpu-h100"' in document.compare_config_diff
     raw = json.loads(result.stdout)
     assert raw["schema_version"] == 1
     assert not list(DATA.glob("gpu-h100/report.*"))  # the recorded data was not written into

@@ -215,24 +215,16 @@ def test_the_documented_and_demo_configs_parse(tmp_path: Path, tiny_checkpoints:
     assert (config.load.target_length, config.load.idle_seconds, config.load.stage_seconds) == (64, 3.0, 10.0)
     assert (config.server.max_batch_size, config.server.max_wait_ms, config.locust.processes) == (8, 5.0, 2)
 
-    from profiler.demo import DEMO_CONFIG, MODEL_ENTRY
+    from profiler.demo import DemoMatrix, demo_config_text
 
-    entry = MODEL_ENTRY.format(name="led-small", checkpoint=tiny_checkpoints["led"])
-    path.write_text(
-        DEMO_CONFIG.format(
-            run_id="demo",
-            output_dir=tmp_path,
-            models=entry,
-            lengths="1024, 2048",
-            stage_seconds="2",
-            capacity_lengths="1024, 2048",
-        )
-    )
+    matrix = DemoMatrix(archs=("led",), lengths=(1024, 2048), stage_seconds=2)
+    path.write_text(demo_config_text(matrix, {"led": tiny_checkpoints["led"]}, tmp_path, "demo"))
     demo = load_config(path)
     assert (demo.server.max_batch_size, demo.load.input_lengths) == (4, (1024, 2048))
     assert demo.capacity is not None
     assert demo.capacity.covers("led-small", "onnx")
     assert (demo.load.min_requests, demo.capacity_lengths()) == (20, (1024, 2048))
+    assert (demo.load.stage_seconds, demo.load.max_stage_seconds) == (2, 40)
 
 
 def test_the_sweep_passes_the_tables_on(

@@ -72,6 +72,7 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
 
     resumed = _resume(run_dir, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.splitlines()[-1] == f"next: profiler report {run_dir}"
     after = store.read()
     complete = before[: before.rfind(b"\n") + 1]
     assert results.read_bytes().startswith(complete)  # recorded lines are never rewritten
@@ -143,5 +144,6 @@ def test_kill_9_on_the_sweep_alone_leaves_no_child_and_no_port_held(
     run_dir = tmp_path / "reports" / "orphans"
     resumed = _resume(run_dir, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.splitlines()[-1] == f"next: profiler report {run_dir}"
     assert len(RunDirectory(run_dir).results.read()) == 1
     assert not (run_dir / "locust-results.json").exists()
