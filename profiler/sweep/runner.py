@@ -19,11 +19,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from profiler.artifact import MANIFEST_NAME, Manifest
 from profiler.client import ServerCallError, ServerClient
@@ -33,6 +31,7 @@ from profiler.errors import ConfigError, ProfilerError, last_words
 from profiler.jsonl import RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
+from profiler.loadgen.live import read_status
 from profiler.loadgen.results import LoadTestResults
 from profiler.loadgen.stopping import StageRules
 from profiler.memory import peak_rss_bytes
@@ -47,6 +46,7 @@ from profiler.server.launch import (
     start_server,
 )
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
+from profiler.sweep.progress import RunWork, SweepProgress
 
 #: Locust's default ``--master-bind-port``.
 LOCUST_MASTER_PORT = 5557
@@ -115,6 +115,7 @@ class Sweep:
         self.store = self.files.results
         self.console = console
         self.locust: subprocess.Popen[str] | None = None
+        self.shown: SweepProgress | None = None  # the progress lines while run() goes on
 
     def plan(self, done: set[str]) -> list[Run]:
         load = self.config.load
@@ -151,43 +152,43 @@ class Sweep:
             self.console.print(f"every cell of {self.run_dir} is already recorded.")
             return 0
         recorded = 0
-        load = self.config.load
-        run_seconds = len(load.input_lengths) * (load.warmup_seconds + load.stage_seconds)  # at least
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=self.console) as progress:
-            sweep_task = progress.add_task("sweep (locust runs)", total=len(runs))
-            cell_task = progress.add_task("cell", total=run_seconds)
-            for (model, fmt), group in _by_artifact(runs):
-                progress.update(cell_task, description=f"{model.name}/{fmt}: preparing", completed=0)
+        groups = _by_artifact(runs)
+        with SweepProgress(
+            self.console, self.config.load, [self._work(run) for run in runs], [fmt for (_, fmt), _ in groups]
+        ) as shown:
+            self.shown = shown
+            for (model, fmt), group in groups:
+                shown.preparing(f"{model.name}/{fmt}: export, server start, idle baseline")
                 artifact = self._artifact(model, fmt)
                 server = self._start(artifact, model, fmt)
                 try:
                     idle = self._idle(server)
+                    shown.prepared(fmt)
                     for run in group:
-                        label = f"{model.name}/{fmt} {run.arrival} {run.level:g} #{run.repeat}"
-                        progress.update(cell_task, description=label, completed=0)
-                        results = self._locust(server, artifact, run, progress, cell_task)
+                        results = self._locust(server, artifact, run)
+                        cells = 0
                         if run.search:
                             for found in self._capacity_records(run, server, results):
                                 if found.cell not in done:
                                     self.files.capacity.append(found)
-                                    recorded += 1
-                            progress.advance(sweep_task)
-                            continue
-                        for record in self._records(run, server, results, idle):
-                            if record.cell not in done:
-                                self.store.append(record)
-                                recorded += 1
-                        progress.advance(sweep_task)
+                                    cells += 1
+                        else:
+                            for record in self._records(run, server, results, idle):
+                                if record.cell not in done:
+                                    self.store.append(record)
+                                    cells += 1
+                        recorded += cells
+                        shown.run_finished(cells, [stage.duration_s for stage in results.stages])
                 finally:
                     server.stop()
+            self.shown = None
         return recorded
+
+    def _work(self, run: Run) -> RunWork:
+        """What ``run`` will do, for the time estimate."""
+        capacity = self.config.capacity
+        probes = capacity.max_probes if run.search and capacity is not None else 1
+        return RunWork(len(self._lengths(run)), probes)
 
     def interrupt(self) -> None:
         """Stop the locust child now (Ctrl-C): what is recorded stays recorded."""
@@ -231,6 +232,7 @@ class Sweep:
             batch_sizes=sorted({1, batch}),
             overwrite=True,
             allow_new_weights=model.allow_new_weights,
+            progress=self.shown.export_listener(f"{model.name}/{fmt}") if self.shown else None,
         )
         return out
 
@@ -294,29 +296,35 @@ class Sweep:
                 options += ["--master-port", str(locust.master_bind_port)]
         return locust_command(locust.target_host or server.url, users, *options)
 
-    def _locust(
-        self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
-    ) -> LoadTestResults:
+    def _locust(self, server: ServerProcess, artifact: Path, run: Run) -> LoadTestResults:
         results = self.files.locust_results
         results.unlink(missing_ok=True)  # a run killed before it was read leaves one
+        status_file = self.files.locust_status
+        status_file.unlink(missing_ok=True)
         log = self.files.locust_log
+        label = f"{run.model.name}/{run.format} {run.level_key.replace(':', ' ')} #{run.repeat}"
+        if self.shown is not None:
+            self.shown.locust_started(label, self._work(run))
         try:
             with log.open("a", encoding="utf-8") as handle:
                 handle.write(f"\n=== {run.label} ===\n")
                 handle.flush()
                 self.locust = subprocess.Popen(
-                    self._locust_command(server, artifact, run, results),
+                    [
+                        *self._locust_command(server, artifact, run, results),
+                        "--status-file",
+                        str(status_file),
+                    ],
                     stdout=handle,
                     stderr=subprocess.STDOUT,
                     text=True,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
                 )
-                started = time.monotonic()
                 while self.locust.poll() is None:
-                    progress.update(
-                        task, completed=min(time.monotonic() - started, progress.tasks[task].total or 0)
-                    )
+                    live = read_status(status_file)
+                    if live is not None and self.shown is not None:
+                        self.shown.status(label, live)
                     time.sleep(0.5)
             status = self.locust.returncode
             self.locust = None
@@ -338,6 +346,7 @@ class Sweep:
                 self.locust.wait()
                 self.locust = None
             results.unlink(missing_ok=True)
+            status_file.unlink(missing_ok=True)
 
     def _records(
         self, run: Run, server: ServerProcess, results: LoadTestResults, idle: IdleBaseline | None
