@@ -107,11 +107,12 @@ def _clock(seconds: float) -> str:
 
 
 def describe_eta(eta: Eta) -> str:
-    """``about 4:10 left (2:05 to 25:00 by the stage rules); 2 preparations not timed yet``."""
-    bounds = f"{_clock(eta.least_s)} to {_clock(eta.most_s)} by the stage rules"
-    text = f"about {_clock(eta.expected_s)} left ({bounds})"
+    """``~4:10 left (2:05 to 25:00 by the stage rules) + 2 exports/server starts not timed yet``."""
+    text = (
+        f"~{_clock(eta.expected_s)} left ({_clock(eta.least_s)} to {_clock(eta.most_s)} by the stage rules)"
+    )
     if eta.untimed:
-        text += f"; + {eta.untimed} export/server start{'s' if eta.untimed > 1 else ''} not timed yet"
+        text += f" + {eta.untimed} exports/server starts not timed yet"
     return text
 
 
@@ -142,7 +143,7 @@ class SweepProgress:
         self.measured = Measured()
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=20),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
@@ -175,7 +176,7 @@ class SweepProgress:
 
         def show(step: ExportStep) -> None:
             detail = f"{step.done}/{step.total} steps; now {step.what}"
-            self._step(f"{label}: export", "export", step.total, step.done, detail)
+            self._step(label, "export", step.total, step.done, f"export: {detail}")
 
         return show
 
@@ -199,23 +200,12 @@ class SweepProgress:
         on = next((s for s in status.stages if s.state in ("warm-up", "running")), None)
         if on is None:
             return
-        if on.state == "warm-up":
-            self._step(
-                f"{label}: {on.name}",
-                on.name,
-                self.rules.warmup_seconds,
-                on.elapsed_s or 0,
-                describe_stage(on, self.rules),
-            )
-        else:
-            ok = on.requests - on.failures
-            self._step(
-                f"{label}: {on.name}",
-                on.name,
-                self.rules.min_requests,
-                min(ok, self.rules.min_requests),
-                describe_stage(on, self.rules),
-            )
+        line = describe_stage(on, self.rules)
+        if on.state == "warm-up":  # the bar: seconds of warm-up
+            self._step(label, on.name, self.rules.warmup_seconds, on.elapsed_s or 0, line)
+        else:  # the bar: successful requests against min_requests
+            ok = min(on.requests - on.failures, self.rules.min_requests)
+            self._step(label, on.name, self.rules.min_requests, ok, line)
         self._show_eta(status)
 
     def run_finished(self, cells: int, stage_s: list[float]) -> None:
@@ -263,5 +253,5 @@ class SweepProgress:
             eta.untimed,
         )
         task = self.progress.tasks[self.sweep]
-        cells = f"{task.completed:.0f}/{task.total or 0:.0f} cells recorded"
-        self.progress.update(self.sweep, detail=f"{cells}; {describe_eta(eta)}")
+        cells = f"{task.completed:.0f}/{task.total or 0:.0f} cells"
+        self.progress.update(self.sweep, detail=f"{cells}, {describe_eta(eta)}")
