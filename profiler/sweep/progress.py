@@ -69,10 +69,20 @@ class Eta:
     untimed: int
 
 
-def estimate(runs: list[RunWork], prepares: list[str], rules: StageRules, measured: Measured) -> Eta:
-    """Seconds left for ``runs`` (locust runs not started) and ``prepares`` (the formats of the
-    model/format pairs not prepared yet), by the rules, refined by what has been measured."""
+def estimate(
+    runs: list[RunWork],
+    prepares: list[str],
+    rules: StageRules,
+    measured: Measured,
+    on_now_s: float | None = None,
+) -> Eta:
+    """Seconds left for ``runs`` (locust runs, the first of which may be under way) and
+    ``prepares`` (the formats of the model/format pairs not prepared yet), by the rules, refined by
+    what has been measured. ``on_now_s``: how long the stage running now (the first of ``runs``)
+    has lasted; the others are expected to last at least as long."""
     stage = fmean(measured.stage_s) if measured.stage_s else rules.stage_seconds
+    if on_now_s is not None:
+        stage = max(stage, on_now_s)
     stage = min(max(stage, rules.stage_seconds), rules.max_stage_seconds)
     overhead = fmean(measured.run_overhead_s) if measured.run_overhead_s else 0.0
     expected = least = most = 0.0
@@ -84,6 +94,10 @@ def estimate(runs: list[RunWork], prepares: list[str], rules: StageRules, measur
         expected += run.lengths * probes * (rules.warmup_seconds + stage) + overhead
         least += run.lengths * (rules.warmup_seconds + rules.stage_seconds) + overhead
         most += run.lengths * run.most_probes * (rules.warmup_seconds + rules.max_stage_seconds) + overhead
+    if on_now_s is not None and runs:  # the stage on now: its warm-up and the time it has run are spent
+        expected -= rules.warmup_seconds + min(on_now_s, stage)
+        least -= rules.warmup_seconds + min(on_now_s, rules.stage_seconds)
+        most -= rules.warmup_seconds + min(on_now_s, rules.max_stage_seconds)
     untimed = 0
     for fmt in prepares:
         timed = measured.prepare_s.get(fmt)
@@ -93,7 +107,7 @@ def estimate(runs: list[RunWork], prepares: list[str], rules: StageRules, measur
         expected += fmean(timed)
         least += min(timed)
         most += max(timed)
-    return Eta(expected, least, most, untimed)
+    return Eta(max(0.0, expected), max(0.0, least), max(0.0, most), untimed)
 
 
 def _clock(seconds: float) -> str:
@@ -201,11 +215,13 @@ class SweepProgress:
         if on is None:
             return
         line = describe_stage(on, self.rules)
+        ok = on.requests - on.failures
         if on.state == "warm-up":  # the bar: seconds of warm-up
             self._step(label, on.name, self.rules.warmup_seconds, on.elapsed_s or 0, line)
-        else:  # the bar: successful requests against min_requests
-            ok = min(on.requests - on.failures, self.rules.min_requests)
+        elif ok < self.rules.min_requests:  # the bar: successful requests against min_requests
             self._step(label, on.name, self.rules.min_requests, ok, line)
+        else:  # enough requests: the bar runs to the cap (a full bar would stop the clock)
+            self._step(label, on.name, self.rules.max_stage_seconds, on.elapsed_s or 0, line)
         self._show_eta(status)
 
     def run_finished(self, cells: int, stage_s: list[float]) -> None:
@@ -235,23 +251,17 @@ class SweepProgress:
 
     def _show_eta(self, status: LiveStatus | None = None) -> None:
         runs = list(self.runs)
-        left_in_run = 0.0
+        on_now_s = None
         if self.current is not None:
-            done = sum(1 for s in status.stages if s.state == "done") if status else 0
-            if self.current.search:
-                runs.append(self.current)  # probes are not known in advance: the whole search
-            else:
-                runs.append(RunWork(max(1, self.current.lengths - done)))
-                on = next((s for s in status.stages if s.state == "running"), None) if status else None
-                left_in_run = -(on.elapsed_s or 0.0) if on is not None else 0.0
-        eta = estimate(runs, self.prepares, self.rules, self.measured)
-        shift = min(left_in_run, 0.0)
-        eta = Eta(
-            max(0.0, eta.expected_s + shift),
-            max(0.0, eta.least_s + shift),
-            max(0.0, eta.most_s + shift),
-            eta.untimed,
-        )
+            stages = status.stages if status is not None else []
+            done = sum(1 for stage in stages if stage.state == "done")
+            on = next((stage for stage in stages if stage.state == "running"), None)
+            if self.current.search:  # its probes are not known in advance: the whole search
+                runs.insert(0, self.current)
+            else:  # its stages not done yet, the one on now first
+                runs.insert(0, RunWork(max(1, self.current.lengths - done)))
+                on_now_s = on.elapsed_s if on is not None else None
+        eta = estimate(runs, self.prepares, self.rules, self.measured, on_now_s)
         task = self.progress.tasks[self.sweep]
         cells = f"{task.completed:.0f}/{task.total or 0:.0f} cells"
         self.progress.update(self.sweep, detail=f"{cells}, {describe_eta(eta)}")

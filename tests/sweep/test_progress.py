@@ -44,6 +44,16 @@ def test_measured_stages_and_run_overheads_refine_the_estimate_within_the_rules(
     assert fast.expected_s == 1 + 4  # nor ends before its least time
 
 
+def test_the_stage_on_now_has_spent_its_time_and_sets_the_least_the_others_take() -> None:
+    runs = [RunWork(2), RunWork(2)]  # the first under way: its first stage has run 10 s
+    eta = estimate(runs, [], RULES, Measured(), on_now_s=10.0)
+    assert eta.expected_s == 4 * (1 + 10.0) - (1 + 10.0)  # a stage lasts 10 s or more, as this one
+    assert eta.least_s == 4 * (1 + 4) - (1 + 4)  # this one is past its least time
+    assert eta.most_s == 4 * (1 + 40) - (1 + 10)
+    done = estimate([RunWork(1)], [], RULES, Measured(), on_now_s=60.0)
+    assert (done.expected_s, done.least_s, done.most_s) == (0.0, 0.0, 0.0)  # never below nothing
+
+
 def test_a_capacity_search_counts_its_probes_at_most_until_one_has_run() -> None:
     search = RunWork(2, most_probes=8)
     assert search.search
@@ -118,7 +128,8 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
         shown.progress.refresh()
         shown.status("tiny/onnx closed 1 #1", _status(_stage("running", 20, 4.0)))
         shown.progress.refresh()
-        assert shown.progress.tasks[shown.step].completed == 20
+        step = shown.progress.tasks[shown.step]  # enough requests: the bar runs to the cap, the clock on
+        assert (step.completed, step.total, step.finished_time) == (4.0, 40.0, None)
         shown.run_finished(2, [4.5, 5.5])
         sweep = shown.progress.tasks[shown.sweep]
         assert (sweep.completed, sweep.total) == (2, 2)
