@@ -148,9 +148,13 @@ def describe_stage(stage: LiveStage, rules: StageRules) -> str:
 
 
 class SweepProgress:
-    """The sweep's two progress lines on ``console`` (use it as a context manager)."""
+    """The sweep's two progress lines on ``console`` (a context manager: drawn while inside)."""
 
-    def __init__(self, console: Console, rules: StageRules, runs: list[RunWork], prepares: list[str]) -> None:
+    def __init__(
+        self, console: Console, rules: StageRules, cells: int, runs: list[RunWork], prepares: list[str]
+    ) -> None:
+        """``cells``: the cells still to record; ``runs``: the locust runs that record them, in
+        order; ``prepares``: the format of each model/format pair to prepare, in order."""
         self.rules = rules
         self.runs = list(runs)
         self.prepares = list(prepares)
@@ -162,7 +166,6 @@ class SweepProgress:
             TimeElapsedColumn(),
             console=console,
         )
-        cells = sum(run.lengths for run in runs)
         self.sweep: TaskID = self.progress.add_task("sweep", total=cells, detail="")
         self.step: TaskID = self.progress.add_task("", total=None, detail="")
         self.step_name: str | None = None

@@ -151,37 +151,45 @@ class Sweep:
         if not runs:
             self.console.print(f"every cell of {self.run_dir} is already recorded.")
             return 0
-        recorded = 0
         groups = _by_artifact(runs)
+        cells = sum(run.cell(n) not in done for run in runs for n in self._lengths(run))
+        work = [self._work(run) for run in runs]
         with SweepProgress(
-            self.console, self.config.load, [self._work(run) for run in runs], [fmt for (_, fmt), _ in groups]
+            self.console, self.config.load, cells, work, [fmt for (_, fmt), _ in groups]
         ) as shown:
             self.shown = shown
-            for (model, fmt), group in groups:
-                shown.preparing(f"{model.name}/{fmt}: export, server start, idle baseline")
-                artifact = self._artifact(model, fmt)
-                server = self._start(artifact, model, fmt)
-                try:
-                    idle = self._idle(server)
-                    shown.prepared(fmt)
-                    for run in group:
-                        results = self._locust(server, artifact, run)
-                        cells = 0
-                        if run.search:
-                            for found in self._capacity_records(run, server, results):
-                                if found.cell not in done:
-                                    self.files.capacity.append(found)
-                                    cells += 1
-                        else:
-                            for record in self._records(run, server, results, idle):
-                                if record.cell not in done:
-                                    self.store.append(record)
-                                    cells += 1
-                        recorded += cells
-                        shown.run_finished(cells, [stage.duration_s for stage in results.stages])
-                finally:
-                    server.stop()
-            self.shown = None
+            try:
+                return sum(self._measure(model, fmt, group, done) for (model, fmt), group in groups)
+            finally:
+                self.shown = None
+
+    def _measure(self, model: ModelSpec, fmt: str, group: list[Run], done: set[str]) -> int:
+        """Prepare, serve and load one model in one format; returns the cells it recorded."""
+        assert self.shown is not None
+        self.shown.preparing(f"{model.name}/{fmt}: export, server start, idle baseline")
+        artifact = self._artifact(model, fmt)
+        server = self._start(artifact, model, fmt)
+        recorded = 0
+        try:
+            idle = self._idle(server)
+            self.shown.prepared(fmt)
+            for run in group:
+                results = self._locust(server, artifact, run)
+                cells = 0
+                if run.search:
+                    for found in self._capacity_records(run, server, results):
+                        if found.cell not in done:
+                            self.files.capacity.append(found)
+                            cells += 1
+                else:
+                    for record in self._records(run, server, results, idle):
+                        if record.cell not in done:
+                            self.store.append(record)
+                            cells += 1
+                recorded += cells
+                self.shown.run_finished(cells, [stage.duration_s for stage in results.stages])
+        finally:
+            server.stop()
         return recorded
 
     def _work(self, run: Run) -> RunWork:

@@ -110,7 +110,7 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=200, color_system=None)
     runs = [RunWork(2)]
-    with SweepProgress(console, RULES, runs, ["onnx"]) as shown:
+    with SweepProgress(console, RULES, 2, runs, ["onnx"]) as shown:
         shown.preparing("tiny/onnx")
         listener = shown.export_listener("tiny/onnx")
         listener(ExportStep("graph encoder", 0, 4))
