@@ -166,7 +166,8 @@ class Sweep:
     def _measure(self, model: ModelSpec, fmt: str, group: list[Run], done: set[str]) -> int:
         """Prepare, serve and load one model in one format; returns the cells it recorded."""
         assert self.shown is not None
-        self.shown.preparing(f"{model.name}/{fmt}: export, server start, idle baseline")
+        steps = "server start, idle baseline" if fmt == "eager" else "export, server start, idle baseline"
+        self.shown.preparing(f"{model.name}/{fmt}: {steps}")
         artifact = self._artifact(model, fmt)
         server = self._start(artifact, model, fmt)
         recorded = 0
