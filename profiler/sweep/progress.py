@@ -182,10 +182,12 @@ class SweepProgress:
 
     # --- what the sweep reports ----------------------------------------------------------------
 
-    def preparing(self, label: str) -> None:
-        """A model and format is being prepared (export, server start, idle baseline)."""
-        self.prepare_started = time.monotonic()
-        self._step(label, "preparing", None, 0, "")
+    def preparing(self, label: str, what: str) -> None:
+        """A model and format is being prepared: ``what`` (its export, its server's start and idle
+        baseline) starts; the preparation is timed from its first step."""
+        if self.step_name is None or not self.step_name.startswith(f"{label}: "):
+            self.prepare_started = time.monotonic()
+        self._step(label, f"{label}: {what}", None, 0, what)
 
     def export_listener(self, label: str) -> ExportProgress:
         """What an export of ``label`` (``led-small/onnx``) tells of each step: its graphs, then
@@ -193,7 +195,7 @@ class SweepProgress:
 
         def show(step: ExportStep) -> None:
             detail = f"{step.done}/{step.total} steps; now {step.what}"
-            self._step(label, "export", step.total, step.done, f"export: {detail}")
+            self._step(label, f"{label}: export", step.total, step.done, f"export: {detail}")
 
         return show
 

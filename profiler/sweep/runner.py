@@ -166,9 +166,10 @@ class Sweep:
     def _measure(self, model: ModelSpec, fmt: str, group: list[Run], done: set[str]) -> int:
         """Prepare, serve and load one model in one format; returns the cells it recorded."""
         assert self.shown is not None
-        steps = "server start, idle baseline" if fmt == "eager" else "export, server start, idle baseline"
-        self.shown.preparing(f"{model.name}/{fmt}: {steps}")
+        label = f"{model.name}/{fmt}"
+        self.shown.preparing(label, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)")
         artifact = self._artifact(model, fmt)
+        self.shown.preparing(label, "server start, idle baseline")
         server = self._start(artifact, model, fmt)
         recorded = 0
         try:

@@ -111,13 +111,18 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
     console = Console(file=out, force_terminal=True, width=200, color_system=None)
     runs = [RunWork(2)]
     with SweepProgress(console, RULES, 2, runs, ["onnx"]) as shown:
-        shown.preparing("tiny/onnx")
+        shown.preparing("tiny/onnx", "its export (or one to reuse)")
+        started = shown.prepare_started
         listener = shown.export_listener("tiny/onnx")
         listener(ExportStep("graph encoder", 0, 4))
         listener(ExportStep("parity at 1024 tokens, global 1", 3, 4))
         shown.progress.refresh()
         assert "tiny/onnx" in out.getvalue()
         assert "3/4 steps; now parity at 1024 tokens, global 1" in out.getvalue()
+        shown.preparing("tiny/onnx", "server start, idle baseline")
+        assert shown.prepare_started == started  # one preparation, timed from its first step
+        shown.progress.refresh()
+        assert "server start, idle baseline" in out.getvalue()
         shown.prepared("onnx")
         assert shown.prepares == []
         shown.locust_started("tiny/onnx closed 1 #1", runs[0])
