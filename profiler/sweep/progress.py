@@ -68,6 +68,23 @@ class Eta:
     most_s: float
     untimed: int
 
+    def __add__(self, other: Eta) -> Eta:
+        return Eta(
+            self.expected_s + other.expected_s,
+            self.least_s + other.least_s,
+            self.most_s + other.most_s,
+            self.untimed + other.untimed,
+        )
+
+    def spent(self, seconds: float) -> Eta:
+        """What is left once ``seconds`` of it have gone by (nothing is below nothing)."""
+        return Eta(
+            max(0.0, self.expected_s - seconds),
+            max(0.0, self.least_s - seconds),
+            max(0.0, self.most_s - seconds),
+            self.untimed,
+        )
+
 
 def estimate(
     runs: list[RunWork],
@@ -171,6 +188,8 @@ class SweepProgress:
         self.step_name: str | None = None
         self.run_started = self.prepare_started = time.monotonic()
         self.current: RunWork | None = None
+        self.preparing_fmt: str | None = None  # the format of the model/format being prepared
+        self.status_now: LiveStatus | None = None  # the current locust run's, as last read
         self._show_eta()
 
     def __enter__(self) -> SweepProgress:
@@ -182,11 +201,13 @@ class SweepProgress:
 
     # --- what the sweep reports ----------------------------------------------------------------
 
-    def preparing(self, label: str, what: str) -> None:
+    def preparing(self, label: str, fmt: str, what: str) -> None:
         """A model and format is being prepared: ``what`` (its export, its server's start and idle
         baseline) starts; the preparation is timed from its first step."""
-        if self.step_name is None or not self.step_name.startswith(f"{label}: "):
+        if self.preparing_fmt is None:
             self.prepare_started = time.monotonic()
+            self.preparing_fmt = fmt
+            self.prepares.remove(fmt)
         self._step(label, f"{label}: {what}", None, 0, what)
 
     def export_listener(self, label: str) -> ExportProgress:
@@ -199,23 +220,24 @@ class SweepProgress:
 
         return show
 
-    def prepared(self, fmt: str) -> None:
-        """A model and format is ready to load (it is timed for the estimate)."""
-        self.measured.prepare_s[fmt].append(time.monotonic() - self.prepare_started)
-        if fmt in self.prepares:
-            self.prepares.remove(fmt)
+    def prepared(self) -> None:
+        """The model and format being prepared is ready to load (timed for the estimate)."""
+        if self.preparing_fmt is not None:
+            self.measured.prepare_s[self.preparing_fmt].append(time.monotonic() - self.prepare_started)
+            self.preparing_fmt = None
         self._show_eta()
 
     def locust_started(self, label: str, work: RunWork) -> None:
         """A locust run starts (locust loads, builds its bodies, spawns its users)."""
         self.runs.remove(work)
-        self.current = work
+        self.current, self.status_now = work, None
         self.run_started = time.monotonic()
         self._step(label, "locust", None, 0, "starting locust (tokenizer, request bodies, users)")
         self._show_eta()
 
     def status(self, label: str, status: LiveStatus) -> None:
         """The load test's status file, as last read while its run goes on."""
+        self.status_now = status
         on = next((s for s in status.stages if s.state in ("warm-up", "running")), None)
         if on is None:
             return
@@ -227,7 +249,6 @@ class SweepProgress:
             self._step(label, on.name, self.rules.min_requests, ok, line)
         else:  # enough requests: the bar runs to the cap (a full bar would stop the clock)
             self._step(label, on.name, self.rules.max_stage_seconds, on.elapsed_s or 0, line)
-        self._show_eta(status)
 
     def run_finished(self, cells: int, stage_s: list[float]) -> None:
         """A locust run ended with ``cells`` recorded; ``stage_s``: its stages' measured seconds."""
@@ -238,7 +259,7 @@ class SweepProgress:
         )
         if self.current is not None and self.current.search:
             self.measured.probes_per_length.append(len(stage_s) / self.current.lengths)
-        self.current = None
+        self.current, self.status_now = None, None
         self.progress.advance(self.sweep, cells)
         self._show_eta()
 
@@ -253,20 +274,26 @@ class SweepProgress:
         self.progress.update(
             self.step, total=total, completed=completed, description=description, detail=detail
         )
+        self._show_eta()
 
-    def _show_eta(self, status: LiveStatus | None = None) -> None:
-        runs = list(self.runs)
-        on_now_s = None
-        if self.current is not None:
-            stages = status.stages if status is not None else []
+    def _show_eta(self) -> None:
+        """The sweep's line: cells, and the time left, counting down through the step on now."""
+        now, current = time.monotonic(), self.current
+        if current is not None and not current.search:  # its stages not done yet, the one on now first
+            stages = self.status_now.stages if self.status_now is not None else []
             done = sum(1 for stage in stages if stage.state == "done")
             on = next((stage for stage in stages if stage.state == "running"), None)
-            if self.current.search:  # its probes are not known in advance: the whole search
-                runs.insert(0, self.current)
-            else:  # its stages not done yet, the one on now first
-                runs.insert(0, RunWork(max(1, self.current.lengths - done)))
-                on_now_s = on.elapsed_s if on is not None else None
-        eta = estimate(runs, self.prepares, self.rules, self.measured, on_now_s)
+            runs = [RunWork(max(1, current.lengths - done)), *self.runs]
+            on_now_s = on.elapsed_s if on is not None else None
+            eta = estimate(runs, self.prepares, self.rules, self.measured, on_now_s)
+        else:
+            eta = estimate(self.runs, self.prepares, self.rules, self.measured)
+            if current is not None:  # a capacity search: its probes are not known in advance
+                eta += estimate([current], [], self.rules, self.measured).spent(now - self.run_started)
+        if self.preparing_fmt is not None:
+            eta += estimate([], [self.preparing_fmt], self.rules, self.measured).spent(
+                now - self.prepare_started
+            )
         task = self.progress.tasks[self.sweep]
         cells = f"{task.completed:.0f}/{task.total or 0:.0f} cells"
         self.progress.update(self.sweep, detail=f"{cells}, {describe_eta(eta)}")

@@ -167,14 +167,16 @@ class Sweep:
         """Prepare, serve and load one model in one format; returns the cells it recorded."""
         assert self.shown is not None
         label = f"{model.name}/{fmt}"
-        self.shown.preparing(label, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)")
+        self.shown.preparing(
+            label, fmt, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)"
+        )
         artifact = self._artifact(model, fmt)
-        self.shown.preparing(label, "server start, idle baseline")
+        self.shown.preparing(label, fmt, "server start, idle baseline")
         server = self._start(artifact, model, fmt)
         recorded = 0
         try:
             idle = self._idle(server)
-            self.shown.prepared(fmt)
+            self.shown.prepared()
             for run in group:
                 results = self._locust(server, artifact, run)
                 cells = 0

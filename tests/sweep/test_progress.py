@@ -111,7 +111,7 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
     console = Console(file=out, force_terminal=True, width=200, color_system=None)
     runs = [RunWork(2)]
     with SweepProgress(console, RULES, 2, runs, ["onnx"]) as shown:
-        shown.preparing("tiny/onnx", "its export (or one to reuse)")
+        shown.preparing("tiny/onnx", "onnx", "its export (or one to reuse)")
         started = shown.prepare_started
         listener = shown.export_listener("tiny/onnx")
         listener(ExportStep("graph encoder", 0, 4))
@@ -119,12 +119,12 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
         shown.progress.refresh()
         assert "tiny/onnx" in out.getvalue()
         assert "3/4 steps; now parity at 1024 tokens, global 1" in out.getvalue()
-        shown.preparing("tiny/onnx", "server start, idle baseline")
+        shown.preparing("tiny/onnx", "onnx", "server start, idle baseline")
         assert shown.prepare_started == started  # one preparation, timed from its first step
         shown.progress.refresh()
         assert "server start, idle baseline" in out.getvalue()
-        shown.prepared("onnx")
-        assert shown.prepares == []
+        assert shown.prepares == []  # being prepared: counted down, no longer waiting
+        shown.prepared()
         shown.locust_started("tiny/onnx closed 1 #1", runs[0])
         step = shown.progress.tasks[shown.step]
         assert step.completed == 0
@@ -148,3 +148,29 @@ def test_the_step_line_follows_exports_and_stages_and_restarts_for_each() -> Non
 @pytest.mark.parametrize(("seconds", "text"), [(35.4, "35 s"), (250, "4:10"), (3903, "1:05:03")])
 def test_times_read_as_clocks(seconds: float, text: str) -> None:
     assert describe_eta(Eta(seconds, seconds, seconds, 0)).startswith(f"~{text} left")
+
+
+def test_the_time_left_counts_down_through_a_preparation_and_a_capacity_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("profiler.sweep.progress.time.monotonic", lambda: clock[0])
+    search = RunWork(2, most_probes=3)
+    shown = SweepProgress(Console(file=io.StringIO()), RULES, 2, [search], ["onnx"])
+
+    def detail() -> str:
+        return str(shown.progress.tasks[shown.sweep].fields["detail"])
+
+    assert (
+        detail()
+        == "0/2 cells, ~30 s left (10 s to 4:06 by the stage rules) + 1 exports/server starts not timed yet"
+    )
+    shown.preparing("m/onnx", "onnx", "its export (or one to reuse)")
+    clock[0] += 40.0
+    shown.prepared()  # now timed: 40 s for onnx
+    assert shown.measured.prepare_s["onnx"] == [40.0]
+    shown.locust_started("m/onnx capacity #1", search)
+    assert detail().startswith("0/2 cells, ~30 s left (10 s to 4:06")  # 2 lengths x 3 probes x 5 s
+    clock[0] += 12.0
+    shown.status("m/onnx capacity #1", _status(_stage("running", 3, 11.0)))
+    assert detail().startswith("0/2 cells, ~18 s left (0 s to 3:54")  # a search counts down by the clock
