@@ -19,13 +19,20 @@ OPTIMUM_STAMP := $(OPTIMUM_VENV)/.installed
 setup: $(STAMP)
 
 # $(call make_venv,DIRECTORY,EXTRAS): a venv with torch first (the CPU wheel), then the project.
+# Each step says what it installs, and pip shows each package it collects (a first setup downloads
+# torch, about 200 MB, and takes minutes).
 define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=/path/to/python3.11")'
+	@echo "setup 1/4: a virtual environment in $(1) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(1)
-	$(1)/bin/python -m pip install --quiet --upgrade pip
-	$(1)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(1)/bin/python -m pip install --quiet -e '.[$(2)]'
+	@echo "setup 2/4: the latest pip"
+	$(1)/bin/python -m pip install --upgrade pip
+	@echo "setup 3/4: torch $(TORCH_VERSION) $(if $(TORCH_INDEX),from $(TORCH_INDEX),(the CPU wheel pip finds))"
+	$(1)/bin/python -m pip install torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	@echo "setup 4/4: this project and its [$(2)] extras (pyproject.toml)"
+	$(1)/bin/python -m pip install -e '.[$(2)]'
 	touch $(1)/.installed
+	@echo "setup done: $(1) holds $$($(1)/bin/python -m pip list --format=freeze | wc -l) packages"
 endef
 
 $(STAMP): pyproject.toml Makefile

@@ -35,7 +35,8 @@ from exporters.modules import (
 )
 from exporters.optimum_route import INSTALL as OPTIMUM_INSTALL
 from exporters.optimum_route import export_with_optimum, optimum_installed, optimum_supports
-from exporters.parity import compare_with_references, eager_references, failed_parity_message
+from exporters.parity import compare_with_references, eager_references, failed_parity_message, parity_cases
+from exporters.progress import ExportProgress, Steps
 from profiler.artifact import (
     FORMATS,
     ONNX_WEIGHTS,
@@ -414,7 +415,16 @@ def _fold_transposes(model: Any, arrays: dict[str, np.ndarray]) -> None:
             del arrays[source]
 
 
-def _export_onnx(model: Any, length: int, batch: int, staging: Path) -> dict[str, Any]:
+#: The steps writing a format's graphs take: ONNX exports them one by one, TorchScript traces them
+#: into one module.
+OPTIMUM_STEP = "graphs (optimum)"
+GRAPH_STEPS = {
+    "onnx": ("graph encoder", "graph decoder_init", "graph decoder_step"),
+    "torchscript": ("graphs encoder, decoder_init and decoder_step (one TorchScript module)",),
+}
+
+
+def _export_onnx(model: Any, length: int, batch: int, staging: Path, steps: Steps) -> dict[str, Any]:
     io = GraphIO.of("profiler", model.config.decoder_layers)
     weights = _WeightsFile(staging)
     layout = encoder_layout(model.config)
@@ -431,6 +441,8 @@ def _export_onnx(model: Any, length: int, batch: int, staging: Path) -> dict[str
         LAST_BLOCK: {0: "batch"},
     }
     inputs = GraphIO.encoder_inputs(layout)
+    encoder_step, init_step, step_step = GRAPH_STEPS["onnx"]
+    steps.start(encoder_step)
     weights.export(
         EncoderGraph(model).eval(),
         _encoder_args(layout, _encoder_example(model, batch, length)),
@@ -443,6 +455,7 @@ def _export_onnx(model: Any, length: int, batch: int, staging: Path) -> dict[str
     init_name, step_name = decoder_graphs("onnx")
     encoder_axes = {0: "batch", 1: "encoder_length"}
     cache_axes = {0: "batch", 2: "past_length"}
+    steps.start(init_step)
     weights.export(
         DecoderInitGraph(model).eval(),
         init_args,
@@ -458,6 +471,7 @@ def _export_onnx(model: Any, length: int, batch: int, staging: Path) -> dict[str
             **{name: {0: "batch", 2: "encoder_length"} for name in io.cross_presents},
         },
     )
+    steps.start(step_step)
     weights.export(
         DecoderStepGraph(model).eval(),
         step_args,
@@ -496,7 +510,8 @@ class _TorchScriptModule(torch.nn.Module):
         return self.step_graph(*args)  # type: ignore[no-any-return]
 
 
-def _export_torchscript(model: Any, length: int, batch: int, staging: Path) -> dict[str, Any]:
+def _export_torchscript(model: Any, length: int, batch: int, staging: Path, steps: Steps) -> dict[str, Any]:
+    steps.start(GRAPH_STEPS["torchscript"][0])
     layout = encoder_layout(model.config)
     init_args, step_args = _decoder_examples(model, batch, length)
     examples = {
@@ -529,7 +544,13 @@ def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
 
 
 def _write_graphs(
-    model: Any, checkpoint: Path, format_: Format, lengths: list[int], batch_sizes: list[int], staging: Path
+    model: Any,
+    checkpoint: Path,
+    format_: Format,
+    lengths: list[int],
+    batch_sizes: list[int],
+    staging: Path,
+    steps: Steps,
 ) -> dict[str, Any]:
     """Every graph of the artifact into ``staging``; the manifest's graph fields."""
     # no_grad: a trace with autograd on keeps every activation of its example pass for a
@@ -542,7 +563,8 @@ def _write_graphs(
         if model.config.model_type in SUPPORTED_MODEL_TYPES:
             check_eval_random_blocks(model, lengths)
             export_graphs = _export_onnx if format_ == "onnx" else _export_torchscript
-            return export_graphs(model, min(lengths), max(batch_sizes), staging)
+            return export_graphs(model, min(lengths), max(batch_sizes), staging, steps)
+        steps.start(OPTIMUM_STEP)
         graphs = export_with_optimum(checkpoint, staging)
         weights = _WeightsFile(staging)
         for name in OPTIMUM_GRAPHS:
@@ -561,12 +583,15 @@ def export(
     new_tokens: int = 32,
     log: Callable[[str], None] | None = None,
     allow_new_weights: bool = False,
+    progress: ExportProgress | None = None,
 ) -> Manifest:
     """Export ``checkpoint`` to ``out`` in ``fmt``, then verify it at and off every bucket.
 
     ``out``'s missing parents are created; build directories that killed exports left beside it
-    are removed, and ``log`` is told. A checkpoint some of whose parameters do not come from its
-    weights file is refused unless ``allow_new_weights`` (then the manifest names them).
+    are removed, and ``log`` is told. ``progress`` hears of each step (each graph, then transformers'
+    reference and the parity check of each case: :mod:`exporters.progress`). A checkpoint some of
+    whose parameters do not come from its weights file is refused unless ``allow_new_weights``
+    (then the manifest names them).
 
     Raises:
         ExportError: bad arguments, an unsupported checkpoint, or failed parity (the message
@@ -587,9 +612,13 @@ def export(
     lengths = sorted(set(lengths))
     batch_sizes = sorted(set(batch_sizes))
     validate_shapes(model.config, lengths, batch_sizes)
+    native = model.config.model_type in SUPPORTED_MODEL_TYPES
+    graph_steps = len(GRAPH_STEPS[format_]) if native else 1
+    cases = 0 if skip_parity else len(parity_cases(lengths, batch_sizes, encoder_layout(model.config)))
+    steps = Steps(graph_steps + 2 * cases, progress)
     staging, created = _prepare_output(out, log)
     try:
-        graphs = _write_graphs(model, checkpoint, format_, lengths, batch_sizes, staging)
+        graphs = _write_graphs(model, checkpoint, format_, lengths, batch_sizes, staging, steps)
         save_tokenizer(tokenizer, staging)
         manifest = Manifest(
             format=format_,
@@ -610,7 +639,7 @@ def export(
         references = []
         if not skip_parity:
             with _without_harmless_lines():
-                references = eager_references(model, manifest, new_tokens)
+                references = eager_references(model, manifest, new_tokens, steps)
         # The model is done with: the graphs are opened without it beside them, so the export's
         # peak is the larger of the two, not their sum (BigBird-Pegasus large: 2.3 GB of weights).
         del model, loaded
@@ -618,7 +647,7 @@ def export(
         parity = []
         if not skip_parity:
             with _without_harmless_lines():
-                parity = compare_with_references(references, staging, manifest, new_tokens)
+                parity = compare_with_references(references, staging, manifest, new_tokens, steps)
             if not all(row.passed for row in parity):
                 raise ExportError(failed_parity_message(parity, manifest.parity_tolerance))
         sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()}
@@ -634,6 +663,7 @@ def export(
         )
         manifest.write(staging)
         _publish(staging, out)
+        steps.start("written")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         for parent in created:  # nearest first

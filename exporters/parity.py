@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from exporters.progress import Steps, case_label
 from profiler.artifact import Manifest, ParityCase
 from profiler.attention_layout import EncoderLayout
 from profiler.decoding_config import DecodingConfig
@@ -141,12 +142,16 @@ class Reference:
         return [len(ids) for ids in self.rows]
 
 
-def eager_references(model: Any, manifest: Manifest, new_tokens: int) -> list[Reference]:
+def eager_references(
+    model: Any, manifest: Manifest, new_tokens: int, steps: Steps | None = None
+) -> list[Reference]:
     """transformers' encoder output and ``new_tokens``-step greedy ``generate`` for every row of
-    every parity case of ``manifest``, each row alone and unpadded."""
+    every parity case of ``manifest``, each row alone and unpadded (a step of ``steps`` each)."""
     layout = manifest.layout
     references = []
     for lengths, global_tokens in parity_cases(manifest.buckets, manifest.batch_sizes, layout):
+        if steps is not None:
+            steps.start(f"transformers' reference at {case_label(lengths, global_tokens)}")
         rows = parity_rows(model.config.vocab_size, lengths)
         hidden, tokens = [], []
         for ids, count in zip(rows, global_tokens, strict=True):
@@ -189,14 +194,21 @@ def case_parity(
 
 
 def compare_with_references(
-    references: list[Reference], directory: Path, manifest: Manifest, new_tokens: int
+    references: list[Reference],
+    directory: Path,
+    manifest: Manifest,
+    new_tokens: int,
+    steps: Steps | None = None,
 ) -> list[ParityCase]:
-    """Every parity case of the artifact in ``directory`` against its reference."""
+    """Every parity case of the artifact in ``directory`` against its reference (a step of
+    ``steps`` each)."""
     graphs = open_graphs(directory, manifest)
-    return [
-        case_parity(graphs, manifest.layout, reference, new_tokens, manifest.parity_tolerance)
-        for reference in references
-    ]
+    rows = []
+    for reference in references:
+        if steps is not None:
+            steps.start(f"parity at {case_label(reference.lengths, reference.global_tokens)}")
+        rows.append(case_parity(graphs, manifest.layout, reference, new_tokens, manifest.parity_tolerance))
+    return rows
 
 
 def check_parity(model: Any, directory: Path, manifest: Manifest, new_tokens: int) -> list[ParityCase]:

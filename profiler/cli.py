@@ -331,20 +331,32 @@ def export_command(
 
     The artifact directory holds manifest.json, the tokenizer files and the graphs.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from exporters.export import export
     from exporters.parity import parity_table
+    from exporters.progress import ExportStep
 
-    manifest = export(
-        checkpoint,
-        format_,
-        out,
-        lengths=parse_numbers(lengths, int, positive=True, option="--lengths"),
-        batch_sizes=parse_numbers(batch_sizes, int, positive=True, option="--batch-sizes"),
-        overwrite=overwrite,
-        skip_parity=skip_parity,
-        log=console.print,
-        allow_new_weights=allow_new_weights,
-    )
+    columns = (TextColumn("export"), BarColumn(), TextColumn("{task.fields[what]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as shown:
+        task = shown.add_task("export", total=None, what="loading the checkpoint")
+
+        def step(now: ExportStep) -> None:
+            what = f"{now.done}/{now.total} steps; now {now.what}"
+            shown.update(task, total=now.total, completed=now.done, what=what)
+
+        manifest = export(
+            checkpoint,
+            format_,
+            out,
+            lengths=parse_numbers(lengths, int, positive=True, option="--lengths"),
+            batch_sizes=parse_numbers(batch_sizes, int, positive=True, option="--batch-sizes"),
+            overwrite=overwrite,
+            skip_parity=skip_parity,
+            log=console.print,
+            allow_new_weights=allow_new_weights,
+            progress=step,
+        )
     if manifest.parity_skipped:
         console.print("[yellow]parity skipped[/]: this artifact is unverified (recorded in its manifest).")
     else:

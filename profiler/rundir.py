@@ -23,6 +23,8 @@ ENVIRONMENT_NAME = "environment.json"
 CONFIG_NAME = "config.toml"
 #: Where a running locust writes its results; deleted once the sweep has read them.
 LOCUST_RESULTS_NAME = "locust-results.json"
+#: Where a running locust rewrites its live status every second (the sweep's progress reads it).
+LOCUST_STATUS_NAME = "locust-status.json"
 LOCUST_LOG_NAME = "locust.log"
 #: What `profiler report` writes.
 REPORT_MD_NAME = "report.md"
@@ -68,6 +70,10 @@ class RunDirectory:
     @property
     def locust_results(self) -> Path:
         return self.path / LOCUST_RESULTS_NAME
+
+    @property
+    def locust_status(self) -> Path:
+        return self.path / LOCUST_STATUS_NAME
 
     @property
     def locust_log(self) -> Path:

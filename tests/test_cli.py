@@ -194,7 +194,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
     assert {r.stage.energy_source for r in records} == {"estimate"}
     assert "J/query" in result.output
     assert all(len(r.stage.ttft_ms) == len(r.stage.latency_ms) for r in records)  # streamed
-    assert "Where the time goes" in result.output and "TTFT" in result.output
+    assert "Where the time goes" in result.output
+    assert "TTFT" in result.output
     (search,) = RunDirectory(run_dir).capacity.read()
     assert (search.model, search.format, search.capacity.length) == ("led-small", "onnx", 1024)
     assert search.capacity.probes

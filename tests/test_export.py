@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 import exporters.modules
 from exporters.attention import sliding_window_bias
-from exporters.export import ExportError, checkpoint_sha256, export
+from exporters.export import GRAPH_STEPS, ExportError, checkpoint_sha256, export
 from exporters.parity import check_parity, eager_generate, global_mask, parity_cases
+from exporters.progress import ExportStep, case_label
 from profiler.artifact import FORMATS, ONNX_WEIGHTS, SCHEMA_VERSION, TORCHSCRIPT_MODULE, Manifest
 from profiler.checkpoints import ARCHS
 from profiler.cli import app
@@ -353,3 +354,35 @@ def test_io_binding_keeps_caches_on_the_device_and_changes_nothing(
     assert generate(bound, batch, DecodingConfig(), 12).tolist() == expected.tolist()
     hidden = bound.encode(batch.input_ids, batch.attention_mask, batch.extra)
     assert not isinstance(hidden, np.ndarray)  # an OrtValue, left where it was computed
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_reports_every_graph_and_the_parity_of_every_bucket(
+    fmt: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    steps: list[ExportStep] = []
+    manifest = export(
+        tiny_checkpoints["led"],
+        fmt,
+        tmp_path / fmt,
+        lengths=[1024, 2048],
+        new_tokens=4,
+        progress=steps.append,
+    )
+    total = steps[0].total
+    assert [step.done for step in steps] == list(range(total + 1))  # each step once, in order
+    assert {step.total for step in steps} == {total}
+    assert steps[-1].what == "written"
+    graphs = [step.what for step in steps if step.what.startswith("graph")]
+    assert graphs == list(GRAPH_STEPS[fmt])
+    cases = [case_label(row.lengths, row.global_tokens) for row in manifest.parity]
+    assert [step.what for step in steps if step.what.startswith("transformers")] == [
+        f"transformers' reference at {case}" for case in cases
+    ]
+    assert [step.what for step in steps if step.what.startswith("parity")] == [
+        f"parity at {case}" for case in cases
+    ]
+    for bucket in manifest.buckets:  # each bucket alone, checked
+        assert f"parity at {bucket} tokens, global 1" in {step.what for step in steps}
+    assert total == len(graphs) + 2 * len(cases)  # then one more announcement: written

@@ -75,6 +75,8 @@ class LoadConfig(StageRules):
             (``GET /v1/tokenizer``), or text with ``dataset``.
         records: at most this many distinct documents per length.
         results: where the results file goes; None for ``reports/loadtest-<timestamp>.json``.
+        status_file: where the run's live status (:class:`~profiler.loadgen.live.LiveStatus`) is
+            rewritten at every tick, for a program that follows it (``profiler sweep``); None: nowhere.
         p99_ms: SLO on each stage's p99 latency, or None. Units: ms.
         max_fail_ratio: SLO on each stage's failures / requests, or None.
         idle_seconds: idle baseline measured through the server before the first stage; 0 skips it.
@@ -97,6 +99,7 @@ class LoadConfig(StageRules):
     tokenizer: Path | None = None
     records: Count = 8
     results: Path | None = None
+    status_file: Path | None = None
     p99_ms: PositiveFloat | None = None
     max_fail_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     idle_seconds: IdleSeconds = 0.0
@@ -171,6 +174,7 @@ COMMAND_LINE_ONLY = frozenset(
     {
         "global_attention",
         "drain_timeout",
+        "status_file",
         "capacity_percentile",
         "capacity_max_fail_ratio",
         "capacity_start_rps",
@@ -266,6 +270,11 @@ def add_arguments(parser: Any) -> None:
         help="Load sent and discarded before each stage (default %(default)g).",
     )
     add("--results", metavar="PATH.json", help="Results file (default reports/loadtest-<time>.json).")
+    add(
+        "--status-file",
+        metavar="PATH.json",
+        help="Rewrite the run's live status (each stage's state, requests, seconds) here every second.",
+    )
     add("--p99-ms", type=float, help="SLO: every stage's p99 latency at most this (ms).")
     add("--max-fail-ratio", type=float, help="SLO: every stage's failures/requests at most this.")
     add("--idle-seconds", type=float, help="Idle baseline before the first stage (0: skip).")
@@ -301,7 +310,7 @@ def config_from_options(options: Any) -> LoadConfig:
         ConfigError: a value out of range, a combination that cannot run, a file or directory
             that is not there, or a decode length over the served model's bound.
     """
-    paths = ("dataset", "tokenizer", "results")
+    paths = ("dataset", "tokenizer", "results", "status_file")
     values = {name: getattr(options, name) for name in LoadConfig.model_fields}
     values.update({name: Path(values[name]) if values[name] else None for name in paths})
     config = validated(LoadConfig, values, flag)
@@ -318,8 +327,14 @@ def config_from_options(options: Any) -> LoadConfig:
             f"--tokenizer {tokenizer}: no tokenizer files there (none of {', '.join(TOKENIZER_FILES)}); "
             "pass the served model's checkpoint or artifact directory."
         )
-    if results is not None and results.is_dir():
-        raise ConfigError(f"--results {results} is a directory; give a file name such as {results}/run.json.")
+    for name, path in (("--results", results), ("--status-file", config.status_file)):
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{name} {path} is a directory; give a file name such as {path}/run.json.")
+    status = config.status_file
+    if status is not None and not status.parent.is_dir():
+        raise ConfigError(
+            f"--status-file {status}: no directory {status.parent}; create it or pick another path."
+        )
     limit = decode_limit(tokenizer) if tokenizer is not None else MAX_DECODE_TOKENS
     for name in DECODE_KEYS:
         value = getattr(config, name)

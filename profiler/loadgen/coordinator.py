@@ -177,7 +177,22 @@ class Coordinator:
     # --- the shape's tick ----------------------------------------------------------------------
 
     def tick(self) -> tuple[int, float] | None:
-        """Advance the run; (users, spawn rate) while it goes on, None once it is over."""
+        """Advance the run; (users, spawn rate) while it goes on, None once it is over. With
+        ``--status-file``, the run as it stands after the tick goes to that file."""
+        target = self._advance()
+        self._write_status()
+        return target
+
+    def _write_status(self) -> None:
+        path = self.config.status_file
+        if path is None:
+            return
+        try:
+            live.write_status(self.live(), path)
+        except OSError as exc:  # the run goes on; only its follower loses sight of it
+            logger.error("could not write the status file %s: %s", path, exc)
+
+    def _advance(self) -> tuple[int, float] | None:
         if self.phase == "new":
             return self._prepare()
         target = (self.users, self.spawn_rate)

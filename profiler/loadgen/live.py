@@ -2,18 +2,24 @@
 and the table rows the web UI's tab shows (:func:`table_rows`).
 
 The master's :class:`~profiler.loadgen.coordinator.Coordinator` builds a :class:`LiveStatus`
-whenever the web UI asks (every 2 s while a test runs). Finished stages show the figures of the
-results file (their :class:`~profiler.loadgen.results.StageResult`); the running stage shows the
-same figures over the samples received so far (every process ships them every 2 s), with J/query
-from each request's share of its batch's energy until the stage's window closes, and says so.
+whenever the web UI asks (every 2 s while a test runs), and, with ``--status-file``, writes it to
+that file at every tick (:func:`write_status`), which is how ``profiler sweep`` shows each stage's
+requests and seconds while its locust child runs (:func:`read_status`).
+
+Finished stages show the figures of the results file (their
+:class:`~profiler.loadgen.results.StageResult`); the running stage shows the same figures over the
+samples received so far (every process ships them every 2 s), with J/query from each request's
+share of its batch's energy until the stage's window closes, and says so.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from statistics import fmean
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from profiler.documents import Document
 from profiler.energy.common import Source, format_energy
@@ -210,3 +216,19 @@ def table_rows(status: LiveStatus) -> list[dict[str, str]]:
         when = "written" if status.results_written else "written when the run ends"
         table.append({"name": "results file", "state": f"{status.results_path} ({when})"})
     return table
+
+
+def write_status(status: LiveStatus, path: Path) -> None:
+    """Replace ``path`` with ``status`` in one step (a reader never sees half a file)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(status.model_dump_json(), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def read_status(path: Path) -> LiveStatus | None:
+    """The status last written to ``path``; None before the first write, or if what is there is
+    not a status (progress is shown from it, never measured: nothing to stop for)."""
+    try:
+        return LiveStatus.model_validate_json(path.read_bytes())
+    except (FileNotFoundError, ValidationError):
+        return None

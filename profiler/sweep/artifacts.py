@@ -18,9 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from profiler import __version__
 from profiler.artifact import SCHEMA_VERSION, ArtifactError, Manifest
+
+if TYPE_CHECKING:
+    from exporters.progress import ExportProgress
 
 #: The cache's folder under a config's ``output_dir``.
 CACHE_NAME = ".artifacts"
@@ -108,8 +112,10 @@ class ArtifactCache:
         buckets: Sequence[int],
         batch_sizes: Sequence[int],
         allow_new_weights: bool,
+        progress: ExportProgress | None = None,
     ) -> Path:
-        """The export of ``checkpoint`` for this key: the cached one if it is sound, else a new one."""
+        """The export of ``checkpoint`` for this key: the cached one if it is sound, else a new one
+        (``progress`` hears of its steps)."""
         from exporters.export import checkpoint_sha256, export  # torch: only when exporting
 
         key = ExportKey(
@@ -141,5 +147,6 @@ class ArtifactCache:
             batch_sizes=key.batch_sizes,
             overwrite=True,
             allow_new_weights=allow_new_weights,
+            progress=progress,
         )
         return out

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from profiler.sweep.config import SweepConfig
-from profiler.sweep.runner import Run
+from profiler.sweep.progress import Measured
+from profiler.sweep.progress import estimate as progress_estimate
+from profiler.sweep.runner import Run, run_work
 
 
 @dataclass(frozen=True)
@@ -23,20 +25,12 @@ class Estimate:
 
 
 def estimate(config: SweepConfig, runs: list[Run]) -> Estimate:
-    """The time range of ``runs`` (see the module's docstring)."""
-    load = config.load
-    low = high = load.idle_seconds * len({(run.model.name, run.format) for run in runs})
-    for run in runs:
-        if run.search:
-            assert config.capacity is not None
-            stages = len(config.capacity_lengths())
-            low += stages * (load.stage_seconds + load.warmup_seconds)
-            high += stages * config.capacity.max_probes * (load.max_stage_seconds + load.warmup_seconds)
-        else:
-            stages = len(load.input_lengths)
-            low += stages * (load.stage_seconds + load.warmup_seconds)
-            high += stages * (load.max_stage_seconds + load.warmup_seconds)
-    return Estimate(low, high)
+    """The time range of ``runs`` (see the module's docstring): the sweep's own estimate
+    (:func:`profiler.sweep.progress.estimate`) before anything is measured, plus the idle
+    baselines."""
+    eta = progress_estimate([run_work(config, run) for run in runs], [], config.load, Measured())
+    idle = config.load.idle_seconds * len({(run.model.name, run.format) for run in runs})
+    return Estimate(eta.least_s + idle, eta.most_s + idle)
 
 
 def duration(seconds: float) -> str:

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from profiler.artifact import MANIFEST_NAME
 from profiler.client import ServerCallError, ServerClient
@@ -33,6 +32,7 @@ from profiler.errors import ConfigError, ProfilerError, last_words
 from profiler.jsonl import RecordFile, RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
+from profiler.loadgen.live import read_status
 from profiler.loadgen.results import LoadTestResults
 from profiler.loadgen.stopping import StageRules
 from profiler.memory import peak_rss_bytes
@@ -48,6 +48,7 @@ from profiler.server.launch import (
 )
 from profiler.sweep.artifacts import CACHE_NAME, ArtifactCache
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
+from profiler.sweep.progress import RunWork, SweepProgress
 
 #: Locust's default ``--master-bind-port``.
 LOCUST_MASTER_PORT = 5557
@@ -96,6 +97,13 @@ def free_run_dir(config: SweepConfig) -> Path:
     return run_dir.path
 
 
+def run_work(config: SweepConfig, run: Run) -> RunWork:
+    """What ``run`` will do, for the time estimates (the sweep's progress and ``--dry-run``)."""
+    if run.search and config.capacity is not None:
+        return RunWork(len(config.capacity_lengths()), config.capacity.max_probes)
+    return RunWork(len(config.load.input_lengths))
+
+
 def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
     """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
     run_dir = RunDirectory(free_run_dir(config))
@@ -122,6 +130,7 @@ class Sweep:
         self.store = self.files.results
         self.console = console
         self.locust: subprocess.Popen[str] | None = None
+        self.shown: SweepProgress | None = None  # the progress lines while run() goes on
 
     def done(self, *, appending: bool = True) -> set[str]:
         """The cells already recorded; when ``appending``, a torn last line is cut off first (a dry
@@ -166,44 +175,53 @@ class Sweep:
         if not runs:
             self.console.print(f"every cell of {self.run_dir} is already recorded.")
             return 0
-        recorded = 0
-        load = self.config.load
-        run_seconds = len(load.input_lengths) * (load.warmup_seconds + load.stage_seconds)  # at least
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+        groups = _by_artifact(runs)
+        cells = sum(run.cell(n) not in done for run in runs for n in self._lengths(run))
+        work = [self._work(run) for run in runs]
+        with SweepProgress(
+            self.console, self.config.load, cells, work, [fmt for (_, fmt), _ in groups]
+        ) as shown:
+            self.shown = shown
+            try:
+                return sum(self._measure(model, fmt, group, done) for (model, fmt), group in groups)
+            finally:
+                self.shown = None
+
+    def _measure(self, model: ModelSpec, fmt: str, group: list[Run], done: set[str]) -> int:
+        """Prepare, serve and load one model in one format; returns the cells it recorded."""
+        assert self.shown is not None
+        label = f"{model.name}/{fmt}"
+        self.shown.preparing(
+            label, fmt, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)"
         )
-        with Progress(*columns, console=self.console) as progress:
-            sweep_task = progress.add_task("sweep (locust runs)", total=len(runs))
-            cell_task = progress.add_task("cell", total=run_seconds)
-            for (model, fmt), group in _by_artifact(runs):
-                progress.update(cell_task, description=f"{model.name}/{fmt}: preparing", completed=0)
-                artifact = self._artifact(model, fmt)
-                server = self._start(artifact, model, fmt)
-                try:
-                    idle = self._idle(server)
-                    for run in group:
-                        label = f"{model.name}/{fmt} {run.arrival} {run.level:g} #{run.repeat}"
-                        progress.update(cell_task, description=label, completed=0)
-                        results = self._locust(server, artifact, run, progress, cell_task)
-                        if run.search:
-                            for found in self._capacity_records(run, server, results):
-                                if found.cell not in done:
-                                    self.files.capacity.append(found)
-                                    recorded += 1
-                            progress.advance(sweep_task)
-                            continue
-                        for record in self._records(run, server, results, idle):
-                            if record.cell not in done:
-                                self.store.append(record)
-                                recorded += 1
-                        progress.advance(sweep_task)
-                finally:
-                    server.stop()
+        artifact = self._artifact(model, fmt)
+        self.shown.preparing(label, fmt, "server start, idle baseline")
+        server = self._start(artifact, model, fmt)
+        recorded = 0
+        try:
+            idle = self._idle(server)
+            self.shown.prepared()
+            for run in group:
+                results = self._locust(server, artifact, run)
+                cells = 0
+                if run.search:
+                    for found in self._capacity_records(run, server, results):
+                        if found.cell not in done:
+                            self.files.capacity.append(found)
+                            cells += 1
+                else:
+                    for record in self._records(run, server, results, idle):
+                        if record.cell not in done:
+                            self.store.append(record)
+                            cells += 1
+                recorded += cells
+                self.shown.run_finished(cells, [stage.duration_s for stage in results.stages])
+        finally:
+            server.stop()
         return recorded
+
+    def _work(self, run: Run) -> RunWork:
+        return run_work(self.config, run)
 
     def interrupt(self) -> None:
         """Stop the locust child now (Ctrl-C): what is recorded stays recorded."""
@@ -236,6 +254,7 @@ class Sweep:
             self.config.load.input_lengths,
             (1, self.config.server.max_batch_size),
             model.allow_new_weights,
+            progress=self.shown.export_listener(f"{model.name}/{fmt}") if self.shown else None,
         )
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
@@ -298,29 +317,35 @@ class Sweep:
                 options += ["--master-port", str(locust.master_bind_port)]
         return locust_command(locust.target_host or server.url, users, *options)
 
-    def _locust(
-        self, server: ServerProcess, artifact: Path, run: Run, progress: Progress, task: Any
-    ) -> LoadTestResults:
+    def _locust(self, server: ServerProcess, artifact: Path, run: Run) -> LoadTestResults:
         results = self.files.locust_results
         results.unlink(missing_ok=True)  # a run killed before it was read leaves one
+        status_file = self.files.locust_status
+        status_file.unlink(missing_ok=True)
         log = self.files.locust_log
+        label = f"{run.model.name}/{run.format} {run.level_key.replace(':', ' ')} #{run.repeat}"
+        if self.shown is not None:
+            self.shown.locust_started(label, self._work(run))
         try:
             with log.open("a", encoding="utf-8") as handle:
                 handle.write(f"\n=== {run.label} ===\n")
                 handle.flush()
                 self.locust = subprocess.Popen(
-                    self._locust_command(server, artifact, run, results),
+                    [
+                        *self._locust_command(server, artifact, run, results),
+                        "--status-file",
+                        str(status_file),
+                    ],
                     stdout=handle,
                     stderr=subprocess.STDOUT,
                     text=True,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
                 )
-                started = time.monotonic()
                 while self.locust.poll() is None:
-                    progress.update(
-                        task, completed=min(time.monotonic() - started, progress.tasks[task].total or 0)
-                    )
+                    live = read_status(status_file)
+                    if live is not None and self.shown is not None:
+                        self.shown.status(label, live)
                     time.sleep(0.5)
             status = self.locust.returncode
             self.locust = None
@@ -342,6 +367,7 @@ class Sweep:
                 self.locust.wait()
                 self.locust = None
             results.unlink(missing_ok=True)
+            status_file.unlink(missing_ok=True)
 
     def _records(
         self, run: Run, server: ServerProcess, results: LoadTestResults, idle: IdleBaseline | None

@@ -155,6 +155,16 @@ def test_results_must_not_be_a_directory(tokenizer_dir: Path, tmp_path: Path) ->
         config_from_options(parse("--tokenizer", str(tokenizer_dir), "--results", str(tmp_path)))
 
 
+def test_a_status_file_must_be_a_file_in_a_directory_that_exists(tokenizer_dir: Path, tmp_path: Path) -> None:
+    tokenizer = ("--tokenizer", str(tokenizer_dir))
+    with pytest.raises(ConfigError, match=r"^--status-file .* is a directory; give a file name"):
+        config_from_options(parse(*tokenizer, "--status-file", str(tmp_path)))
+    with pytest.raises(ConfigError, match=r"^--status-file .*: no directory .*missing; create it"):
+        config_from_options(parse(*tokenizer, "--status-file", str(tmp_path / "missing" / "s.json")))
+    config = config_from_options(parse(*tokenizer, "--status-file", str(tmp_path / "s.json")))
+    assert config.status_file == tmp_path / "s.json"
+
+
 def test_without_tokenizer_or_dataset_the_servers_tokenizer_is_used() -> None:
     assert config_from_options(parse()).tokenizer_from_server
     assert not config_from_options(parse("--dataset", "profiler/data/sample.jsonl")).tokenizer_from_server

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler.loadgen.live import table_rows
+from profiler.loadgen.live import read_status, table_rows, write_status
 
 from .fakes import run_to_end
 from .test_coordinator import make, two_workers
@@ -93,3 +93,39 @@ def test_a_refused_start_is_shown(tmp_path: Path) -> None:
     status = coordinator.live()
     assert status.error is not None
     assert table_rows(status)[0] == {"name": "not started", "state": status.error}
+
+
+def test_a_status_file_reads_back_as_written_and_is_none_before_or_when_foreign(tmp_path: Path) -> None:
+    coordinator, _, _, _, _ = make(tmp_path, two_workers)
+    path = tmp_path / "status.json"
+    assert read_status(path) is None  # not written yet
+    status = coordinator.live()
+    write_status(status, path)
+    assert read_status(path) == status
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+    path.write_text('{"phase": "stage"}')  # not a status: shown as nothing, never a crash
+    assert read_status(path) is None
+
+
+def test_the_coordinator_rewrites_its_status_file_at_every_tick(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    coordinator, _, clock, _, _ = make(tmp_path, two_workers, status_file=path)
+    phases = []
+    seen = []
+    while coordinator.tick() is not None:
+        status = read_status(path)
+        assert status is not None
+        phases.append(status.phase)
+        seen.append([(stage.name, stage.state, stage.requests) for stage in status.stages])
+        clock.sleep(1.0)
+    final = read_status(path)
+    assert final is not None
+    assert final.phase == "done"
+    assert final.results_written
+    assert phases[0] == "ramp"
+    assert ("generate@1024", "running", 5) in {row for rows in seen for row in rows}
+    assert ("generate@2048", "running", 5) in {row for rows in seen for row in rows}
+    assert [(stage.name, stage.state, stage.requests) for stage in final.stages] == [
+        ("generate@1024", "done", 5),
+        ("generate@2048", "done", 5),
+    ]
