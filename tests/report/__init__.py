@@ -142,6 +142,22 @@ def make_record(
     )
 
 
+def stage_contention(others_cpu_s: float, load: float) -> Contention:
+    """A 4 s stage on a 2-CPU server that used 2 s of CPU, while others used ``others_cpu_s``."""
+    return Contention(
+        duration_s=4.0,
+        cpu_count=2,
+        capacity_cpu_s=8.0,
+        busy_cpu_s=2.0 + others_cpu_s,
+        steal_cpu_s=0.0,
+        server_cpu_s=2.0,
+        load_generator_cpu_s=None,
+        load_average_open=load,
+        load_average_close=load,
+        gpu_processes=None,
+    )
+
+
 def write_run(
     directory: Path,
     records: Sequence[ResultRecord | dict[str, Any]],

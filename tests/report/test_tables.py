@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
-from profiler.energy.contention import Contention
 from profiler.loadgen.capacity import Probe, SearchSpec, Slo, capacity_of
 from profiler.loadgen.stopping import StageRules
 from profiler.report import render_report
@@ -30,7 +29,7 @@ from profiler.results import CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
 from profiler.stats import percentile, samples_for
 
-from . import make_record, write_run
+from . import make_record, stage_contention, write_run
 from .conftest import DATA, quiet_console
 
 CpuCells = tuple[RunData, list[Cell]]
@@ -327,29 +326,13 @@ def test_energy_per_token_and_per_good_query_name_their_source(tmp_path: Path) -
     assert "J/token" in headers
 
 
-def _contention(others_cpu_s: float, load: float) -> Contention:
-    """A 4 s stage on a 2-CPU server that used 2 s of CPU, while others used ``others_cpu_s``."""
-    return Contention(
-        duration_s=4.0,
-        cpu_count=2,
-        capacity_cpu_s=8.0,
-        busy_cpu_s=2.0 + others_cpu_s,
-        steal_cpu_s=0.0,
-        server_cpu_s=2.0,
-        load_generator_cpu_s=None,
-        load_average_open=load,
-        load_average_close=load,
-        gpu_processes=None,
-    )
-
-
 def test_disturbed_cells_are_marked_with_what_disturbed_them(tmp_path: Path) -> None:
     records = [
-        make_record(fmt="eager", length=1024, contention=_contention(3.04, 5.2)),
-        make_record(fmt="onnx", length=1024, contention=_contention(0.2, 0.3)),
+        make_record(fmt="eager", length=1024, contention=stage_contention(3.04, 5.2)),
+        make_record(fmt="onnx", length=1024, contention=stage_contention(0.2, 0.3)),
         make_record(fmt="onnx", length=2048),  # written before contention was measured
-        make_record(fmt="eager", length=2048, repeat=1, contention=_contention(0.1, 0.3)),
-        make_record(fmt="eager", length=2048, repeat=2, contention=_contention(1.6, 4.0)),
+        make_record(fmt="eager", length=2048, repeat=1, contention=stage_contention(0.1, 0.3)),
+        make_record(fmt="eager", length=2048, repeat=2, contention=stage_contention(1.6, 4.0)),
     ]
     cells = aggregate(load_run(write_run(tmp_path / "run", records)).repeats)
     (table,) = latency_tables(cells)

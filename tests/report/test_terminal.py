@@ -17,7 +17,6 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from profiler.energy.contention import Contention
 from profiler.loadgen.capacity import Probe, SearchSpec, Slo, capacity_of
 from profiler.report import render_report
 from profiler.report.aggregate import aggregate, scaling
@@ -39,7 +38,7 @@ from profiler.report.terminal import lay_out, print_tables
 from profiler.results import CapacityRecord, ResultRecord
 from profiler.rundir import RunDirectory
 
-from . import make_record, write_run
+from . import make_record, stage_contention, write_run
 from .conftest import copy_run
 
 WIDTHS = (80, 120)
@@ -85,21 +84,6 @@ def _print(run_dir: Path, other: Path | None, width: int) -> Printed:
 def _intact(token: str, text: str) -> bool:
     """``token`` printed whole on one line, with whitespace or the line's end on both sides."""
     return re.search(rf"(?<!\S){re.escape(token)}(?!\S)", text) is not None
-
-
-def _contention(others_cpu_s: float) -> Contention:
-    return Contention(
-        duration_s=4.0,
-        cpu_count=2,
-        capacity_cpu_s=8.0,
-        busy_cpu_s=2.0 + others_cpu_s,
-        steal_cpu_s=0.0,
-        server_cpu_s=2.0,
-        load_generator_cpu_s=None,
-        load_average_open=4.0,
-        load_average_close=4.0,
-        gpu_processes=None,
-    )
 
 
 def _streamed(record: ResultRecord) -> ResultRecord:
@@ -151,7 +135,9 @@ def every_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for length in (1024, 4096)
         for repeat in (1, 2)
     ]
-    records.append(make_record("led-small", "eager", 4096, contention=_contention(3.0), source="rapl"))
+    records.append(
+        make_record("led-small", "eager", 4096, contention=stage_contention(3.0, 4.0), source="rapl")
+    )
     run_dir = write_run(tmp_path_factory.mktemp("every") / "every-table", records)
     for fmt, up_to in (("onnx", 2.0), ("torchscript", 4.0)):
         RunDirectory(run_dir).capacity.append(_capacity(fmt, up_to))
