@@ -9,8 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-from profiler.engines.openmp import wait_passively
-
 #: Benchmark (its module in this package) -> what it measures.
 BENCHMARKS: dict[str, str] = {
     "exporters": "eager PyTorch vs exported ONNX/TorchScript, small to large: ratios, FLOP/s vs matmul peak",
@@ -37,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     if name not in BENCHMARKS:
         print(f"unknown benchmark {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    wait_passively()  # torch's threads as the profiler serves with them, before torch loads
     module = importlib.import_module(f"benchmarks.{name}")
     sys.argv = [f"python -m benchmarks {name}", *rest]  # what its argparse reads, and its usage line
     status: object = module.main()

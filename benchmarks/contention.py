@@ -5,9 +5,9 @@ Times single requests (the shipped sample cut to 1,024 tokens, 32 new tokens, gr
 small demo LED checkpoint, eager and exported, each variant in a fresh worker process (OpenMP reads
 its environment once, when torch loads), first on the machine as it is and then beside CPU burners
 (``python -c 'while True: pass'``, one per CPU by default). The variants are the engine and its
-thread settings: torch's intra-op threads, and OpenMP's wait policy (``OMP_WAIT_POLICY``:
-spinning, OpenMP's default, or passive, as the profiler runs torch; see
-:mod:`profiler.engines.openmp`). The load average before each condition is recorded beside it.
+thread settings: torch's intra-op threads, and OpenMP's wait policy (``OMP_WAIT_POLICY``: unset,
+GNU OpenMP's default, whose idle threads spin a while before they sleep, or ``PASSIVE``). The
+load average before each condition is recorded beside it.
 """
 
 from __future__ import annotations
@@ -29,20 +29,20 @@ from rich.table import Table
 from benchmarks import write_results
 from exporters.export import export
 from profiler.checkpoints import build_checkpoint
-from profiler.engines.openmp import PASSIVE, WAIT_POLICY
+from profiler.doctor import PASSIVE, WAIT_POLICY
 from profiler.processes import dies_with_this_process
 
 LENGTH = 1024
 NEW_TOKENS = 32
-#: (name, format, OMP_WAIT_POLICY, torch threads; 0 leaves torch's default). ACTIVE is GNU
-#: OpenMP's spinning (its default before the profiler set PASSIVE); ONNX Runtime's sessions never spin.
-VARIANTS: list[tuple[str, str, str, int]] = [
-    ("eager spinning", "eager", "ACTIVE", 0),
-    ("eager passive (served)", "eager", PASSIVE, 0),
-    ("eager passive 1 thread", "eager", PASSIVE, 1),
-    ("torchscript spinning", "torchscript", "ACTIVE", 0),
-    ("torchscript passive (served)", "torchscript", PASSIVE, 0),
-    ("onnx (served)", "onnx", PASSIVE, 0),
+#: (name, format, OMP_WAIT_POLICY or None for unset, torch threads; 0 leaves torch's default).
+#: ONNX Runtime's sessions never spin, whatever the variable says.
+VARIANTS: list[tuple[str, str, str | None, int]] = [
+    ("eager (default)", "eager", None, 0),
+    ("eager PASSIVE", "eager", PASSIVE, 0),
+    ("eager PASSIVE 1 thread", "eager", PASSIVE, 1),
+    ("torchscript (default)", "torchscript", None, 0),
+    ("torchscript PASSIVE", "torchscript", PASSIVE, 0),
+    ("onnx", "onnx", None, 0),
 ]
 
 
@@ -72,6 +72,11 @@ def worker(path: Path, rounds: int, threads: int) -> None:
         print(json.dumps({"ms": times, "torch_threads": torch.get_num_threads()}), flush=True)
 
 
+def _environment(policy: str | None) -> dict[str, str]:
+    unset = {key: value for key, value in os.environ.items() if key != WAIT_POLICY}
+    return unset if policy is None else {**unset, WAIT_POLICY: policy}
+
+
 def burn(count: int) -> list[subprocess.Popen[bytes]]:
     return [
         subprocess.Popen(
@@ -82,12 +87,12 @@ def burn(count: int) -> list[subprocess.Popen[bytes]]:
     ]
 
 
-def measure(path: Path, policy: str, threads: int, rounds: int, burners: int) -> dict[str, Any]:
+def measure(path: Path, policy: str | None, threads: int, rounds: int, burners: int) -> dict[str, Any]:
     """p50 and all times of one variant, quiet then beside ``burners`` burners."""
     child = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.contention", "--worker", str(path), "--rounds", str(rounds),
          "--threads", str(threads)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, WAIT_POLICY: policy},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_environment(policy),
         preexec_fn=dies_with_this_process(),  # noqa: PLW1509 - only a prctl call
     )  # fmt: skip
     assert child.stdin is not None

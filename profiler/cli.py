@@ -22,7 +22,6 @@ from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, DEMO_WORKDIR, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.decoding_config import parse_overrides
 from profiler.doctor import SAMPLE_SECONDS
-from profiler.engines.openmp import wait_passively
 from profiler.errors import ProfilerError, file_in_the_way
 from profiler.validation import parse_numbers
 from profiler.workload import (
@@ -68,11 +67,9 @@ class ProfilerCommand(PlainHelp, TyperCommand):
 
 
 class ProfilerGroup(PlainHelp, TyperGroup):
-    """Runs every command: torch's threads wait passively (:mod:`profiler.engines.openmp`); a
-    :class:`ProfilerError`, the user's mistake, becomes one line, exit 2."""
+    """Runs every command: a :class:`ProfilerError`, the user's mistake, becomes one line, exit 2."""
 
     def invoke(self, ctx: Any) -> Any:
-        wait_passively()  # before any command loads torch
         try:
             return super().invoke(ctx)
         except ProfilerError as exc:

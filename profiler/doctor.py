@@ -17,12 +17,13 @@ from profiler.energy.common import EnergyError
 from profiler.energy.contention import DISTURBED_SHARE, Contention, ContentionWindow, nvml_processes
 from profiler.energy.factory import create_backend
 from profiler.energy.nvml import NvmlDevices
-from profiler.engines.openmp import PASSIVE, WAIT_POLICY
 
 #: How long the machine is sampled by default. Units: s.
 SAMPLE_SECONDS = 2.0
 #: Environment variables that set OpenMP's and MKL's threads and how idle threads wait.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")
+#: OpenMP's variable for how idle threads wait, and the value that has them sleep.
+WAIT_POLICY, PASSIVE = "OMP_WAIT_POLICY", "PASSIVE"
 
 
 def sample_machine(seconds: float = SAMPLE_SECONDS) -> Contention | None:
@@ -67,7 +68,8 @@ def runtime_lines(environ: Mapping[str, str] = os.environ) -> list[str]:
         f"torch {torch.__version__}: intra-op threads {torch.get_num_threads()}, "
         f"inter-op threads {torch.get_num_interop_threads()}; idle threads "
         + ("sleep" if environ.get(WAIT_POLICY, "").upper() == PASSIVE else "spin before they sleep")
-        + f" ({WAIT_POLICY}={environ.get(WAIT_POLICY, 'unset')}; the profiler sets {PASSIVE} unless told)",
+        + f" ({WAIT_POLICY}={environ.get(WAIT_POLICY, 'unset')}; {PASSIVE} is faster on a busy machine, "
+        "slower on a quiet one: docs/serving.md, Threads)",
         f"environment: {variables}",
     ]
 
