@@ -53,6 +53,14 @@ class LoadShape(Document):
             raise ValueError("closed loop has a concurrency and no rate; open loop a rate and no concurrency")
         return self
 
+    @classmethod
+    def at(cls, arrival: Arrival, level: float) -> LoadShape:
+        """The shape of ``level`` users (closed loop) or requests/s (open loop)."""
+        closed = arrival == "closed"
+        return cls(
+            arrival=arrival, concurrency=int(level) if closed else None, rate=None if closed else level
+        )
+
     @property
     def level(self) -> float:
         """Users in closed loop, requests/s in open loop."""

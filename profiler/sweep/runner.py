@@ -400,11 +400,7 @@ class Sweep:
                     max_new_tokens=results.max_new_tokens,
                     global_attention=results.global_attention or info.global_attention,
                     decoding=info.decoding,
-                    load=LoadShape(
-                        arrival=run.arrival,
-                        concurrency=int(run.level) if run.arrival == "closed" else None,
-                        rate=run.level if run.arrival == "poisson" else None,
-                    ),
+                    load=LoadShape.at(run.arrival, run.level),
                     repeat=run.repeat,
                     stage=stage,
                     idle=idle,
