@@ -8,6 +8,7 @@ One killed with SIGKILL cannot clean up: the next export beside it removes its b
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import gc
 import hashlib
@@ -38,7 +39,10 @@ from exporters.optimum_route import export_with_optimum, optimum_installed, opti
 from exporters.parity import compare_with_references, eager_references, failed_parity_message, parity_cases
 from exporters.progress import ExportProgress, Steps
 from profiler.artifact import (
+    CUDA_PRECISIONS,
     FORMATS,
+    MIN_TOKEN_AGREEMENT,
+    PRECISIONS,
     ONNX_WEIGHTS,
     OPTIMUM_GRAPHS,
     TORCHSCRIPT_MODULE,
@@ -46,8 +50,10 @@ from profiler.artifact import (
     Format,
     GraphIO,
     Manifest,
+    Precision,
     decoder_graphs,
     encoder_graph,
+    precision_refusal,
 )
 from profiler.attention_layout import (
     BLOCK_BIAS,
@@ -258,27 +264,39 @@ def _encoder_example(model: Any, batch: int, length: int) -> EncoderBatch:
     return layout.batch(rows, config.pad_token_id, [1 if layout.global_attention else 0] * batch)
 
 
-def _encoder_args(layout: EncoderLayout, example: EncoderBatch) -> tuple[torch.Tensor, ...]:
+def _encoder_args(
+    layout: EncoderLayout, example: EncoderBatch, model: Any = None
+) -> tuple[torch.Tensor, ...]:
     arrays = [
         example.input_ids,
         example.attention_mask,
         *(example.extra[name] for name in layout.extra_inputs()),
     ]
-    return tuple(torch.from_numpy(array) for array in arrays)
+    return tuple(_like_model(torch.from_numpy(array), model) for array in arrays)
+
+
+def _like_model(tensor: torch.Tensor, model: Any) -> torch.Tensor:
+    """``tensor`` on ``model``'s device, a float one in its dtype: an fp16 model on CUDA is traced
+    with fp16 float inputs (BigBird's block bias), so its graph declares them fp16."""
+    if model is None:
+        return tensor
+    weight = model.get_input_embeddings().weight
+    tensor = tensor.to(weight.device)
+    return tensor.to(weight.dtype) if tensor.is_floating_point() else tensor
 
 
 def _decoder_examples(model: Any, batch: int, length: int) -> tuple[tuple[torch.Tensor, ...], ...]:
     """Example inputs for the two decoder graphs (encoder length ``length``)."""
     config = model.config
     example = _encoder_example(model, batch, length)
-    mask = torch.from_numpy(example.attention_mask)
-    start = torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long)
+    mask = _like_model(torch.from_numpy(example.attention_mask), model)
+    start = _like_model(torch.full((batch, 1), config.decoder_start_token_id, dtype=torch.long), model)
     with torch.inference_mode():
-        hidden = EncoderGraph(model)(*_encoder_args(encoder_layout(config), example))
+        hidden = EncoderGraph(model)(*_encoder_args(encoder_layout(config), example, model))
         outputs = DecoderInitGraph(model)(start, hidden, mask)
     caches = tuple(tensor.clone() for tensor in outputs[1:])
     init_args = (start, hidden.clone(), mask)
-    step_args = (start, torch.tensor([1], dtype=torch.long), mask, *caches)
+    step_args = (start, _like_model(torch.tensor([1], dtype=torch.long), model), mask, *caches)
     return init_args, step_args
 
 
@@ -350,7 +368,7 @@ class _WeightsFile:
         del model.graph.initializer[:]
         for value in list(model.graph.input):
             if params is not None and value.name in params:
-                arrays[value.name] = params[value.name].detach().numpy()
+                arrays[value.name] = params[value.name].detach().cpu().numpy()
                 model.graph.input.remove(value)
         for node in list(model.graph.node):
             # Large constants traced into a graph; as initializers they are stored once too.
@@ -445,7 +463,7 @@ def _export_onnx(model: Any, length: int, batch: int, staging: Path, steps: Step
     steps.start(encoder_step)
     weights.export(
         EncoderGraph(model).eval(),
-        _encoder_args(layout, _encoder_example(model, batch, length)),
+        _encoder_args(layout, _encoder_example(model, batch, length), model),
         staging / encoder_name,
         input_names=inputs,
         output_names=[io.last_hidden_state],
@@ -515,7 +533,7 @@ def _export_torchscript(model: Any, length: int, batch: int, staging: Path, step
     layout = encoder_layout(model.config)
     init_args, step_args = _decoder_examples(model, batch, length)
     examples = {
-        "encoder": _encoder_args(layout, _encoder_example(model, batch, length)),
+        "encoder": _encoder_args(layout, _encoder_example(model, batch, length), model),
         "decoder_init": init_args,
         "decoder_step": step_args,
     }
@@ -527,6 +545,116 @@ def _export_torchscript(model: Any, length: int, batch: int, staging: Path, step
             torch.jit.freeze(traced, preserved_attrs=list(examples)), str(staging / TORCHSCRIPT_MODULE)
         )
     return dict.fromkeys(examples, TORCHSCRIPT_MODULE)
+
+
+def check_precision(precision: str, format_: Format, model_type: str) -> Precision:
+    """``precision`` if this machine can export ``format_`` of ``model_type`` in it.
+
+    Raises:
+        ExportError: an unknown precision, one ``format_`` cannot hold, reduced precision of a model
+            exported through optimum, or fp16/bf16 without CUDA.
+    """
+    why = precision_refusal(precision, format_)
+    if why is not None:
+        raise ExportError(f"--precision {precision}: {why}.")
+    chosen: Precision = next(name for name in PRECISIONS if name == precision)
+    if chosen != "fp32" and model_type not in SUPPORTED_MODEL_TYPES:
+        raise ExportError(
+            f"--precision {chosen}: reduced precision exports {', '.join(SUPPORTED_MODEL_TYPES)} only; "
+            f"export this {model_type} model with --precision fp32."
+        )
+    if chosen in CUDA_PRECISIONS and not torch.cuda.is_available():
+        why = "this torch is a CPU build" if torch.version.cuda is None else "no GPU is visible"
+        raise ExportError(
+            f"--precision {chosen} needs CUDA, which this machine does not have ({why}); export "
+            "--precision fp32 or int8 here, or on a machine with an NVIDIA GPU and a CUDA build of torch."
+        )
+    return chosen
+
+
+def check_min_token_agreement(value: float | None, precision: Precision) -> float | None:
+    """The bound a ``precision`` export's parity holds it to: None (identical tokens) for fp32,
+    ``value`` or :data:`MIN_TOKEN_AGREEMENT` otherwise.
+
+    Raises:
+        ExportError: a bound outside 0..1, or one given for fp32.
+    """
+    if precision == "fp32":
+        if value is not None:
+            raise ExportError(
+                "--min-token-agreement applies to --precision fp16, bf16 or int8; fp32 must match "
+                "transformers' tokens exactly. Drop it, or choose a reduced precision."
+            )
+        return None
+    if value is None:
+        return MIN_TOKEN_AGREEMENT
+    if not 0.0 <= value <= 1.0:
+        raise ExportError(f"--min-token-agreement {value:g}: give a fraction from 0 to 1, e.g. 0.9.")
+    return value
+
+
+def _graph_model(model: Any, precision: Precision, format_: Format) -> Any:
+    """The model the graphs are made from: ``model`` itself (fp32, and int8 ONNX, quantized once
+    exported), a copy cast to fp16 or bf16 on CUDA, or a copy with its ``nn.Linear`` layers
+    dynamically quantized to int8 (TorchScript). ``model`` stays fp32 for parity's reference."""
+    if precision in CUDA_PRECISIONS:
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        return copy.deepcopy(model).to("cuda", dtype)
+    if precision == "int8" and format_ == "torchscript":
+        # lm_head is read as a weight (the logits' linear on the last position), not called.
+        head = model.get_output_embeddings()
+        linear = {
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+        }
+        with warnings.catch_warnings():  # torch's quantized tensors are deprecated, still supported
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.ao.quantization.quantize_dynamic(model, qconfig_spec=linear, dtype=torch.qint8)
+    return model
+
+
+#: What onnxruntime.quantization logs on every graph and asks nothing of the user: our graphs'
+#: shapes are dynamic, so its shape-inference pre-processing has nothing to add.
+_QUANTIZE_NOTE = "Please consider to run pre-processing before quantization"
+
+
+class _QuantizeNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_QUANTIZE_NOTE)
+
+
+def _quantize_onnx(staging: Path, graphs: Mapping[str, str]) -> None:
+    """Replace the fp32 ONNX graphs in ``staging`` by int8 ones: ONNX Runtime's dynamic
+    quantization of every ``MatMul`` whose weight is a constant (the linear layers; the logits'
+    ``Gemm`` on the tied embedding stays fp32), its weights in a new shared ``weights.bin``, each
+    quantized tensor once (the same weight quantizes to the same bytes in every graph)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32 = staging / "fp32"
+    fp32.mkdir()
+    for name in [*sorted(set(graphs.values())), ONNX_WEIGHTS]:
+        (staging / name).rename(fp32 / name)
+    weights = _WeightsFile(staging)
+    root = logging.getLogger()
+    quiet, note = logging.NullHandler(), _QuantizeNote()
+    root.addHandler(quiet)  # logging.warning would otherwise install a stderr handler for good
+    root.addFilter(note)
+    try:
+        for name in sorted(set(graphs.values())):
+            quantize_dynamic(
+                fp32 / name,
+                staging / name,
+                op_types_to_quantize=["MatMul"],
+                weight_type=QuantType.QInt8,
+                use_external_data_format=True,
+            )
+            weights.take(staging / name)
+    finally:
+        root.removeFilter(note)
+        root.removeHandler(quiet)
+    shutil.rmtree(fp32)
+    _release_freed_memory()
 
 
 def _versions(fmt: str, decoder_graph: Path) -> dict[str, str]:
@@ -584,8 +712,12 @@ def export(
     log: Callable[[str], None] | None = None,
     allow_new_weights: bool = False,
     progress: ExportProgress | None = None,
+    precision: str = "fp32",
+    min_token_agreement: float | None = None,
 ) -> Manifest:
-    """Export ``checkpoint`` to ``out`` in ``fmt``, then verify it at and off every bucket.
+    """Export ``checkpoint`` to ``out`` in ``fmt`` and ``precision``, then verify it at and off
+    every bucket against fp32 transformers: fp32 to identical tokens, reduced precision to at
+    least ``min_token_agreement`` of them (default :data:`MIN_TOKEN_AGREEMENT`).
 
     ``out``'s missing parents are created; build directories that killed exports left beside it
     are removed, and ``log`` is told. ``progress`` hears of each step (each graph, then transformers'
@@ -602,7 +734,9 @@ def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
     format_: Format = "onnx" if fmt == "onnx" else "torchscript"
-    read_model_type(checkpoint, format_)
+    model_type = read_model_type(checkpoint, format_)
+    chosen = check_precision(precision, format_, model_type)
+    agreement = check_min_token_agreement(min_token_agreement, chosen)
     _check_output(checkpoint, out, overwrite)
     started = time.perf_counter()
     reset_peak_rss()
@@ -618,7 +752,15 @@ def export(
     steps = Steps(graph_steps + 2 * cases, progress)
     staging, created = _prepare_output(out, log)
     try:
-        graphs = _write_graphs(model, checkpoint, format_, lengths, batch_sizes, staging, steps)
+        graph_model = _graph_model(model, chosen, format_)
+        graphs = _write_graphs(graph_model, checkpoint, format_, lengths, batch_sizes, staging, steps)
+        # fp16/bf16: the cast model's bytes; int8: the fp32 model's, the linear layers' share of
+        # which the artifact holds at a quarter (file_sizes says how much that saved).
+        counted = graph_model if chosen in CUDA_PRECISIONS else model
+        weight_bytes = sum(p.numel() * p.element_size() for p in counted.parameters())
+        del graph_model, counted
+        if chosen == "int8" and format_ == "onnx":
+            _quantize_onnx(staging, graphs)
         save_tokenizer(tokenizer, staging)
         manifest = Manifest(
             format=format_,
@@ -633,9 +775,10 @@ def export(
             versions=_versions(format_, staging / graphs["decoder_init"]),
             parity_skipped=skip_parity,
             new_weights=loaded.new_weights,
+            precision=chosen,
+            min_token_agreement=agreement,
             **graphs,
         )
-        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         references = []
         if not skip_parity:
             with _without_harmless_lines():
@@ -647,9 +790,10 @@ def export(
         parity = []
         if not skip_parity:
             with _without_harmless_lines():
-                parity = compare_with_references(references, staging, manifest, new_tokens, steps)
+                device = "cuda" if chosen in CUDA_PRECISIONS else "cpu"
+                parity = compare_with_references(references, staging, manifest, new_tokens, steps, device)
             if not all(row.passed for row in parity):
-                raise ExportError(failed_parity_message(parity, manifest.parity_tolerance))
+                raise ExportError(failed_parity_message(parity, manifest.parity_tolerance, agreement))
         sizes = {path.name: path.stat().st_size for path in sorted(staging.iterdir()) if path.is_file()}
         seconds = round(time.perf_counter() - started, 3)
         manifest = manifest.model_copy(

@@ -25,13 +25,54 @@ from profiler.validation import pydantic_problems
 #: 2: one dynamic-length encoder graph (``encoder``) and its ``layout``, instead of one graph per bucket.
 #: 3: one copy of the weights: ONNX graphs share :data:`ONNX_WEIGHTS`; TorchScript is one module.
 #: 4: ``decoding.max_length`` is null when unset; 20 is 20 tokens in all, as transformers 5.x reads it.
-SCHEMA_VERSION = 4
+#: 5: ``precision``, ``min_token_agreement`` and each parity case's ``token_agreement``.
+SCHEMA_VERSION = 5
+#: Schemas :meth:`Manifest.read` still reads: a version 4 manifest is an fp32 artifact whose
+#: fields are all still defined (the new ones take their defaults).
+READABLE_SCHEMAS = (4, SCHEMA_VERSION)
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 #: Whose names the graphs' inputs and outputs follow: the profiler's own graphs
 #: (:mod:`exporters.modules`) or optimum-onnx's (:mod:`exporters.optimum_route`).
 Convention = Literal["profiler", "optimum"]
+
+#: The numeric precision of an artifact's graphs: fp32 as the checkpoint is; fp16 and bf16 the
+#: model cast (CUDA only); int8 the linear layers' weights quantized dynamically (CPU).
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+#: Precisions that need CUDA: on a CPU they are emulated, slow, and measure nothing worth serving.
+CUDA_PRECISIONS: tuple[Precision, ...] = ("fp16", "bf16")
+#: The formats each precision exports to. bf16 is not ONNX: numpy has no bfloat16, so ONNX
+#: Runtime's Python API can neither be fed its inputs nor hand back its outputs.
+PRECISION_FORMATS: dict[Precision, tuple[str, ...]] = {
+    "fp32": ("onnx", "torchscript"),
+    "fp16": ("onnx", "torchscript"),
+    "bf16": ("torchscript",),
+    "int8": ("onnx", "torchscript"),
+}
+#: Default least fraction of greedy tokens a reduced-precision export must share with fp32 eager
+#: PyTorch (docs/exporting.md, "Reduced precision", says why this value).
+MIN_TOKEN_AGREEMENT = 0.9
+
+
+def variant_suffix(precision: str) -> str:
+    """What a format's label gains from its precision: nothing for fp32 (so tables of fp32 runs read
+    as before), `` int8`` and the like otherwise."""
+    return "" if precision == "fp32" else f" {precision}"
+
+
+def precision_refusal(precision: str, fmt: str) -> str | None:
+    """Why ``fmt`` cannot be exported or served in ``precision`` (one line), or None when it can."""
+    if precision not in PRECISIONS:
+        return f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
+    formats = PRECISION_FORMATS[precision]  # type: ignore[index]
+    if fmt not in formats:
+        return (
+            f"precision {precision} is not available for format {fmt}; "
+            f"use {' or '.join(f'--format {name}' for name in formats)}"
+        )
+    return None
 
 
 class ArtifactError(ProfilerError):
@@ -162,6 +203,9 @@ class ParityCase(Document):
     max_rel_diff: float
     new_tokens: int
     tokens_match: bool
+    #: Fraction of the greedy tokens, over every row, identical to transformers' at the same
+    #: position: 1.0 when ``tokens_match``; what reduced precision is judged by.
+    token_agreement: float = 1.0
     passed: bool
 
 
@@ -188,10 +232,15 @@ class Manifest(Document):
     decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     versions: dict[str, str]
     graph_io: Convention = "profiler"
+    #: The graphs' numeric precision (:data:`Precision`); parity is against fp32 transformers.
+    precision: Precision = "fp32"
     parity: list[ParityCase] = Field(default_factory=list)
     parity_skipped: bool = False
     #: Max abs encoder difference allowed, times max(1, the reference's largest magnitude).
     parity_tolerance: float = 1e-3
+    #: Reduced precision only: the least ``token_agreement`` a parity case passes with (the
+    #: encoder difference is recorded, not judged); None for fp32, held to identical tokens.
+    min_token_agreement: float | None = None
     #: Wall time of the export, parity included. Units: s.
     export_seconds: float = 0.0
     #: The export's resident-memory high-water mark (VmHWM), parity included; None where the
@@ -235,10 +284,10 @@ class Manifest(Document):
             raise ArtifactError(f"{path}: unreadable ({exc}); export the artifact again.") from exc
         if not isinstance(raw, dict):
             raise ArtifactError(f"{path}: not a JSON object; export the artifact again.")
-        if raw.get("schema_version") != SCHEMA_VERSION:
+        if raw.get("schema_version") not in READABLE_SCHEMAS:
             raise ArtifactError(
                 f"{path}: schema version {raw.get('schema_version')!r}, this profiler reads "
-                f"{SCHEMA_VERSION}; export the artifact again with this version."
+                f"{' and '.join(map(str, READABLE_SCHEMAS))}; export the artifact again with this version."
             )
         try:
             manifest = cls.model_validate_json(text)

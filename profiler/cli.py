@@ -17,7 +17,7 @@ from typer.models import CommandFunctionType
 
 from profiler import __version__
 from profiler.accuracy import TASKS as SCROLLS_TASKS
-from profiler.artifact import FORMATS, Format
+from profiler.artifact import FORMATS, MIN_TOKEN_AGREEMENT, Format, Precision, variant_suffix
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, DEMO_WORKDIR, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.decoding_config import parse_overrides
@@ -309,6 +309,23 @@ def export_command(
         ),
     ] = False,
     allow_new_weights: AllowNewWeights = False,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="fp32 as trained; fp16 or bf16 (CUDA only; bf16 TorchScript only); int8: the linear "
+            "layers' weights quantized dynamically (CPU).",
+        ),
+    ] = "fp32",
+    min_token_agreement: Annotated[
+        float | None,
+        typer.Option(
+            "--min-token-agreement",
+            help=f"Reduced precision: the least fraction of greedy tokens identical to fp32 PyTorch's "
+            f"in every parity case [default: {MIN_TOKEN_AGREEMENT:g}].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Export a checkpoint to ONNX or TorchScript graphs that serve it, verified against PyTorch.
 
@@ -324,7 +341,9 @@ def export_command(
     and batches of every batch size that mix lengths (and LED's global attention) are compared with
     transformers, row by row on each input alone: encoder outputs within 1e-3 x max(1, output
     scale) max abs diff (fp32; also reported relative), and 32 greedy tokens identical. A failure
-    prints which lengths and by how much and writes nothing.
+    prints which lengths and by how much and writes nothing. Reduced precision (fp16, bf16, int8)
+    is judged by the fraction of greedy tokens identical to fp32 PyTorch's (--min-token-agreement);
+    its encoder difference is recorded.
 
     The artifact directory holds manifest.json, the tokenizer files and the graphs.
     """
@@ -353,15 +372,18 @@ def export_command(
             log=console.print,
             allow_new_weights=allow_new_weights,
             progress=step,
+            precision=precision,
+            min_token_agreement=min_token_agreement,
         )
     if manifest.parity_skipped:
         console.print("[yellow]parity skipped[/]: this artifact is unverified (recorded in its manifest).")
     else:
-        console.print(parity_table(manifest.parity, manifest.parity_tolerance))
+        console.print(parity_table(manifest.parity, manifest.parity_tolerance, manifest.min_token_agreement))
     size_mb = sum(manifest.file_sizes.values()) / 1e6
     buckets = ", ".join(map(str, manifest.buckets))
     console.print(
-        f"exported {manifest.model_type} to {manifest.format}: buckets {buckets}; "
+        f"exported {manifest.model_type} to {manifest.format}{variant_suffix(manifest.precision)}: "
+        f"buckets {buckets}; "
         f"{len(manifest.file_sizes)} files, {size_mb:.1f} MB, in {manifest.export_seconds:.1f} s"
     )
     console.print(str(out.resolve()))

@@ -200,10 +200,10 @@ def reorder_caches(past: Caches, indices: np.ndarray) -> Caches:
 
         past.reorder_cache(torch.from_numpy(indices))
         return past
-    return [np.take(_host(layer), indices, axis=0) for layer in past]
+    return [np.take(host_array(layer), indices, axis=0) for layer in past]
 
 
-def _host(value: Any) -> np.ndarray:
+def host_array(value: Any) -> np.ndarray:
     """A runner's array as numpy (ONNX Runtime's device values have ``.numpy()``)."""
     return value if isinstance(value, np.ndarray) else np.asarray(value.numpy())
 
@@ -242,7 +242,7 @@ def _beam_search(
     batch, beams = attention_mask.shape[0], config.num_beams
     max_lengths = limits + 1
     state = _Beams(batch, beams, int(max_lengths.max()), spec.decoder_start_token_id, spec.pad_token_id)
-    hidden = np.repeat(_host(encoder_hidden), beams, axis=0)
+    hidden = np.repeat(host_array(encoder_hidden), beams, axis=0)
     mask = np.repeat(attention_mask, beams, axis=0)
     logits, past, cross = graphs.decoder_init(state.running[:, :, 0].reshape(-1, 1), hidden, mask)
     offsets = np.arange(batch)[:, None] * beams

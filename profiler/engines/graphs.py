@@ -101,6 +101,16 @@ class OnnxGraphs:
             )
         )
         self.providers: list[str] = self.init.get_providers()
+        #: Each graph's floating-point inputs and the dtype it declares for them: fp16 graphs take
+        #: their host-side float inputs (BigBird's block bias) and caches in fp16.
+        self.float_inputs = {
+            id(session): {
+                value.name: _ORT_FLOATS[value.type]
+                for value in session.get_inputs()
+                if value.type in _ORT_FLOATS
+            }
+            for session in (self.encoder, self.init, self.step)
+        }
         on_cuda = "CUDAExecutionProvider" in self.providers
         self.device_type = "cuda" if on_cuda else "cpu"
         self.io_binding = on_cuda if io_binding is None else io_binding
@@ -109,6 +119,13 @@ class OnnxGraphs:
         self, session: Any, feeds: dict[str, Any], host: list[str], device: list[str]
     ) -> tuple[list[np.ndarray], list[Any]]:
         """Outputs ``host`` as numpy and ``device`` as device arrays (numpy without IO binding)."""
+        floats = self.float_inputs[id(session)]
+        feeds = {
+            name: value.astype(floats[name])
+            if isinstance(value, np.ndarray) and name in floats and value.dtype != floats[name]
+            else value
+            for name, value in feeds.items()
+        }
         if not self.io_binding:
             outputs = session.run([*host, *device], feeds)
             return outputs[: len(host)], outputs[len(host) :]
@@ -160,6 +177,10 @@ class OnnxGraphs:
             feeds[io.position] = np.array([position], dtype=np.int64)
         (logits,), presents = self._run(self.step, feeds, [io.logits], list(io.presents))
         return _last_position(logits), presents
+
+
+#: ONNX Runtime's names of the float types a graph's inputs may declare.
+_ORT_FLOATS = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 
 
 class _SharedWeights:
@@ -272,8 +293,9 @@ def _onnx_session(
 
 
 def _last_position(logits: np.ndarray) -> np.ndarray:
-    """``[b, vocab]`` logits of the newest position (optimum's graphs return ``[b, 1, vocab]``)."""
-    return logits[:, -1] if logits.ndim == 3 else logits
+    """``[b, vocab]`` float32 logits of the newest position (optimum's graphs return
+    ``[b, 1, vocab]``; an fp16 graph's are widened, as the decoding loop's arithmetic expects)."""
+    return (logits[:, -1] if logits.ndim == 3 else logits).astype(np.float32, copy=False)
 
 
 class TorchScriptGraphs:
@@ -299,9 +321,20 @@ class TorchScriptGraphs:
                 raise _damaged(path, one_line(exc), "TorchScript") from exc
         self.layout = manifest.layout
         self.encoder, self.init, self.step = module.encoder, module.decoder_init, module.decoder_step
+        #: The dtype of the module's float inputs; int8 modules compute in fp32 between their
+        #: quantized matmuls.
+        self.dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(manifest.precision, torch.float32)
 
     def _tensor(self, array: np.ndarray) -> object:
-        return self.torch.from_numpy(array).to(self.device)
+        tensor = self.torch.from_numpy(array).to(self.device)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    @staticmethod
+    def _host(tensor: torch.Tensor) -> np.ndarray:
+        """As numpy, floats as float32: numpy has no bfloat16, and fp16 and bf16 widen exactly, so
+        the caches go back into the module unchanged."""
+        tensor = tensor.float() if tensor.is_floating_point() else tensor
+        return tensor.cpu().numpy()  # type: ignore[no-any-return]
 
     def encode(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]
@@ -309,7 +342,7 @@ class TorchScriptGraphs:
         inputs = [input_ids, attention_mask, *(extra[name] for name in self.layout.extra_inputs())]
         with self.torch.inference_mode():
             hidden = self.encoder(*(self._tensor(array) for array in inputs))
-        return hidden.cpu().numpy()  # type: ignore[no-any-return]
+        return self._host(hidden)
 
     def decoder_init(
         self, input_ids: np.ndarray, encoder_hidden: np.ndarray, attention_mask: np.ndarray
@@ -318,7 +351,7 @@ class TorchScriptGraphs:
             outputs = self.init(
                 self._tensor(input_ids), self._tensor(encoder_hidden), self._tensor(attention_mask)
             )
-        arrays = [tensor.cpu().numpy() for tensor in outputs]
+        arrays = [self._host(tensor) for tensor in outputs]
         layers = self.decoder.layers
         return arrays[0], arrays[1 : 1 + 2 * layers], arrays[1 + 2 * layers :]
 
@@ -338,7 +371,7 @@ class TorchScriptGraphs:
                 self._tensor(attention_mask),
                 *(self._tensor(array) for array in [*past, *cross]),
             )
-        arrays = [tensor.cpu().numpy() for tensor in outputs]
+        arrays = [self._host(tensor) for tensor in outputs]
         return arrays[0], arrays[1:]
 
 
