@@ -42,9 +42,9 @@ from profiler.artifact import (
     CUDA_PRECISIONS,
     FORMATS,
     MIN_TOKEN_AGREEMENT,
-    PRECISIONS,
     ONNX_WEIGHTS,
     OPTIMUM_GRAPHS,
+    PRECISIONS,
     TORCHSCRIPT_MODULE,
     ArtifactError,
     Format,
@@ -700,6 +700,29 @@ def _write_graphs(
         return graphs
 
 
+def _make_graphs(
+    model: Any,
+    checkpoint: Path,
+    format_: Format,
+    precision: Precision,
+    lengths: list[int],
+    batch_sizes: list[int],
+    staging: Path,
+    steps: Steps,
+) -> tuple[dict[str, Any], int]:
+    """Every graph of the artifact into ``staging`` in ``precision``; the manifest's graph fields and
+    its ``weight_bytes`` (fp16/bf16: the cast model's; int8: the fp32 model's, whose linear layers
+    the artifact holds at a quarter: ``file_sizes`` says what that saved)."""
+    graph_model = _graph_model(model, precision, format_)
+    graphs = _write_graphs(graph_model, checkpoint, format_, lengths, batch_sizes, staging, steps)
+    counted = graph_model if precision in CUDA_PRECISIONS else model
+    weight_bytes = sum(p.numel() * p.element_size() for p in counted.parameters())
+    del graph_model, counted
+    if precision == "int8" and format_ == "onnx":
+        _quantize_onnx(staging, graphs)
+    return graphs, weight_bytes
+
+
 def export(
     checkpoint: Path,
     fmt: str,
@@ -752,15 +775,9 @@ def export(
     steps = Steps(graph_steps + 2 * cases, progress)
     staging, created = _prepare_output(out, log)
     try:
-        graph_model = _graph_model(model, chosen, format_)
-        graphs = _write_graphs(graph_model, checkpoint, format_, lengths, batch_sizes, staging, steps)
-        # fp16/bf16: the cast model's bytes; int8: the fp32 model's, the linear layers' share of
-        # which the artifact holds at a quarter (file_sizes says how much that saved).
-        counted = graph_model if chosen in CUDA_PRECISIONS else model
-        weight_bytes = sum(p.numel() * p.element_size() for p in counted.parameters())
-        del graph_model, counted
-        if chosen == "int8" and format_ == "onnx":
-            _quantize_onnx(staging, graphs)
+        graphs, weight_bytes = _make_graphs(
+            model, checkpoint, format_, chosen, lengths, batch_sizes, staging, steps
+        )
         save_tokenizer(tokenizer, staging)
         manifest = Manifest(
             format=format_,

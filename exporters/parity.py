@@ -258,9 +258,8 @@ def parity_table(rows: list[ParityCase], tolerance: float, min_token_agreement: 
     fraction of identical tokens, which is what it is judged by."""
     reduced = min_token_agreement is not None
     agree = f" {'agree':>6}" if reduced else ""
-    lines = [
-        f"{'lengths':>16} {'global':>8} {'max abs diff':>13} {'max rel diff':>13} {'tokens':>8}{agree}  result"
-    ]
+    head = f"{'lengths':>16} {'global':>8} {'max abs diff':>13} {'max rel diff':>13} {'tokens':>8}"
+    lines = [f"{head}{agree}  result"]
     for row in rows:
         tokens = f"{'same' if row.tokens_match else 'DIFFER'}"
         bound = f"token agreement >= {min_token_agreement:g}" if reduced else f"tolerance {tolerance:g}"
@@ -280,12 +279,13 @@ def failed_parity_message(
 ) -> str:
     failed = sorted({length for row in rows if not row.passed for length in row.lengths})
     bound = (
-        ""
+        "Pass"
         if min_token_agreement is None
-        else f"Lower --min-token-agreement (now {min_token_agreement:g}) to accept more differing tokens, or "
+        else f"Lower --min-token-agreement (now {min_token_agreement:g}) to accept more differing "
+        "tokens, or pass"
     )
     return (
         f"parity failed at length(s) {', '.join(map(str, failed))}; nothing was written. "
         f"Exported graphs differ from transformers:\n{parity_table(rows, tolerance, min_token_agreement)}\n"
-        f"{bound}{'p' if bound else 'P'}ass --skip-parity to keep an unverified artifact (recorded in its manifest)."
+        f"{bound} --skip-parity to keep an unverified artifact (recorded in its manifest)."
     )
