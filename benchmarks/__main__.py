@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "energy": "overhead of the power timeline and an open meter window on encoder throughput",
     "headroom": "whether locust, not the server, is ever the bottleneck (CPU, sent vs offered)",
     "contention": "eager, TorchScript and ONNX requests, quiet and beside CPU burners, per thread setting",
+    "precision": "int8 vs fp32 ONNX on the CPU, small and base: latency ratios, identical tokens, sizes",
 }
 
 
