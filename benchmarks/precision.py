@@ -91,7 +91,7 @@ def calls(
 
         def generate(runner: Seq2SeqGraphs = runner, batch: Any = batch) -> np.ndarray:
             hidden = runner.encode(batch.input_ids, batch.attention_mask, batch.extra)
-            return decode(runner, hidden, batch.attention_mask, plain, new_tokens)[0]
+            return np.asarray(decode(runner, hidden, batch.attention_mask, plain, new_tokens)[0])
 
         timed[f"{precision} encode"] = encode
         timed[f"{precision} generate"] = generate
@@ -110,7 +110,7 @@ def eval_scores(
 ) -> dict[tuple[str, int], float]:
     """Each precision's score on ``dataset`` (the task's metric) at each length."""
     from profiler.evaluate import local_target, predict, score
-    from profiler.jsonl import load_jsonl
+    from profiler.workload import load_jsonl
 
     records = load_jsonl(dataset)
     scores = {}

@@ -610,7 +610,8 @@ def _graph_model(model: Any, precision: Precision, format_: Format) -> Any:
         }
         with warnings.catch_warnings():  # torch's quantized tensors are deprecated, still supported
             warnings.simplefilter("ignore", UserWarning)
-            return torch.ao.quantization.quantize_dynamic(model, qconfig_spec=linear, dtype=torch.qint8)
+            quantize: Callable[..., Any] = torch.ao.quantization.quantize_dynamic
+            return quantize(model, qconfig_spec=linear, dtype=torch.qint8)
     return model
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from profiler.artifact import Manifest
+from profiler.artifact import Manifest, Precision
 from profiler.attention_layout import EncoderLayout, GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.documents import Document
@@ -62,6 +62,7 @@ class ServerInfo(Document):
             server's ``--decoding`` overrides.
         truncate: inputs over the largest bucket are cut instead of refused with 413.
         max_body_bytes: the largest request body accepted.
+        precision: the graphs' numeric precision (the manifest's; fp32 for an eager checkpoint).
         manifest: the artifact's manifest; None for an eager checkpoint.
         new_weights: parameters that do not come from the checkpoint's weights file (random or
             unused), served because the user allowed it; empty for a complete checkpoint.
@@ -81,6 +82,7 @@ class ServerInfo(Document):
     truncate: bool
     batching: Batching
     max_body_bytes: int
+    precision: Precision = "fp32"
     manifest: Manifest | None
     new_weights: list[str]
     resident_bytes: int | None = None

@@ -56,17 +56,17 @@ PRECISION_FORMATS: dict[Precision, tuple[str, ...]] = {
 MIN_TOKEN_AGREEMENT = 0.9
 
 
-def variant_suffix(precision: str) -> str:
-    """What a format's label gains from its precision: nothing for fp32 (so tables of fp32 runs read
-    as before), `` int8`` and the like otherwise."""
-    return "" if precision == "fp32" else f" {precision}"
+def variant(fmt: str, precision: str) -> str:
+    """A format in a precision as commands, cell keys and reports name it: the format alone for
+    fp32 (so fp32 runs read, and resume, as before), ``onnx int8`` and the like otherwise."""
+    return fmt if precision == "fp32" else f"{fmt} {precision}"
 
 
 def precision_refusal(precision: str, fmt: str) -> str | None:
     """Why ``fmt`` cannot be exported or served in ``precision`` (one line), or None when it can."""
     if precision not in PRECISIONS:
         return f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}"
-    formats = PRECISION_FORMATS[precision]  # type: ignore[index]
+    formats = PRECISION_FORMATS[precision]
     if fmt not in formats:
         return (
             f"precision {precision} is not available for format {fmt}; "

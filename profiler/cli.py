@@ -17,7 +17,7 @@ from typer.models import CommandFunctionType
 
 from profiler import __version__
 from profiler.accuracy import TASKS as SCROLLS_TASKS
-from profiler.artifact import FORMATS, MIN_TOKEN_AGREEMENT, Format, Precision, variant_suffix
+from profiler.artifact import FORMATS, MIN_TOKEN_AGREEMENT, Format, Precision, variant
 from profiler.attention_layout import GlobalAttention
 from profiler.checkpoints import ARCHS, DEMO_WORKDIR, MAX_INPUT_TOKENS, SIZES, build_checkpoint
 from profiler.decoding_config import parse_overrides
@@ -382,7 +382,7 @@ def export_command(
     size_mb = sum(manifest.file_sizes.values()) / 1e6
     buckets = ", ".join(map(str, manifest.buckets))
     console.print(
-        f"exported {manifest.model_type} to {manifest.format}{variant_suffix(manifest.precision)}: "
+        f"exported {manifest.model_type} to {variant(manifest.format, manifest.precision)}: "
         f"buckets {buckets}; "
         f"{len(manifest.file_sizes)} files, {size_mb:.1f} MB, in {manifest.export_seconds:.1f} s"
     )

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from profiler.artifact import Precision
 from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.documents import Document
@@ -112,6 +113,8 @@ class ResultRecord(Document):
     new_weights: list[str] = Field(default_factory=list)
     global_attention: GlobalAttention = "none"
     decoding: DecodingConfig | None = None
+    #: The served artifact's precision (``GET /v1/info``); fp32 for records written before it was.
+    precision: Precision = "fp32"
 
 
 class CapacityRecord(Document):
@@ -138,6 +141,7 @@ class CapacityRecord(Document):
     repeat: int = Field(ge=1)
     capacity: Capacity
     recorded_wall_s: float
+    precision: Precision = "fp32"
 
 
 #: Stage fields that early version-1 writers did not record, with what the version-1 reader took
@@ -217,3 +221,5 @@ class AccuracyRecord(Document):
     score: float
     metrics: dict[str, float]
     count: int
+    #: The precision of the artifact that answered; fp32 for scores recorded before it was.
+    precision: Precision = "fp32"

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest
+from profiler.artifact import MANIFEST_NAME, ArtifactError, DecoderSpec, Manifest, Precision
 from profiler.buckets import bucket_for
 from profiler.decoding_config import DecodingConfig
 from profiler.engines.decoding import decode
@@ -82,6 +82,8 @@ class Engine:
         self.model_type = model_type
         #: The artifact's manifest; None for an eager checkpoint.
         self.manifest = manifest
+        #: The graphs' numeric precision; fp32 for an eager checkpoint.
+        self.precision: Precision = manifest.precision if manifest else "fp32"
         #: Parameters that do not come from the checkpoint's weights file (allowed by the user).
         self.new_weights: list[str] = new_weights or (manifest.new_weights if manifest else [])
         #: How outputs are decoded: the checkpoint's generation settings, with the run's overrides.

@@ -103,7 +103,7 @@ class OnnxGraphs:
         self.providers: list[str] = self.init.get_providers()
         #: Each graph's floating-point inputs and the dtype it declares for them: fp16 graphs take
         #: their host-side float inputs (BigBird's block bias) and caches in fp16.
-        self.float_inputs = {
+        self.float_inputs: dict[int, dict[str, np.dtype[Any]]] = {
             id(session): {
                 value.name: _ORT_FLOATS[value.type]
                 for value in session.get_inputs()
@@ -180,7 +180,10 @@ class OnnxGraphs:
 
 
 #: ONNX Runtime's names of the float types a graph's inputs may declare.
-_ORT_FLOATS = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
+_ORT_FLOATS: dict[str, np.dtype[Any]] = {
+    "tensor(float)": np.dtype(np.float32),
+    "tensor(float16)": np.dtype(np.float16),
+}
 
 
 class _SharedWeights:
@@ -334,7 +337,7 @@ class TorchScriptGraphs:
         """As numpy, floats as float32: numpy has no bfloat16, and fp16 and bf16 widen exactly, so
         the caches go back into the module unchanged."""
         tensor = tensor.float() if tensor.is_floating_point() else tensor
-        return tensor.cpu().numpy()  # type: ignore[no-any-return]
+        return tensor.cpu().numpy()
 
     def encode(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, extra: dict[str, np.ndarray]

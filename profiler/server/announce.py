@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from profiler.artifact import variant
 from profiler.engines.engine import Engine
 from profiler.server.app import ASGIApp, Message, Scope
 
@@ -47,7 +48,7 @@ def warming_line(url: str, engine: Engine) -> str:
 
 def ready_line(url: str, engine: Engine, warm_up_s: float) -> str:
     """Said once, when the server takes requests: warm-up done and HTTP listening."""
-    fmt = engine.manifest.format if engine.manifest else "Hugging Face checkpoint"
+    fmt = variant(engine.manifest.format, engine.precision) if engine.manifest else "Hugging Face checkpoint"
     runtime = ENGINE_NAMES[engine.kind]
     if engine.providers:
         runtime += f" [{', '.join(engine.providers)}]"

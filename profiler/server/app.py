@@ -664,6 +664,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             truncate=settings.truncate,
             batching=Batching.model_validate(settings.model_dump(include=set(Batching.model_fields))),
             max_body_bytes=settings.max_body_bytes,
+            precision=engine.precision,
             manifest=engine.manifest,
             new_weights=engine.new_weights,
             resident_bytes=service.resident_bytes,
