@@ -69,8 +69,7 @@ def precision_refusal(precision: str, fmt: str) -> str | None:
     formats = PRECISION_FORMATS[precision]
     if fmt not in formats:
         return (
-            f"precision {precision} is not available for format {fmt}; "
-            f"use {' or '.join(f'--format {name}' for name in formats)}"
+            f"precision {precision} is not available for format {fmt}; it exports to {' and '.join(formats)}"
         )
     return None
 

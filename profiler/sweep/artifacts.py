@@ -1,9 +1,10 @@
 """The export cache every run under one output directory shares: ``<output_dir>/.artifacts/``.
 
-A sweep exports a checkpoint once per format and bucket set, not once per run: each export is
-stored under a key of everything it is made from (the checkpoint's content hash, the format, the
-buckets and batch sizes, ``allow_new_weights``, and the exporter: this profiler's version, the
-manifest schema, torch and transformers) and a later run with the same key serves it as it is.
+A sweep exports a checkpoint once per format, precision and bucket set, not once per run: each
+export is stored under a key of everything it is made from (the checkpoint's content hash, the
+format, the precision, the buckets and batch sizes, ``allow_new_weights``, and the exporter: this
+profiler's version, the manifest schema, torch and transformers) and a later run with the same
+key serves it as it is.
 :func:`exporters.export.export` builds beside the target and renames into place, so an export
 that was killed leaves nothing under its key; one found there is still checked before it is used
 (manifest readable, every file at its recorded size, parity run and passed, source hash, buckets
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from profiler import __version__
-from profiler.artifact import SCHEMA_VERSION, ArtifactError, Manifest
+from profiler.artifact import SCHEMA_VERSION, ArtifactError, Manifest, Precision, variant
 
 if TYPE_CHECKING:
     from exporters.progress import ExportProgress
@@ -53,6 +54,7 @@ class ExportKey:
     """Everything an export is made from; equal keys make interchangeable exports."""
 
     format: str
+    precision: str
     source_sha256: str
     buckets: tuple[int, ...]
     batch_sizes: tuple[int, ...]
@@ -73,9 +75,9 @@ def stale_reason(directory: Path, key: ExportKey) -> str | None:
     checks = [
         (manifest.source_sha256 == key.source_sha256, "made from another checkpoint (source sha256 differs)"),
         (
-            (manifest.format, tuple(manifest.buckets), tuple(manifest.batch_sizes))
-            == (key.format, key.buckets, key.batch_sizes),
-            "another format, buckets or batch sizes",
+            (manifest.format, manifest.precision, tuple(manifest.buckets), tuple(manifest.batch_sizes))
+            == (key.format, key.precision, key.buckets, key.batch_sizes),
+            "another format, precision, buckets or batch sizes",
         ),
         (
             not manifest.parity_skipped and bool(manifest.parity) and all(c.passed for c in manifest.parity),
@@ -113,30 +115,33 @@ class ArtifactCache:
         batch_sizes: Sequence[int],
         allow_new_weights: bool,
         progress: ExportProgress | None = None,
+        precision: Precision = "fp32",
     ) -> Path:
-        """The export of ``checkpoint`` for this key: the cached one if it is sound, else a new one
-        (``progress`` hears of its steps)."""
+        """The export of ``checkpoint`` in ``precision`` for this key: the cached one if it is
+        sound, else a new one (``progress`` hears of its steps)."""
         from exporters.export import checkpoint_sha256, export  # torch: only when exporting
 
         key = ExportKey(
             format=fmt,
+            precision=precision,
             source_sha256=checkpoint_sha256(checkpoint),
             buckets=tuple(sorted(set(buckets))),
             batch_sizes=tuple(sorted(set(batch_sizes))),
             allow_new_weights=allow_new_weights,
             exporter=tuple(sorted(exporter_versions().items())),
         )
-        out = self.root / f"{name}-{fmt}-{key.digest()}"
+        label = variant(fmt, precision)
+        out = self.root / f"{name}-{label.replace(' ', '-')}-{key.digest()}"
         why = stale_reason(out, key) if out.exists() else "not in the cache"
         if why is None:
             self.log(
-                f"reusing the {fmt} export of {name} from {out} (same checkpoint sha256 "
+                f"reusing the {label} export of {name} from {out} (same checkpoint sha256 "
                 f"{key.source_sha256[:12]}, buckets {list(key.buckets)}, batch sizes "
                 f"{list(key.batch_sizes)}, exporter versions)"
             )
             return out
         self.log(
-            f"exporting {name} to {fmt} (buckets {list(key.buckets)}, parity at batch "
+            f"exporting {name} to {label} (buckets {list(key.buckets)}, parity at batch "
             f"{' and '.join(map(str, key.batch_sizes))}) into {out}: {why}"
         )
         export(
@@ -148,5 +153,6 @@ class ArtifactCache:
             overwrite=True,
             allow_new_weights=allow_new_weights,
             progress=progress,
+            precision=precision,
         )
         return out

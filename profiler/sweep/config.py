@@ -14,6 +14,7 @@ output_dir = "reports"             # from this file's folder: runs land in outpu
 name = "led-small"
 checkpoint = "build/demo/led-small"      # from this file's folder; `profiler demo` builds it
 formats = ["eager", "onnx", "torchscript"]
+# precisions = ["fp32", "int8"]          # each format in each: fp32 | int8 (CPU) | fp16 | bf16 (CUDA)
 
 [load]
 input_lengths = [1024, 2048, 3072, 4096]
@@ -46,6 +47,7 @@ processes = 1                      # local worker processes; or
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -55,7 +57,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
 from profiler.api import Batching
-from profiler.artifact import FORMATS, MANIFEST_NAME, Format
+from profiler.artifact import FORMATS, MANIFEST_NAME, Format, Precision, precision_refusal, variant
 from profiler.attention_layout import GlobalAttention
 from profiler.decoding_config import DecodingConfig
 from profiler.errors import ConfigError
@@ -113,6 +115,8 @@ class ModelSpec(Strict):
     name: Annotated[str, Field(min_length=1)]
     checkpoint: Annotated[ConfigPath, AfterValidator(_model_dir)]
     formats: Annotated[TupleOf[SweepFormat], Field(min_length=1)] = ("onnx",)
+    #: Each format is exported and served in each of these (eager: fp32 only).
+    precisions: Annotated[TupleOf[Precision], Field(min_length=1)] = ("fp32",)
     #: Measure it even though some parameters do not come from its weights file (recorded).
     allow_new_weights: bool = False
     #: LED's global attention (``profiler serve --global-attention``); None: the server's default.
@@ -121,6 +125,27 @@ class ModelSpec(Strict):
     decoding: Annotated[dict[str, int | float | bool | str | None], AfterValidator(_decoding_fields)] = Field(
         default_factory=dict
     )
+
+    @model_validator(mode="after")
+    def formats_take_precisions(self) -> ModelSpec:
+        for fmt, precision in self.variants():
+            why = precision_refusal(precision, fmt) if fmt != "eager" else None
+            if why is not None:
+                raise ValueError(f"precisions = {json.dumps(list(self.precisions))}: {why}")
+        return self
+
+    def variants(self) -> list[tuple[str, Precision]]:
+        """Every (format, precision) served, one export and one server each: each exported format
+        in every precision; eager once, in fp32, as the checkpoint is."""
+        return [
+            (fmt, precision)
+            for fmt in self.formats
+            for precision in (("fp32",) if fmt == "eager" else self.precisions)
+        ]
+
+    def labels(self) -> list[str]:
+        """:meth:`variants` as reports name them (:func:`profiler.artifact.variant`)."""
+        return [variant(fmt, precision) for fmt, precision in self.variants()]
 
 
 class LoadSpec(StageRules):

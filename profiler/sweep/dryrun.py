@@ -29,7 +29,7 @@ def estimate(config: SweepConfig, runs: list[Run]) -> Estimate:
     (:func:`profiler.sweep.progress.estimate`) before anything is measured, plus the idle
     baselines."""
     eta = progress_estimate([run_work(config, run) for run in runs], [], config.load, Measured())
-    idle = config.load.idle_seconds * len({(run.model.name, run.format) for run in runs})
+    idle = config.load.idle_seconds * len({(run.model.name, run.variant) for run in runs})
     return Estimate(eta.least_s + idle, eta.most_s + idle)
 
 
@@ -52,22 +52,23 @@ def describe(config: SweepConfig, runs: list[Run], run_dir: str) -> list[str]:
     levels = [f"{arrival} {level:g}" for arrival, level in load.levels()]
     measured = [run for run in runs if not run.search]
     searches = [run for run in runs if run.search]
-    pairs = sum(len(model.formats) for model in config.models)
+    pairs = sum(len(model.variants()) for model in config.models)
+    precisions = " x precision" if any(model.precisions != ("fp32",) for model in config.models) else ""
     lines = [f"dry run: nothing is exported, started or written; the run directory: {run_dir}"]
-    lines += [f"  {model.name}: {', '.join(model.formats)} ({model.checkpoint})" for model in config.models]
+    lines += [f"  {model.name}: {', '.join(model.labels())} ({model.checkpoint})" for model in config.models]
     lines.append(
-        f"matrix: {pairs} model x format pair(s) x {len(levels)} load level(s) "
+        f"matrix: {pairs} model x format{precisions} pair(s) x {len(levels)} load level(s) "
         f"({', '.join(levels) or 'none'}) x {len(load.input_lengths)} input length(s) "
         f"({', '.join(map(str, load.input_lengths))}) x "
         f"{load.repeats} repeat(s)"
     )
     lines.append(
         f"cells to measure: {len(measured) * len(load.input_lengths)} ({len(measured)} locust run(s), "
-        f"{len({(run.model.name, run.format) for run in runs})} server(s))"
+        f"{len({(run.model.name, run.variant) for run in runs})} server(s))"
     )
     if config.capacity is not None:
         lengths = config.capacity_lengths()
-        covered = sorted({f"{run.model.name}/{run.format}" for run in searches})
+        covered = sorted({f"{run.model.name}/{run.variant}" for run in searches})
         lines.append(
             f"capacity searches: {len(searches) * len(lengths)} ({', '.join(covered) or 'none left'} at "
             f"{', '.join(map(str, lengths))} tokens; at most {config.capacity.max_probes} probes each)"

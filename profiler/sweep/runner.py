@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from profiler.artifact import MANIFEST_NAME
+from profiler.artifact import MANIFEST_NAME, Precision, variant
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
@@ -62,8 +62,8 @@ class SweepError(ProfilerError):
 
 @dataclass(frozen=True)
 class Run:
-    """One locust run: a model in one format at one load level and repeat (one cell per length),
-    or, with ``search``, its capacity search at every length (one record per length)."""
+    """One locust run: a model in one format and precision at one load level and repeat (one cell
+    per length), or, with ``search``, its capacity search at every length (one record per length)."""
 
     model: ModelSpec
     format: str
@@ -71,6 +71,12 @@ class Run:
     level: float
     repeat: int
     search: bool = False
+    precision: Precision = "fp32"
+
+    @property
+    def variant(self) -> str:
+        """The format, and the precision beside it unless fp32: how cells and reports name it."""
+        return variant(self.format, self.precision)
 
     @property
     def level_key(self) -> str:
@@ -78,11 +84,11 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.model.name}|{self.format}|{self.level_key}|repeat {self.repeat}"
+        return f"{self.model.name}|{self.variant}|{self.level_key}|repeat {self.repeat}"
 
     def cell(self, length: int) -> str:
         """The key of one result record."""
-        return cell_key(self.model.name, self.format, self.level_key, self.repeat, length)
+        return cell_key(self.model.name, self.variant, self.level_key, self.repeat, length)
 
 
 def free_run_dir(config: SweepConfig) -> Path:
@@ -152,9 +158,9 @@ class Sweep:
         if capacity is not None:
             levels.append(("poisson", 0.0, True))
         runs = [
-            Run(model, fmt, arrival, level, repeat, search)
+            Run(model, fmt, arrival, level, repeat, search, precision)
             for model in self.config.models
-            for fmt in model.formats
+            for fmt, precision in model.variants()
             for arrival, level, search in levels
             if not search or (capacity is not None and capacity.covers(model.name, fmt))
             for repeat in range(1, load.repeats + 1)
@@ -179,24 +185,26 @@ class Sweep:
         cells = sum(run.cell(n) not in done for run in runs for n in self._lengths(run))
         work = [self._work(run) for run in runs]
         with SweepProgress(
-            self.console, self.config.load, cells, work, [fmt for (_, fmt), _ in groups]
+            self.console, self.config.load, cells, work, [group[0].format for group in groups]
         ) as shown:
             self.shown = shown
             try:
-                return sum(self._measure(model, fmt, group, done) for (model, fmt), group in groups)
+                return sum(self._measure(group, done) for group in groups)
             finally:
                 self.shown = None
 
-    def _measure(self, model: ModelSpec, fmt: str, group: list[Run], done: set[str]) -> int:
-        """Prepare, serve and load one model in one format; returns the cells it recorded."""
+    def _measure(self, group: list[Run], done: set[str]) -> int:
+        """Prepare, serve and load one model in one format and precision (``group``'s runs share
+        them); returns the cells it recorded."""
         assert self.shown is not None
-        label = f"{model.name}/{fmt}"
+        model, fmt, precision = group[0].model, group[0].format, group[0].precision
+        label = f"{model.name}/{group[0].variant}"
         self.shown.preparing(
             label, fmt, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)"
         )
-        artifact = self._artifact(model, fmt)
+        artifact = self._artifact(model, fmt, precision)
         self.shown.preparing(label, fmt, "server start, idle baseline")
-        server = self._start(artifact, model, fmt)
+        server = self._start(artifact, model, group[0].variant)
         recorded = 0
         try:
             idle = self._idle(server)
@@ -241,7 +249,7 @@ class Sweep:
         except PortInUseError as exc:
             raise SweepError(str(exc)) from exc
 
-    def _artifact(self, model: ModelSpec, fmt: str) -> Path:
+    def _artifact(self, model: ModelSpec, fmt: str, precision: Precision) -> Path:
         """The directory to serve: the checkpoint itself for eager, else its export from the cache
         shared by every run under ``output_dir`` (:mod:`profiler.sweep.artifacts`)."""
         if fmt == "eager" or (model.checkpoint / MANIFEST_NAME).is_file():
@@ -254,10 +262,14 @@ class Sweep:
             self.config.load.input_lengths,
             (1, self.config.server.max_batch_size),
             model.allow_new_weights,
-            progress=self.shown.export_listener(f"{model.name}/{fmt}") if self.shown else None,
+            progress=self.shown.export_listener(f"{model.name}/{variant(fmt, precision)}")
+            if self.shown
+            else None,
+            precision=precision,
         )
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
+        """A server for ``artifact``; ``fmt`` (with its precision: :attr:`Run.variant`) names its log."""
         server = self.config.server
         args = [
             f"--{key.replace('_', '-')}={value}"
@@ -274,7 +286,7 @@ class Sweep:
                 *args,
                 host=server.host,
                 port=server.port,
-                log=self.files.server_log(model.name, fmt),
+                log=self.files.server_log(model.name, fmt.replace(" ", "-")),
             )
         except ServerStartError as exc:
             raise SweepError(f"the server for {model.name}/{fmt} did not start: {exc}") from exc
@@ -409,6 +421,7 @@ class Sweep:
                     peak_gpu_memory_bytes=max(gpu_memory) if gpu_memory else None,
                     recorded_wall_s=time.time(),
                     new_weights=info.new_weights,
+                    precision=info.precision,
                 )
             )
         return records
@@ -433,13 +446,15 @@ class Sweep:
                 repeat=run.repeat,
                 capacity=found,
                 recorded_wall_s=time.time(),
+                precision=info.precision,
             )
             for found in results.capacity
         ]
 
 
-def _by_artifact(runs: list[Run]) -> list[tuple[tuple[ModelSpec, str], list[Run]]]:
-    groups: dict[tuple[str, str], tuple[tuple[ModelSpec, str], list[Run]]] = {}
+def _by_artifact(runs: list[Run]) -> list[list[Run]]:
+    """The runs grouped by what they serve (model, format, precision), in order."""
+    groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.model.name, run.format), ((run.model, run.format), []))[1].append(run)
+        groups.setdefault((run.model.name, run.variant), []).append(run)
     return list(groups.values())
