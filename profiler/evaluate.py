@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from profiler.accuracy import AccuracyError, TaskScore, references_from_records, score_task
+from profiler.artifact import Precision
 from profiler.attention_layout import GlobalAttention, query_tokens
 from profiler.buckets import truncate_ids
 from profiler.client import ServerCallError, ServerClient
@@ -44,6 +45,8 @@ class EvalTarget:
     global_attention: GlobalAttention
     #: How outputs were decoded.
     decoding: DecodingConfig
+    #: The precision of the graphs that answered (fp32 for a checkpoint).
+    precision: Precision = "fp32"
 
 
 def examples(records: Sequence[Record]) -> list[Record]:
@@ -95,7 +98,7 @@ def local_target(
         return texts
 
     model = Path(engine.manifest.source_path if engine.manifest else engine.source).name
-    return EvalTarget(model, engine.kind, generate, tokenizer, chosen, engine.decoding)
+    return EvalTarget(model, engine.kind, generate, tokenizer, chosen, engine.decoding, engine.precision)
 
 
 def remote_target(
@@ -141,7 +144,7 @@ def remote_target(
 
     model = Path(info.manifest.source_path if info.manifest else info.source).name
     chosen = global_attention or info.global_attention
-    return EvalTarget(model, info.engine, generate, tokenizer, chosen, info.decoding)
+    return EvalTarget(model, info.engine, generate, tokenizer, chosen, info.decoding, info.precision)
 
 
 def eval_input(target: EvalTarget, record: Record, length: int) -> EvalInput:
@@ -191,6 +194,7 @@ def record_accuracy(run_dir: Path, target: EvalTarget, length: int, result: Task
     record = AccuracyRecord(
         model=target.model,
         format=target.format,
+        precision=target.precision,
         input_length=length,
         global_attention=target.global_attention,
         decoding=target.decoding,

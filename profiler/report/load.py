@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from profiler.artifact import variant
 from profiler.documents import Document
 from profiler.energy.contention import Contention
 from profiler.environment import Environment
@@ -193,8 +194,10 @@ def to_repeat(record: ResultRecord, line: int) -> Repeat:
         line=line,
         cell=record.cell,
         model=record.model,
-        format=record.format,
-        engine=record.engine,
+        # A precision other than fp32 is part of what the report compares: "onnx int8" is a
+        # series, a table row and a plot point of its own, beside "onnx".
+        format=variant(record.format, record.precision),
+        engine=variant(record.engine, record.precision),
         device=record.device,
         mode=record.mode,
         max_new_tokens=record.max_new_tokens,

@@ -103,6 +103,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
     results = read_results(path, role)
     run_id = path.stem
     model, checkpoint, fmt, engine, device = _served(results.server)
+    precision = results.server.precision if results.server else "fp32"
     notes = []
     if results.server is None:
         notes.append(f"{path.name} holds no server information: model, format and device are unknown.")
@@ -119,6 +120,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
             format=fmt,
             engine=engine,
             device=device,
+            precision=precision,
             mode=results.mode,
             max_new_tokens=results.max_new_tokens,
             global_attention=attention,
@@ -148,6 +150,7 @@ def load_results_file(path: Path, role: str = "run") -> RunData:
             format=fmt,
             engine=engine,
             device=device,
+            precision=precision,
             bucket=stage.length,
             mode=results.mode,
             max_new_tokens=results.max_new_tokens,

@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from profiler.artifact import variant
 from profiler.report.aggregate import ESTIMATE, Cell, SeriesKey, load_levels, series_of
 from profiler.report.load import LoadLevel, Repeat
 from profiler.report.tables import format_label, seed_cells
@@ -369,7 +370,7 @@ def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) 
                 for a in scores
                 if a.task == task
                 and a.model == s.model
-                and a.format in (s.format, None)
+                and variant(a.format, a.precision) == s.format
                 and a.input_length in (cell.key.length, None)
             ]
             if matches and cell.gross_j_per_query is not None and cell.gross_j_per_query > 0:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from profiler.artifact import variant
 from profiler.energy.contention import DISTURBED_SHARE
 from profiler.environment import Environment, GpuInfo
 from profiler.loadgen.stopping import STABLE_WINDOWS
@@ -210,8 +211,12 @@ def _failures(cell: Cell) -> Entry:
 
 
 def format_label(series: SeriesKey | CapacityRecord) -> str:
-    """The format, with the engine beside it only where the two differ: ``onnx``, ``hf (eager)``."""
-    return series.format if series.engine == series.format else f"{series.format} ({series.engine})"
+    """The format (and its precision unless fp32), with the engine beside it only where the two
+    differ: ``onnx``, ``onnx int8``, ``hf (eager)``."""
+    fmt, engine = series.format, series.engine
+    if isinstance(series, CapacityRecord):  # a series' format already names its precision
+        fmt, engine = variant(fmt, series.precision), variant(engine, series.precision)
+    return fmt if engine == fmt else f"{fmt} ({engine})"
 
 
 def _ids(series: SeriesKey) -> list[Entry]:
@@ -546,7 +551,7 @@ def _score_for(scores: Sequence[AccuracyRecord], cell: Cell, task: str) -> float
         if a.task == task
         and a.model == s.model
         and a.input_length in (cell.key.length, None)
-        and a.format in (s.format, None)
+        and variant(a.format, a.precision) == s.format
     ]
     return exact[-1] if exact else None
 
