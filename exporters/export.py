@@ -608,8 +608,11 @@ def _graph_model(model: Any, precision: Precision, format_: Format) -> Any:
             for name, module in model.named_modules()
             if isinstance(module, torch.nn.Linear) and module is not head
         }
-        with warnings.catch_warnings():  # torch's quantized tensors are deprecated, still supported
-            warnings.simplefilter("ignore", UserWarning)
+        # torch says its eager-mode quantization and quantized tensors are deprecated in favour of
+        # torchao, whose modules TorchScript cannot trace; these still work, and the user can do
+        # nothing about the notes.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             quantize: Callable[..., Any] = torch.ao.quantization.quantize_dynamic
             return quantize(model, qconfig_spec=linear, dtype=torch.qint8)
     return model

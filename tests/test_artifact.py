@@ -13,6 +13,7 @@ from transformers import AutoConfig
 
 from profiler.artifact import (
     MANIFEST_NAME,
+    PRECISIONS,
     SCHEMA_VERSION,
     ArtifactError,
     DecoderSpec,
@@ -20,6 +21,8 @@ from profiler.artifact import (
     Manifest,
     decoder_graphs,
     encoder_graph,
+    precision_refusal,
+    variant,
 )
 from profiler.attention_layout import EncoderLayout
 from profiler.modelinfo import decoder_spec, encoder_layout
@@ -110,9 +113,47 @@ def test_an_unknown_schema_version_is_refused_before_the_fields(artifact: Path) 
     with pytest.raises(ArtifactError) as info:
         Manifest.read(artifact)
     assert str(info.value) == (
-        f"{path}: schema version {SCHEMA_VERSION + 1}, this profiler reads {SCHEMA_VERSION}; "
+        f"{path}: schema version {SCHEMA_VERSION + 1}, this profiler reads 4 and {SCHEMA_VERSION}; "
         "export the artifact again with this version."
     )
+
+
+def test_a_version_4_manifest_reads_as_fp32(artifact: Path) -> None:
+    raw = json.loads((artifact / MANIFEST_NAME).read_text())
+    for field in ("precision", "min_token_agreement"):
+        del raw[field]
+    raw["schema_version"] = 4
+    (artifact / MANIFEST_NAME).write_text(json.dumps(raw))
+    manifest = Manifest.read(artifact)
+    assert (manifest.schema_version, manifest.precision, manifest.min_token_agreement) == (4, "fp32", None)
+
+
+def test_a_misspelled_precision_in_a_manifest_is_named(artifact: Path) -> None:
+    _rewrite(artifact, precision="int4")
+    with pytest.raises(ArtifactError, match=r"precision: .*'fp32', 'fp16', 'bf16' or 'int8'"):
+        Manifest.read(artifact)
+
+
+@pytest.mark.parametrize(
+    ("precision", "fmt", "refusal"),
+    [
+        ("fp32", "torchscript", None),
+        ("int8", "onnx", None),
+        ("int8", "torchscript", None),
+        ("fp16", "onnx", None),
+        ("bf16", "torchscript", None),
+        ("bf16", "onnx", "precision bf16 is not available for format onnx; it exports to torchscript"),
+        ("int4", "onnx", "unknown precision 'int4'; choose one of: fp32, fp16, bf16, int8"),
+    ],
+)
+def test_precision_refusal_is_one_line_naming_what_works(
+    precision: str, fmt: str, refusal: str | None
+) -> None:
+    assert precision_refusal(precision, fmt) == refusal
+
+
+def test_a_variant_names_the_precision_beside_the_format_unless_fp32() -> None:
+    assert [variant("onnx", p) for p in PRECISIONS] == ["onnx", "onnx fp16", "onnx bf16", "onnx int8"]
 
 
 @pytest.mark.parametrize(
