@@ -2,9 +2,9 @@
 
 A sweep exports a checkpoint once per format, precision and bucket set, not once per run: each
 export is stored under a key of everything it is made from (the checkpoint's content hash, the
-format, the precision, the buckets and batch sizes, ``allow_new_weights``, and the exporter: this
-profiler's version, the manifest schema, torch and transformers) and a later run with the same
-key serves it as it is.
+format, the precision and its parity bound, the buckets and batch sizes, ``allow_new_weights``, and
+the exporter: this profiler's version, the manifest schema, torch and transformers) and a later run
+with the same key serves it as it is.
 :func:`exporters.export.export` builds beside the target and renames into place, so an export
 that was killed leaves nothing under its key; one found there is still checked before it is used
 (manifest readable, every file at its recorded size, parity run and passed, source hash, buckets
@@ -55,6 +55,8 @@ class ExportKey:
 
     format: str
     precision: str
+    #: Reduced precision's parity bound as asked; None: the default (fp32: identical tokens).
+    min_token_agreement: float | None
     source_sha256: str
     buckets: tuple[int, ...]
     batch_sizes: tuple[int, ...]
@@ -116,6 +118,7 @@ class ArtifactCache:
         allow_new_weights: bool,
         progress: ExportProgress | None = None,
         precision: Precision = "fp32",
+        min_token_agreement: float | None = None,
     ) -> Path:
         """The export of ``checkpoint`` in ``precision`` for this key: the cached one if it is
         sound, else a new one (``progress`` hears of its steps)."""
@@ -124,6 +127,7 @@ class ArtifactCache:
         key = ExportKey(
             format=fmt,
             precision=precision,
+            min_token_agreement=min_token_agreement if precision != "fp32" else None,
             source_sha256=checkpoint_sha256(checkpoint),
             buckets=tuple(sorted(set(buckets))),
             batch_sizes=tuple(sorted(set(batch_sizes))),
@@ -154,5 +158,6 @@ class ArtifactCache:
             allow_new_weights=allow_new_weights,
             progress=progress,
             precision=precision,
+            min_token_agreement=key.min_token_agreement,
         )
         return out

@@ -117,6 +117,8 @@ class ModelSpec(Strict):
     formats: Annotated[TupleOf[SweepFormat], Field(min_length=1)] = ("onnx",)
     #: Each format is exported and served in each of these (eager: fp32 only).
     precisions: Annotated[TupleOf[Precision], Field(min_length=1)] = ("fp32",)
+    #: Reduced precision's parity bound (``profiler export --min-token-agreement``); None: its default.
+    min_token_agreement: Annotated[float, Field(ge=0, le=1)] | None = None
     #: Measure it even though some parameters do not come from its weights file (recorded).
     allow_new_weights: bool = False
     #: LED's global attention (``profiler serve --global-attention``); None: the server's default.
@@ -132,6 +134,11 @@ class ModelSpec(Strict):
             why = precision_refusal(precision, fmt) if fmt != "eager" else None
             if why is not None:
                 raise ValueError(f"precisions = {json.dumps(list(self.precisions))}: {why}")
+        if self.min_token_agreement is not None and self.precisions == ("fp32",):
+            raise ValueError(
+                "min_token_agreement applies to reduced precisions (fp16, bf16, int8); fp32 must match "
+                "transformers' tokens exactly. Drop it, or add a reduced precision to precisions"
+            )
         return self
 
     def variants(self) -> list[tuple[str, Precision]]:

@@ -266,6 +266,7 @@ class Sweep:
             if self.shown
             else None,
             precision=precision,
+            min_token_agreement=model.min_token_agreement,
         )
 
     def _start(self, artifact: Path, model: ModelSpec, fmt: str) -> ServerProcess:
