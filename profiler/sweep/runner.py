@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from rich.console import Console
 
-from profiler.artifact import MANIFEST_NAME, Precision, variant
+from profiler.artifact import CUDA_PRECISIONS, MANIFEST_NAME, Precision, variant
 from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
@@ -111,7 +111,9 @@ def run_work(config: SweepConfig, run: Run) -> RunWork:
 
 
 def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
-    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory."""
+    """Create ``output_dir/run_id`` with a copy of the config; refuse to reuse a run's directory,
+    or a config this machine cannot run (fp16/bf16 without CUDA), before anything is written."""
+    _check_cuda_precisions(config)
     run_dir = RunDirectory(free_run_dir(config))
     run_dir.path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, run_dir.config)
@@ -174,6 +176,7 @@ class Sweep:
     def run(self) -> int:
         """Run every pending cell; returns the number of cells recorded by this call."""
         done = self.done()
+        _check_cuda_precisions(self.config)
         if not self.files.environment.exists():
             self.files.write_environment(fingerprint())
         self._check_port()
@@ -451,6 +454,21 @@ class Sweep:
             )
             for found in results.capacity
         ]
+
+
+def _check_cuda_precisions(config: SweepConfig) -> None:
+    """Refuse fp16/bf16 before anything is measured on a machine without CUDA (their exports would
+    fail only when the sweep reached them); torch is imported only when one is asked for."""
+    asked = sorted({p for model in config.models for p in model.precisions if p in CUDA_PRECISIONS})
+    if not asked:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"precisions {', '.join(asked)} need CUDA, which this machine does not have; run this sweep "
+            "on a machine with an NVIDIA GPU and a CUDA build of torch, or list only fp32 and int8."
+        )
 
 
 def _by_artifact(runs: list[Run]) -> list[list[Run]]:
