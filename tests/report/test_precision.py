@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from profiler.report.aggregate import aggregate
 from profiler.report.load import load_run
 from profiler.report.plots import accuracy_vs_energy
@@ -67,10 +69,11 @@ def test_the_pareto_plot_has_a_point_per_precision_and_a_front_across_them(tmp_p
     run = load_run(_run(tmp_path))
     figure = accuracy_vs_energy(aggregate(run.repeats), run.accuracy)
     ax = figure.axes[0]
-    points = sorted(map(tuple, ax.collections[0].get_offsets().tolist()))
+    points = sorted(map(tuple, np.asarray(ax.collections[0].get_offsets()).tolist()))
     assert len(points) == 2  # fp32 and int8 at 1,024 tokens
     # int8 is cheaper and scores lower: neither beats the other, so the front holds both.
     (front,) = [line for line in ax.get_lines() if line.get_color() == "tab:red"]
-    assert sorted(zip(front.get_xdata(), front.get_ydata(), strict=True)) == points
+    xs, ys = np.asarray(front.get_xdata()), np.asarray(front.get_ydata())
+    assert sorted(zip(xs.tolist(), ys.tolist(), strict=True)) == points
     labels = sorted(text.get_text() for text in ax.texts)
     assert labels == ["led-small onnx 1024", "led-small onnx int8 1024"]
