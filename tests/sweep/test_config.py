@@ -329,7 +329,10 @@ def test_an_accuracy_section_names_a_dataset_task_and_lengths(
     ("accuracy", "line"),
     [
         ({"dataset": "missing.jsonl", "task": "qasper"}, "missing.jsonl: no such file"),
-        ({"dataset": "eval.jsonl", "task": "squad"}, "accuracy.task = \"squad\": no task named 'squad'; known: "),
+        (
+            {"dataset": "eval.jsonl", "task": "squad"},
+            "accuracy.task = \"squad\": no task named 'squad'; known: ",
+        ),
         (
             {"dataset": "eval.jsonl", "task": "qasper", "input_lengths": [999]},
             "accuracy.input_lengths [999] are not among load.input_lengths",
