@@ -76,9 +76,9 @@ def describe(config: SweepConfig, runs: list[Run], run_dir: str) -> list[str]:
     else:
         lines.append("capacity searches: none")
     if config.accuracy is not None:
-        spec, lengths = config.accuracy, ", ".join(map(str, config.accuracy_lengths()))
+        spec, scored_at = config.accuracy, ", ".join(map(str, config.accuracy_lengths()))
         lines.append(
-            f"accuracy: {spec.task} on {spec.dataset.name} at {lengths} tokens, each model and format "
+            f"accuracy: {spec.task} on {spec.dataset.name} at {scored_at} tokens, each model and format "
             "on its live server (not in the estimate)"
         )
     time = estimate(config, runs)
