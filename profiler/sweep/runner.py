@@ -251,7 +251,9 @@ class Sweep:
         if spec is None or not lengths:
             return
         records = self._dataset()
-        target = remote_target(server.url, spec.max_new_tokens, None)
+        target = remote_target(
+            server.url, spec.max_new_tokens, None, in_flight=self.config.server.max_batch_size
+        )
         target = dataclasses.replace(target, model=model.name, format=fmt)
         for length in lengths:
             if self.shown is not None:
