@@ -643,7 +643,9 @@ def eval_command(
     ] = "gov_report",
     input_length: Annotated[int, typer.Option(min=2, help="Inputs are cut to this many tokens.")] = 1024,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Greedy tokens per answer.")] = 64,
-    batch_size: Annotated[int, typer.Option(min=1, help="In-process batch size.")] = 4,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="In-process batch size; for a server URL, requests sent at once.")
+    ] = 4,
     tokenizer: Annotated[Path | None, typer.Option(help="Tokenizer for a remote target.")] = None,
     predictions: Annotated[
         Path | None,
@@ -684,7 +686,7 @@ def eval_command(
         raise UsageError("give a TARGET (server URL or model directory) or --predictions FILE.")
     else:
         evaluated = (
-            remote_target(target, max_new_tokens, tokenizer, global_attention, bool(decoding))
+            remote_target(target, max_new_tokens, tokenizer, global_attention, bool(decoding), batch_size)
             if target.startswith(("http://", "https://"))
             else local_target(
                 Path(target), max_new_tokens, batch_size, global_attention, parse_overrides(decoding or [])

@@ -9,6 +9,7 @@ efficiency figures were measured on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,11 @@ def remote_target(
     tokenizer_dir: Path | None,
     global_attention: GlobalAttention | None = None,
     decoding_overridden: bool = False,
+    in_flight: int = 1,
 ) -> EvalTarget:
     """A running `profiler serve`; its tokenizer comes from --tokenizer or the served directory.
+    ``in_flight`` requests are sent at once, so the server may batch them (its answers do not
+    depend on what shares a batch).
 
     Inputs go as ids cut to the length, so ``query`` (found in the text) is refused: the server
     finds the query in text it is sent, not in ids. The server decodes as it was started to, so a
@@ -136,9 +140,13 @@ def remote_target(
     source = Path(info.source)
     tokenizer = load_tokenizer(tokenizer_dir or source)
 
+    def answer(item: EvalInput) -> str:
+        return client.generate(item.ids, max_new_tokens, global_attention).text
+
     def generate(inputs: list[EvalInput]) -> list[str]:
         try:
-            return [client.generate(item.ids, max_new_tokens, global_attention).text for item in inputs]
+            with ThreadPoolExecutor(max_workers=in_flight) as pool:
+                return list(pool.map(answer, inputs))
         except ServerCallError as exc:
             raise AccuracyError(str(exc)) from exc
 

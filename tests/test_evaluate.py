@@ -74,6 +74,8 @@ def test_eval_against_a_live_server(tmp_path: Path, tiny_checkpoints: dict[str, 
                 "3",
                 "--input-length",
                 "1024",
+                "--batch-size",
+                "4",
                 "--out",
                 str(tmp_path / "p.json"),
             ]
@@ -82,7 +84,23 @@ def test_eval_against_a_live_server(tmp_path: Path, tiny_checkpoints: dict[str, 
         assert server.stop() == 0
     assert result.exit_code == 0, result.output
     assert "rouge/geometric_mean" in result.output
-    assert len(json.loads((tmp_path / "p.json").read_text())) == 8
+    remote = json.loads((tmp_path / "p.json").read_text())
+    assert len(remote) == 8
+    # Four requests in flight, batched by the server: each answer is still its own example's, as
+    # the same artifact gives it in-process.
+    same = [
+        "--dataset",
+        str(SAMPLE),
+        "--task",
+        "gov_report",
+        "--max-new-tokens",
+        "3",
+        "--input-length",
+        "1024",
+    ]
+    local = invoke(["eval", str(artifact), *same, "--out", str(tmp_path / "local.json")])
+    assert local.exit_code == 0, local.output
+    assert json.loads((tmp_path / "local.json").read_text()) == remote
 
 
 def test_a_predictions_file_is_scored_on_its_own(tmp_path: Path) -> None:

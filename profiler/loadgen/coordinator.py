@@ -269,7 +269,13 @@ class Coordinator:
         at = min(soon, default=elapsed)
         ok = [s for s in self.collectors[self.current.key].samples if s.ok]
         started = self.current.started_wall_s
-        reason = end_reason(at, [completed_s(s, started) for s in ok], [s.latency_ms for s in ok], rules)
+        reason = end_reason(
+            at,
+            [completed_s(s, started) for s in ok],
+            [s.latency_ms for s in ok],
+            rules,
+            open_loop=self.current.offered_rps is not None,
+        )
         if reason is not None:
             self.sleep(max(0.0, at - elapsed))
         return reason

@@ -118,8 +118,9 @@ class StageResult(Document):
             start, in ``latency_ms``'s order (the stability windows come from these).
         warmup_requests: requests of the warm-up before the stage, left out of every figure.
         rules: how long the stage was to run; None in results written before stages had rules.
-        end_reason: ``measured`` (rules met), ``cap`` (``max_stage_seconds`` reached first) or
-            ``stopped`` (the run was interrupted); None in older results.
+        end_reason: ``measured`` (rules met), ``cap`` (``max_stage_seconds`` reached first),
+            ``overloaded`` (open loop, latency still rising) or ``stopped`` (the run was
+            interrupted); None in older results.
         ttft_ms / tpot_ms: time to the first token and per output token after it, of the successful
             streamed requests (``--stream``; empty otherwise, and in files written before them).
             TTFT counts from the same start as latency; TPOT leaves out single-token answers.
@@ -211,7 +212,7 @@ class StageResult(Document):
         """Whether the last windows agreed; None with too few windows, no rules, or the check off."""
         if self.rules is None or self.rules.stability == 0:
             return None
-        return is_stable(self.windows, self.rules.stability)
+        return is_stable(self.windows, self.rules.stability, open_loop=self.offered_rps is not None)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

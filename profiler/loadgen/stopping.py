@@ -10,12 +10,21 @@ order they completed, are cut into consecutive windows of ``window_requests``; t
 within ``stability`` (a fraction) of those windows' mean. Windows count requests rather than
 seconds so that a cell whose requests take seconds still gets windows worth comparing.
 
+In open loop the arrival schedule, not the server, sets the throughput, and a Poisson schedule's
+windows of n arrivals spread by about 1/sqrt(n) of their mean (45% for 5, 32% for 10) whatever the
+server does, so there only p50 latency must agree (perf_analyzer's default schedule is evenly
+spaced, whose windows do agree). An open-loop stage past what the server sustains never settles:
+its queue grows and every window waits longer than the one before. Once its minimums are met, a
+stage whose last windows' p50 rise one after the other, the last above the first by more than
+``stability``, ends as ``overloaded`` instead of running to the cap; it is marked unstable.
+
 Before each stage, ``warmup_seconds`` of the same load is sent and drained; its requests never
 enter the figures, and no request of it overlaps the measured stage or its energy window.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -39,8 +48,9 @@ DEFAULT_STABILITY = 0.1
 #: Load sent and discarded before each stage by default. Units: s.
 DEFAULT_WARMUP_SECONDS = 2.0
 
-#: Why a stage ended: its rules were met, it reached ``max_stage_seconds``, or the run was stopped.
-EndReason = Literal["measured", "cap", "stopped"]
+#: Why a stage ended: its rules were met, it reached ``max_stage_seconds``, its open-loop latency
+#: kept rising (the server does not keep up), or the run was stopped.
+EndReason = Literal["measured", "cap", "overloaded", "stopped"]
 
 Seconds = Annotated[float, Field(ge=0)]
 
@@ -124,16 +134,31 @@ def _agree(values: Sequence[float], tolerance: float) -> bool:
     return all(abs(value - mean) <= tolerance * mean for value in values)
 
 
-def is_stable(windows: Sequence[MeasurementWindow], tolerance: float) -> bool | None:
-    """Whether the last :data:`STABLE_WINDOWS` windows agree on throughput and p50; None with fewer."""
+def is_stable(windows: Sequence[MeasurementWindow], tolerance: float, *, open_loop: bool) -> bool | None:
+    """Whether the last :data:`STABLE_WINDOWS` windows agree on p50 and, in closed loop, on
+    throughput; None with fewer."""
     if len(windows) < STABLE_WINDOWS:
         return None
     last = windows[-STABLE_WINDOWS:]
-    return _agree([w.throughput_rps for w in last], tolerance) and _agree([w.p50_ms for w in last], tolerance)
+    throughput_agrees = open_loop or _agree([w.throughput_rps for w in last], tolerance)
+    return throughput_agrees and _agree([w.p50_ms for w in last], tolerance)
+
+
+def is_overloaded(windows: Sequence[MeasurementWindow], tolerance: float) -> bool:
+    """Whether the last :data:`STABLE_WINDOWS` windows' p50 rise one after the other, the last
+    above the first by more than ``tolerance``: a queue that grows."""
+    last = [w.p50_ms for w in windows[-STABLE_WINDOWS:]]
+    rising = all(later > earlier for earlier, later in itertools.pairwise(last))
+    return len(last) == STABLE_WINDOWS and rising and last[-1] > last[0] * (1 + tolerance)
 
 
 def end_reason(
-    elapsed_s: float, completed_s: Sequence[float], latency_ms: Sequence[float], rules: StageRules
+    elapsed_s: float,
+    completed_s: Sequence[float],
+    latency_ms: Sequence[float],
+    rules: StageRules,
+    *,
+    open_loop: bool,
 ) -> EndReason | None:
     """Whether a stage that has run ``elapsed_s`` with these successful requests ends now, and why."""
     if elapsed_s >= rules.max_stage_seconds:
@@ -143,4 +168,6 @@ def end_reason(
     if rules.stability == 0:
         return "measured"
     windows = measurement_windows(completed_s, latency_ms, rules.window_requests)
-    return "measured" if is_stable(windows, rules.stability) else None
+    if is_stable(windows, rules.stability, open_loop=open_loop):
+        return "measured"
+    return "overloaded" if open_loop and is_overloaded(windows, rules.stability) else None

@@ -35,6 +35,11 @@ idle_seconds = 3
 # percentile = 99
 # max_probes = 12
 
+# [accuracy]                       # score each model and format at each length, on its live server
+# dataset = "qasper_validation.jsonl"   # SCROLLS rows (id, pid, input, output), from this file's folder
+# task = "qasper"                  # whose metric scores it (profiler eval --task)
+# max_new_tokens = 64
+
 [server]
 max_batch_size = 8
 max_wait_ms = 5
@@ -56,6 +61,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PositiveFloat, ValidationInfo, model_validator
 
+from profiler.accuracy import TASKS
 from profiler.api import Batching
 from profiler.artifact import FORMATS, MANIFEST_NAME, Format, Precision, precision_refusal, variant
 from profiler.attention_layout import GlobalAttention
@@ -242,6 +248,36 @@ class CapacitySpec(Slo, SearchSpec):
         return (not self.models or model in self.models) and (not self.formats or fmt in self.formats)
 
 
+def _dataset_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; give a SCROLLS JSONL file (id, pid, input, output)")
+    return path
+
+
+def _known_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"no task named {task!r}; known: {', '.join(TASKS)}")
+    return task
+
+
+class AccuracySpec(Strict):
+    """``[accuracy]``: after each model and format's load, score it on a dataset at each input
+    length through its live server (what ``profiler eval URL --run`` records), so every cell's cost
+    has its accuracy beside it.
+
+    Attributes:
+        dataset: SCROLLS JSONL rows with references.
+        task: whose metric scores it (:data:`profiler.accuracy.TASKS`).
+        input_lengths: the lengths to score at; empty: every one of the load's.
+        max_new_tokens: greedy tokens per answer.
+    """
+
+    dataset: Annotated[ConfigPath, AfterValidator(_dataset_file)]
+    task: Annotated[str, AfterValidator(_known_task)]
+    input_lengths: TupleOf[int] = ()
+    max_new_tokens: Count = 64
+
+
 class SweepConfig(Strict):
     """A whole sweep config, checked."""
 
@@ -250,6 +286,7 @@ class SweepConfig(Strict):
     models: Annotated[TupleOf[ModelSpec], Field(min_length=1), AfterValidator(_unique_names)]
     load: LoadSpec
     capacity: CapacitySpec | None = None
+    accuracy: AccuracySpec | None = None
     server: ServerSpec = Field(default_factory=ServerSpec)
     locust: LocustSpec = Field(default_factory=LocustSpec)
 
@@ -269,7 +306,16 @@ class SweepConfig(Strict):
                 raise ValueError(f"capacity.models names {unknown}, not among the models {sorted(names)}")
             if lengths:
                 raise ValueError(f"capacity.input_lengths {lengths} are not among load.input_lengths")
+        if self.accuracy is not None:
+            lengths = [n for n in self.accuracy.input_lengths if n not in self.load.input_lengths]
+            if lengths:
+                raise ValueError(f"accuracy.input_lengths {lengths} are not among load.input_lengths")
         return self
+
+    def accuracy_lengths(self) -> tuple[int, ...]:
+        """The input lengths accuracy is scored at."""
+        assert self.accuracy is not None
+        return self.accuracy.input_lengths or self.load.input_lengths
 
     def capacity_lengths(self) -> tuple[int, ...]:
         """The input lengths capacity searches run at."""
@@ -288,6 +334,11 @@ def _check_decode_lengths(config: SweepConfig) -> None:
                     f"load.{key} = {value}: models[{index}] ({model.name}) decodes at most {limit} tokens; "
                     "lower it."
                 )
+        if config.accuracy is not None and config.accuracy.max_new_tokens > limit:
+            raise ConfigError(
+                f"accuracy.max_new_tokens = {config.accuracy.max_new_tokens}: models[{index}] "
+                f"({model.name}) decodes at most {limit} tokens; lower it."
+            )
 
 
 def parse_config(raw: dict[str, Any], base: Path) -> SweepConfig:

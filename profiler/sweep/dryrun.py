@@ -44,7 +44,8 @@ def duration(seconds: float) -> str:
 
 
 def describe(config: SweepConfig, runs: list[Run], run_dir: str) -> list[str]:
-    """The lines ``--dry-run`` prints: the matrix, its cells, the capacity searches, the time range.
+    """The lines ``--dry-run`` prints: the matrix, its cells, the capacity searches, accuracy, the
+    time range.
 
     ``runs`` are the locust runs left to do: all of them for a new run, fewer for a resumed one.
     """
@@ -75,6 +76,12 @@ def describe(config: SweepConfig, runs: list[Run], run_dir: str) -> list[str]:
         )
     else:
         lines.append("capacity searches: none")
+    if config.accuracy is not None:
+        spec, scored_at = config.accuracy, ", ".join(map(str, config.accuracy_lengths()))
+        lines.append(
+            f"accuracy: {spec.task} on {spec.dataset.name} at {scored_at} tokens, each model and format "
+            "on its live server (not in the estimate)"
+        )
     time = estimate(config, runs)
     lines.append(
         f"estimated time: {duration(time.low)} to {duration(time.high)} (at least stage_seconds + "

@@ -265,6 +265,10 @@ class SweepProgress:
 
     # --- drawing -------------------------------------------------------------------------------
 
+    def scoring(self, label: str, length: int, examples: int) -> None:
+        """The model and format on now is being scored at ``length`` tokens (``[accuracy]``)."""
+        self._step(label, f"{label}: accuracy", None, 0, f"accuracy: {examples} examples at {length} tokens")
+
     def _step(self, description: str, name: str, total: float | None, completed: float, detail: str) -> None:
         """Update the step line; a new step restarts its bar and elapsed time (``reset``: a plain
         update would keep the previous step's finished time)."""

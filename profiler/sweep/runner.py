@@ -1,14 +1,16 @@
 """`profiler sweep`: for each model and format, export if needed, serve, measure the idle
-baseline, run locust headless at each load level, record one result per cell, stop the server.
+baseline, run locust headless at each load level, record one result per cell, score accuracy on
+the live server where ``[accuracy]`` asks, stop the server.
 
-Cells already in ``results.jsonl`` are skipped, so ``--resume`` after a crash (even ``kill -9``)
-loses nothing that was recorded; a locust run that was cut short is simply run again. The server
-and locust die with the sweep however it ends (see :mod:`profiler.processes`), so a resume finds
-their ports free.
+Cells already in ``results.jsonl`` (and lengths already in ``accuracy.jsonl``) are skipped, so
+``--resume`` after a crash (even ``kill -9``) loses nothing that was recorded; a locust run that
+was cut short is simply run again. The server and locust die with the sweep however it ends (see
+:mod:`profiler.processes`), so a resume finds their ports free.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,6 +31,7 @@ from profiler.client import ServerCallError, ServerClient
 from profiler.energy.baseline import IdleBaseline
 from profiler.environment import fingerprint
 from profiler.errors import ConfigError, ProfilerError, last_words
+from profiler.evaluate import predict, record_accuracy, remote_target, score
 from profiler.jsonl import RecordFile, RecordsError, field_errors
 from profiler.loadgen.config import Arrival
 from profiler.loadgen.launch import locust_command
@@ -49,6 +52,7 @@ from profiler.server.launch import (
 from profiler.sweep.artifacts import CACHE_NAME, ArtifactCache
 from profiler.sweep.config import ModelSpec, SweepConfig, load_config
 from profiler.sweep.progress import RunWork, SweepProgress
+from profiler.workload import Record, load_jsonl
 
 #: Locust's default ``--master-bind-port``.
 LOCUST_MASTER_PORT = 5557
@@ -139,6 +143,7 @@ class Sweep:
         self.console = console
         self.locust: subprocess.Popen[str] | None = None
         self.shown: SweepProgress | None = None  # the progress lines while run() goes on
+        self.records: list[Record] | None = None  # [accuracy]'s dataset, once read
 
     def done(self, *, appending: bool = True) -> set[str]:
         """The cells already recorded; when ``appending``, a torn last line is cut off first (a dry
@@ -180,11 +185,19 @@ class Sweep:
         if not self.files.environment.exists():
             self.files.write_environment(fingerprint())
         self._check_port()
+        if self.config.accuracy is not None:
+            self._dataset()  # a damaged dataset is refused before any load, not after
         runs = self.plan(done)
-        if not runs:
+        groups = _by_artifact(runs)
+        scoring = [(model, fmt) for model in self.config.models for fmt in model.formats]
+        groups += [
+            ((model, fmt), [])
+            for model, fmt in scoring
+            if self._unscored(model, fmt) and all(key != (model, fmt) for key, _ in groups)
+        ]
+        if not groups:
             self.console.print(f"every cell of {self.run_dir} is already recorded.")
             return 0
-        groups = _by_artifact(runs)
         cells = sum(run.cell(n) not in done for run in runs for n in self._lengths(run))
         work = [self._work(run) for run in runs]
         with SweepProgress(
@@ -227,9 +240,44 @@ class Sweep:
                             cells += 1
                 recorded += cells
                 self.shown.run_finished(cells, [stage.duration_s for stage in results.stages])
+            self._score(model, fmt, server)
         finally:
             server.stop()
         return recorded
+
+    def _unscored(self, model: ModelSpec, fmt: str) -> tuple[int, ...]:
+        """The lengths ``[accuracy]`` asks for that ``accuracy.jsonl`` lacks for this model and format."""
+        if self.config.accuracy is None:
+            return ()
+        try:
+            scored = {(r.model, r.format, r.input_length) for r in self.files.accuracy.read()}
+        except RecordsError as exc:
+            raise SweepError(str(exc)) from exc
+        return tuple(n for n in self.config.accuracy_lengths() if (model.name, fmt, n) not in scored)
+
+    def _score(self, model: ModelSpec, fmt: str, server: ServerProcess) -> None:
+        """Score the live server at each length ``[accuracy]`` asks for and append each score to
+        ``accuracy.jsonl`` as ``profiler eval URL --run`` does, under the sweep's model name."""
+        spec, lengths = self.config.accuracy, self._unscored(model, fmt)
+        if spec is None or not lengths:
+            return
+        records = self._dataset()
+        target = remote_target(
+            server.url, spec.max_new_tokens, None, in_flight=self.config.server.max_batch_size
+        )
+        target = dataclasses.replace(target, model=model.name, format=fmt)
+        for length in lengths:
+            if self.shown is not None:
+                self.shown.scoring(f"{model.name}/{fmt}", length, len({r.id for r in records}))
+            result = score(spec.task, predict(target, records, length), records)
+            record_accuracy(self.run_dir, target, length, result)
+
+    def _dataset(self) -> list[Record]:
+        """``[accuracy]``'s dataset, read once."""
+        assert self.config.accuracy is not None
+        if self.records is None:
+            self.records = load_jsonl(self.config.accuracy.dataset)
+        return self.records
 
     def _work(self, run: Run) -> RunWork:
         return run_work(self.config, run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,24 +40,49 @@ def test_windows_cut_requests_in_completion_order() -> None:
 def test_stability_needs_three_agreeing_windows() -> None:
     completed, latency = steady(30)
     windows = measurement_windows(completed, latency, 10)
-    assert is_stable(windows[:2], 0.1) is None  # too few to judge
-    assert is_stable(windows, 0.1) is True
+    closed = partial(is_stable, open_loop=False)
+    assert closed(windows[:2], 0.1) is None  # too few to judge
+    assert closed(windows, 0.1) is True
     slower = latency[:20] + [130.0] * 10  # the last window's p50 is 30% above the others'
-    assert is_stable(measurement_windows(completed, slower, 10), 0.1) is False
-    assert is_stable(measurement_windows(completed, slower, 10), 0.2) is True
+    assert closed(measurement_windows(completed, slower, 10), 0.1) is False
+    assert closed(measurement_windows(completed, slower, 10), 0.2) is True
+
+
+def test_open_loop_windows_need_agree_on_latency_only() -> None:
+    # Poisson-like gaps: the windows' throughput differs by far more than 10%, the latency not at all.
+    gaps = [0.1] * 10 + [0.3] * 10 + [0.2] * 10
+    completed = [sum(gaps[: i + 1]) for i in range(30)]
+    windows = measurement_windows(completed, [100.0] * 30, 10)
+    assert is_stable(windows, 0.1, open_loop=False) is False
+    assert is_stable(windows, 0.1, open_loop=True) is True
 
 
 def test_a_stage_ends_once_it_has_time_requests_and_stability() -> None:
     completed, latency = steady(30)
-    assert end_reason(9.9, completed, latency, RULES) is None  # too early
-    assert end_reason(10.0, completed[:29], latency[:29], RULES) is None  # too few
-    assert end_reason(10.0, completed, latency, RULES) == "measured"
+    ends = partial(end_reason, open_loop=False)
+    assert ends(9.9, completed, latency, RULES) is None  # too early
+    assert ends(10.0, completed[:29], latency[:29], RULES) is None  # too few
+    assert ends(10.0, completed, latency, RULES) == "measured"
     drifting = [100.0 + 5 * i for i in range(30)]  # latency keeps growing: never stable
-    assert end_reason(30.0, completed, drifting, RULES) is None
-    assert end_reason(60.0, completed, drifting, RULES) == "cap"
-    assert end_reason(60.0, completed[:3], latency[:3], RULES) == "cap"
+    assert ends(30.0, completed, drifting, RULES) is None
+    assert ends(60.0, completed, drifting, RULES) == "cap"
+    assert ends(60.0, completed[:3], latency[:3], RULES) == "cap"
     no_check = RULES.model_copy(update={"stability": 0.0})
-    assert end_reason(10.0, completed, drifting, no_check) == "measured"
+    assert ends(10.0, completed, drifting, no_check) == "measured"
+
+
+def test_an_open_loop_stage_whose_latency_keeps_rising_ends_overloaded() -> None:
+    completed, _ = steady(30)
+    growing = [100.0 + 10 * i for i in range(30)]  # a queue that grows: window p50s 145, 245, 345
+    assert end_reason(10.0, completed, growing, RULES, open_loop=True) == "overloaded"
+    assert end_reason(9.9, completed, growing, RULES, open_loop=True) is None  # minimums first
+    assert end_reason(30.0, completed, growing, RULES, open_loop=False) is None  # closed loop waits
+    # Rising, but by less than the tolerance over the three windows: not yet a verdict.
+    creeping = [100.0 + 0.2 * i for i in range(30)]
+    assert end_reason(10.0, completed, creeping, RULES, open_loop=True) == "measured"
+    # Over the tolerance but not rising one window after the other: noise, so it waits.
+    jumpy = [100.0] * 10 + [150.0] * 10 + [130.0] * 10
+    assert end_reason(10.0, completed, jumpy, RULES, open_loop=True) is None
 
 
 def test_the_default_minimum_supports_a_p99() -> None:
@@ -116,7 +142,9 @@ def test_a_stage_short_of_requests_runs_to_its_cap_and_says_so(tmp_path: Path) -
         assert stage.rules.min_requests == 5
 
 
-def test_a_stable_stage_ends_at_its_minimum_and_an_unstable_one_at_its_cap(tmp_path: Path) -> None:
+def test_a_stable_stage_ends_at_its_minimum_an_unstable_one_at_its_cap_an_overloaded_one_at_once(
+    tmp_path: Path,
+) -> None:
     clock_of: dict[str, Clock] = {}
 
     def answers(latencies: list[float]) -> list[Sample]:
@@ -127,15 +155,21 @@ def test_a_stable_stage_ends_at_its_minimum_and_an_unstable_one_at_its_cap(tmp_p
             for i, ms in enumerate(latencies)
         ]
 
-    for latencies, reason, load_s in (
-        ([50.0] * 30, "measured", 3.0),
-        ([50.0 + i for i in range(30)], "cap", 9.0),
+    growing = [50.0 + 5 * i for i in range(30)]  # window p50s 72, 122, 172: a growing queue
+    closed: dict[str, Any] = {}
+    poisson: dict[str, Any] = {"arrival": "poisson", "rate": 10.0}
+    for latencies, reason, load_s, open_loop in (
+        ([50.0] * 30, "measured", 3.0, closed),
+        ([50.0 + i for i in range(30)], "cap", 9.0, closed),
+        (growing, "cap", 9.0, closed),  # closed loop: no queue grows without bound, so it waits
+        (growing, "overloaded", 3.0, poisson),
     ):
         coordinator, _, clock, _, _ = make(
             tmp_path,
             partial(lambda latencies, node, key: answers(latencies), latencies),
             nodes=("w0",),
             input_lengths=(1024,),
+            **open_loop,
             min_requests=30,
             window_requests=10,
             stability=0.1,

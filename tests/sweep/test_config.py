@@ -42,8 +42,8 @@ def test_a_valid_config(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> No
     [
         (
             {"colour": "red"},
-            "config: unknown key(s) colour; allowed: capacity, load, locust, models, output_dir, run_id, "
-            "server",
+            "config: unknown key(s) colour; allowed: accuracy, capacity, load, locust, models, output_dir, "
+            "run_id, server",
         ),
         ({"models": []}, "models = []: expected at least 1 item(s)."),
         ({"load": {"concurrency": [1]}}, "load.input_lengths: missing"),
@@ -312,3 +312,39 @@ def test_a_capacity_section_plans_one_search_per_model_and_format_it_names(
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_config(_config(tiny_checkpoints["led"], capacity=bad), tmp_path)
+
+
+def test_an_accuracy_section_names_a_dataset_task_and_lengths(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    (tmp_path / "eval.jsonl").write_text("")
+    raw = _config(tiny_checkpoints["led"], accuracy={"dataset": "eval.jsonl", "task": "qasper"})
+    config = parse_config(raw, tmp_path)
+    assert config.accuracy is not None
+    assert config.accuracy.dataset == tmp_path / "eval.jsonl"
+    assert config.accuracy_lengths() == config.load.input_lengths
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "line"),
+    [
+        ({"dataset": "missing.jsonl", "task": "qasper"}, "missing.jsonl: no such file"),
+        (
+            {"dataset": "eval.jsonl", "task": "squad"},
+            "accuracy.task = \"squad\": no task named 'squad'; known: ",
+        ),
+        (
+            {"dataset": "eval.jsonl", "task": "qasper", "input_lengths": [999]},
+            "accuracy.input_lengths [999] are not among load.input_lengths",
+        ),
+        ({"dataset": "eval.jsonl", "task": "qasper", "max_new_tokens": 10**6}, "accuracy.max_new_tokens"),
+    ],
+)
+def test_a_bad_accuracy_section_is_one_line(
+    accuracy: dict[str, object], line: str, tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    (tmp_path / "eval.jsonl").write_text("")
+    with pytest.raises(ConfigError) as info:
+        parse_config(_config(tiny_checkpoints["led"], accuracy=accuracy), tmp_path)
+    assert line in str(info.value)
+    assert "\n" not in str(info.value)

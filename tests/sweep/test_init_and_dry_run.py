@@ -150,3 +150,15 @@ def test_dry_run_of_a_resume_counts_only_what_is_left(
     assert result.exit_code == 0, result.output
     assert "cells to measure: 36 (12 locust run(s), 3 server(s))" in result.output
     assert sorted(os.listdir(run_dir)) == before  # read, not opened for appending
+
+
+def test_dry_run_names_the_accuracy_it_will_score(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
+    (tmp_path / "eval.jsonl").write_text("")
+    accuracy = '[accuracy]\ndataset = "eval.jsonl"\ntask = "qasper"\ninput_lengths = [1024, 4096]\n'
+    result = invoke("sweep", "--dry-run", _config(tmp_path, tiny_checkpoints["led"], accuracy))
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert (
+        "accuracy: qasper on eval.jsonl at 1024, 4096 tokens, each model and format on its live server"
+        in said
+    )

@@ -1,5 +1,6 @@
-"""A real sweep (tiny checkpoint, eager and ONNX, locust against live servers), killed with
-SIGKILL mid-run and resumed: no recorded cell is lost or repeated, and no child outlives it."""
+"""A real sweep (tiny checkpoint, eager and ONNX, locust against live servers, accuracy scored on
+each live server), killed with SIGKILL mid-run and resumed: no recorded cell or score is lost or
+repeated, and no child outlives it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from profiler.server.launch import ensure_port_free, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+SAMPLE = Path(__file__).parents[2] / "profiler" / "data" / "sample.jsonl"
+
 
 def _write_config(tmp_path: Path, checkpoint: Path) -> Path:
     config = tmp_path / "sweep.toml"
@@ -30,6 +33,7 @@ def _write_config(tmp_path: Path, checkpoint: Path) -> Path:
         "[load]\ninput_lengths = [1024, 2048]\nconcurrency = [1, 2]\nstage_seconds = 1\nidle_seconds = 0.5\n"
         "min_requests = 1\nstability = 0\nwarmup_seconds = 0\n"
         "[server]\nmax_batch_size = 2\nmax_wait_ms = 2\n"
+        f'[accuracy]\ndataset = "{SAMPLE}"\ntask = "qasper"\nmax_new_tokens = 8\n'
     )
     return config
 
@@ -97,6 +101,14 @@ def test_sweep_survives_kill_9_and_resumes_without_loss(
     for line in results.read_text().splitlines():
         assert ResultRecord.model_validate_json(line).model_dump_json() == line
     assert RunDirectory(run_dir).read_environment().packages["torch"]
+    # Each format scored once at each length, on its live server: the same tokens, the same score.
+    scores = {(s.model, s.format, s.input_length): s for s in RunDirectory(run_dir).accuracy.read()}
+    assert sorted(scores) == [("tiny-led", f, n) for f in ("eager", "onnx") for n in (1024, 2048)]
+    assert len(RunDirectory(run_dir).accuracy.read()) == 4
+    for n in (1024, 2048):
+        eager, onnx = scores["tiny-led", "eager", n], scores["tiny-led", "onnx", n]
+        assert (eager.task, eager.count) == ("qasper", 8)
+        assert eager.metrics == onnx.metrics
     again = _resume(run_dir, timeout=120)
     assert again.returncode == 0
     assert "already recorded" in again.stdout
