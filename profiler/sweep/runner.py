@@ -189,11 +189,11 @@ class Sweep:
             self._dataset()  # a damaged dataset is refused before any load, not after
         runs = self.plan(done)
         groups = _by_artifact(runs)
-        scoring = [(model, fmt) for model in self.config.models for fmt in model.formats]
+        scoring = [(model, *served) for model in self.config.models for served in model.variants()]
         groups += [
-            ((model, fmt), [])
-            for model, fmt in scoring
-            if self._unscored(model, fmt) and all(key != (model, fmt) for key, _ in groups)
+            (served, [])
+            for served in scoring
+            if self._unscored(*served) and all(key != served for key, _ in groups)
         ]
         if not groups:
             self.console.print(f"every cell of {self.run_dir} is already recorded.")
@@ -201,26 +201,27 @@ class Sweep:
         cells = sum(run.cell(n) not in done for run in runs for n in self._lengths(run))
         work = [self._work(run) for run in runs]
         with SweepProgress(
-            self.console, self.config.load, cells, work, [group[0].format for group in groups]
+            self.console, self.config.load, cells, work, [fmt for (_, fmt, _), _ in groups]
         ) as shown:
             self.shown = shown
             try:
-                return sum(self._measure(group, done) for group in groups)
+                return sum(self._measure(served, group, done) for served, group in groups)
             finally:
                 self.shown = None
 
-    def _measure(self, group: list[Run], done: set[str]) -> int:
-        """Prepare, serve and load one model in one format and precision (``group``'s runs share
-        them); returns the cells it recorded."""
+    def _measure(self, served: Served, group: list[Run], done: set[str]) -> int:
+        """Prepare, serve and load one model in one format and precision (``served``; ``group``'s
+        runs, which may be none when only ``[accuracy]`` is left to score); returns the cells it
+        recorded."""
         assert self.shown is not None
-        model, fmt, precision = group[0].model, group[0].format, group[0].precision
-        label = f"{model.name}/{group[0].variant}"
+        model, fmt, precision = served
+        label = f"{model.name}/{variant(fmt, precision)}"
         self.shown.preparing(
             label, fmt, "the checkpoint" if fmt == "eager" else "its export (or one to reuse)"
         )
         artifact = self._artifact(model, fmt, precision)
         self.shown.preparing(label, fmt, "server start, idle baseline")
-        server = self._start(artifact, model, group[0].variant)
+        server = self._start(artifact, model, variant(fmt, precision))
         recorded = 0
         try:
             idle = self._idle(server)
@@ -240,25 +241,30 @@ class Sweep:
                             cells += 1
                 recorded += cells
                 self.shown.run_finished(cells, [stage.duration_s for stage in results.stages])
-            self._score(model, fmt, server)
+            self._score(model, fmt, precision, server)
         finally:
             server.stop()
         return recorded
 
-    def _unscored(self, model: ModelSpec, fmt: str) -> tuple[int, ...]:
-        """The lengths ``[accuracy]`` asks for that ``accuracy.jsonl`` lacks for this model and format."""
+    def _unscored(self, model: ModelSpec, fmt: str, precision: Precision) -> tuple[int, ...]:
+        """The lengths ``[accuracy]`` asks for that ``accuracy.jsonl`` lacks for this model, format
+        and precision."""
         if self.config.accuracy is None:
             return ()
         try:
-            scored = {(r.model, r.format, r.input_length) for r in self.files.accuracy.read()}
+            scored = {
+                (r.model, variant(r.format, r.precision), r.input_length) for r in self.files.accuracy.read()
+            }
         except RecordsError as exc:
             raise SweepError(str(exc)) from exc
-        return tuple(n for n in self.config.accuracy_lengths() if (model.name, fmt, n) not in scored)
+        served = variant(fmt, precision)
+        return tuple(n for n in self.config.accuracy_lengths() if (model.name, served, n) not in scored)
 
-    def _score(self, model: ModelSpec, fmt: str, server: ServerProcess) -> None:
+    def _score(self, model: ModelSpec, fmt: str, precision: Precision, server: ServerProcess) -> None:
         """Score the live server at each length ``[accuracy]`` asks for and append each score to
-        ``accuracy.jsonl`` as ``profiler eval URL --run`` does, under the sweep's model name."""
-        spec, lengths = self.config.accuracy, self._unscored(model, fmt)
+        ``accuracy.jsonl`` as ``profiler eval URL --run`` does, under the sweep's model name (the
+        precision is the server's, from ``/v1/info``)."""
+        spec, lengths = self.config.accuracy, self._unscored(model, fmt, precision)
         if spec is None or not lengths:
             return
         records = self._dataset()
@@ -268,7 +274,9 @@ class Sweep:
         target = dataclasses.replace(target, model=model.name, format=fmt)
         for length in lengths:
             if self.shown is not None:
-                self.shown.scoring(f"{model.name}/{fmt}", length, len({r.id for r in records}))
+                self.shown.scoring(
+                    f"{model.name}/{variant(fmt, precision)}", length, len({r.id for r in records})
+                )
             result = score(spec.task, predict(target, records, length), records)
             record_accuracy(self.run_dir, target, length, result)
 
@@ -519,9 +527,14 @@ def _check_cuda_precisions(config: SweepConfig) -> None:
         )
 
 
-def _by_artifact(runs: list[Run]) -> list[list[Run]]:
-    """The runs grouped by what they serve (model, format, precision), in order."""
-    groups: dict[tuple[str, str], list[Run]] = {}
+#: What one server serves: a model in one format and precision.
+Served = tuple[ModelSpec, str, Precision]
+
+
+def _by_artifact(runs: list[Run]) -> list[tuple[Served, list[Run]]]:
+    """The runs grouped by what they serve, in order."""
+    groups: dict[tuple[str, str], tuple[Served, list[Run]]] = {}
     for run in runs:
-        groups.setdefault((run.model.name, run.variant), []).append(run)
+        served = (run.model, run.format, run.precision)
+        groups.setdefault((run.model.name, run.variant), (served, []))[1].append(run)
     return list(groups.values())

@@ -1,5 +1,6 @@
-"""A real sweep of the tiny LED in ONNX at fp32 and int8: two exports, two servers, records that
-carry their precision under distinct cells, and a report that shows int8 as its own series."""
+"""A real sweep of the tiny LED in ONNX at fp32 and int8: two exports, two servers, records and
+accuracy scores that carry their precision under distinct cells, and a report that shows int8 as
+its own series."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from profiler.rundir import RunDirectory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+#: The shipped sample set: SCROLLS rows with references, to score on.
+SAMPLE = Path(__file__).parents[2] / "profiler" / "data" / "sample.jsonl"
 
 
 def test_a_sweep_over_precisions_records_and_reports_each(
@@ -26,6 +30,7 @@ def test_a_sweep_over_precisions_records_and_reports_each(
         'formats = ["onnx"]\nprecisions = ["fp32", "int8"]\nmin_token_agreement = 0.5\n'
         "[load]\ninput_lengths = [1024]\nconcurrency = [1]\nstage_seconds = 1\nidle_seconds = 0.5\n"
         "min_requests = 3\nstability = 0\nwarmup_seconds = 0\nmax_new_tokens = 4\n"
+        f'[accuracy]\ndataset = "{SAMPLE}"\ntask = "qasper"\nmax_new_tokens = 4\n'
     )
     dry = subprocess.run(
         [profiler, "sweep", "--dry-run", str(config)], capture_output=True, text=True, check=False
@@ -49,6 +54,11 @@ def test_a_sweep_over_precisions_records_and_reports_each(
         ("tiny-led|onnx int8|closed:1|repeat 1|1024", "onnx", "int8"),
         ("tiny-led|onnx|closed:1|repeat 1|1024", "onnx", "fp32"),
     ]
+    scores = RunDirectory(run_dir).accuracy.read()
+    assert sorted((s.format, s.precision, s.input_length) for s in scores) == [
+        ("onnx", "fp32", 1024),
+        ("onnx", "int8", 1024),
+    ]
     exports = sorted(path.name.rsplit("-", 1)[0] for path in (tmp_path / "reports" / ".artifacts").iterdir())
     assert exports == ["tiny-led-onnx", "tiny-led-onnx-int8"]
 
@@ -59,3 +69,6 @@ def test_a_sweep_over_precisions_records_and_reports_each(
     text = (run_dir / "report.md").read_text()
     assert "| onnx int8 |" in text
     assert "| onnx |" in text
+    # Each precision's score beside its own cost in the seed-study table.
+    seed = text[text.index("Accuracy and cost") :]
+    assert "| onnx int8 |" in seed
