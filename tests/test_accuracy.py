@@ -291,7 +291,7 @@ def test_missing_and_extra_ids_are_reported_together() -> None:
 
 
 def test_unknown_task_and_test_split_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(AccuracyError, match="unknown SCROLLS task 'squad'; choose one of: gov_report"):
+    with pytest.raises(AccuracyError, match="unknown task 'squad'; choose one of: gov_report"):
         score_task("squad", {}, {})
     test_split = [Record("q0", "q0_0", "question\n\ndocument", None)]
     path = write(tmp_path / "predictions.json", {"q0": "x"})

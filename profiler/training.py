@@ -1,0 +1,338 @@
+"""Fine-tune the demo's small LED or BigBird-Pegasus on the synthetic codes task, reproducibly.
+
+The demo's random checkpoints score 0 on every task, so its accuracy figures never showed a
+trade-off. This trains the ``small`` shape of :mod:`profiler.checkpoints` on
+:mod:`profiler.synthetic` documents, short ones first and longer ones last (a curriculum: the
+model learns to find a code among 100 tokens before it must among thousands), with fixed seeds,
+one torch thread and a fixed data order, so the same recipe writes the same weights on any
+machine with the same torch build.
+
+LED's learned position table of the encoder is zeroed and frozen: the task needs no positions
+(each code is found by its range), and rows that training at short lengths never reached would
+otherwise stay random and garble every longer input. BigBird-Pegasus' positions are sinusoidal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from profiler.checkpoints import (
+    Arch,
+    CheckpointError,
+    _make_model,
+    model_config,
+    model_shape,
+    parse_arch,
+    train_tokenizer,
+)
+from profiler.synthetic import TASK, make_example
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+#: The shape trained: the demo's.
+TRAINED_SIZE = "small"
+#: Standard deviation of the starting weights: transformers' usual, which trains (the shapes'
+#: INIT_STD 0.3 makes a chaotic model, on purpose, for the parity tests).
+TRAIN_INIT_STD = 0.02
+#: Torch threads while training: fixed, since the sums' order (and so the weights' last bits)
+#: depends on how many threads share a matrix product.
+TRAIN_THREADS = 1
+#: Where the shipped weights and their recipe live (package data).
+TRAINED_DIR = Path(__file__).parent / "data" / "trained"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A curriculum stage: ``steps`` batches of documents of ``sentences`` filler sentences each
+    (about 15 tokens a sentence)."""
+
+    steps: int
+    sentences: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the trained weights."""
+
+    arch: Arch
+    seed: int = 0
+    stages: tuple[Stage, ...] = (
+        Stage(steps=250, sentences=12, batch=8),
+        Stage(steps=150, sentences=40, batch=4),
+        Stage(steps=60, sentences=100, batch=2),
+    )
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    tokenizer_seed: int = 0
+
+    @property
+    def steps(self) -> int:
+        return sum(stage.steps for stage in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainedWeights:
+    """What :func:`train` produced."""
+
+    recipe: Recipe
+    state: dict[str, torch.Tensor]
+    seconds: float
+    final_loss: float
+
+
+def stage_of(recipe: Recipe, step: int) -> Stage:
+    """The curriculum stage that step ``step`` (from 0) belongs to."""
+    for stage in recipe.stages:
+        if step < stage.steps:
+            return stage
+        step -= stage.steps
+    raise ValueError(f"step {step} is past the recipe's {recipe.steps} steps")
+
+
+def _lr_factor(recipe: Recipe, step: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth."""
+    if step < recipe.warmup_steps:
+        return (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def target_text(arch: Arch, output: str) -> str:
+    """The answer as the decoder learns it: LED's byte-level tokenizer marks a word start by the
+    space before it, so the first code gets one too (``" 7 31"`` is 2 tokens, ``"7 31"`` 3)."""
+    return f" {output}" if arch == "led" else output
+
+
+@contextlib.contextmanager
+def _training_threads() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No "padded to a multiple of the window" or "changing attention type" line per batch."""
+    from transformers.utils import logging as transformers_logging
+
+    before = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(before)
+
+
+def _batch(
+    arch: Arch, tokenizer: PreTrainedTokenizerFast, rng: random.Random, stage: Stage
+) -> dict[str, torch.Tensor]:
+    import torch
+
+    examples = [make_example(rng, stage.sentences) for _ in range(stage.batch)]
+    inputs = tokenizer([ex.input for ex in examples], padding=True, return_tensors="pt")
+    labels = tokenizer([target_text(arch, ex.output) for ex in examples], padding=True, return_tensors="pt")
+    label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+    batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "labels": label_ids}
+    if arch == "led":  # global attention on the first token, as the server runs LED by default
+        global_mask = torch.zeros_like(inputs["input_ids"])
+        global_mask[:, 0] = 1
+        batch["global_attention_mask"] = global_mask
+    return batch
+
+
+def new_model(arch: Arch, tokenizer: PreTrainedTokenizerFast, seed: int) -> PreTrainedModel:
+    """The small shape with fresh weights, LED's encoder position table zeroed and frozen."""
+    shape = replace(model_shape(arch, TRAINED_SIZE), init_std=TRAIN_INIT_STD)
+    model = _make_model(model_config(shape, tokenizer), seed)
+    if arch == "led":
+        positions = model.get_encoder().embed_positions.weight
+        positions.data.zero_()
+        positions.requires_grad_(False)
+    return model
+
+
+def train(
+    recipe: Recipe, steps: int | None = None, progress: Callable[[str], None] | None = None
+) -> TrainedWeights:
+    """Run the recipe's first ``steps`` steps (all by default) and return the weights.
+
+    Args:
+        recipe: what to train, and how.
+        steps: stop early, after this many steps (the hash test re-runs a prefix).
+        progress: called with a line every 25 steps and at the end.
+    """
+    import torch
+
+    total = recipe.steps if steps is None else steps
+    if not 0 < total <= recipe.steps:
+        raise CheckpointError(f"--steps {total}: choose 1 to {recipe.steps}, the recipe's length.")
+    tokenizer = train_tokenizer(recipe.arch, model_shape(recipe.arch, TRAINED_SIZE), recipe.tokenizer_seed)
+    started = time.perf_counter()
+    with _training_threads(), _quiet_transformers(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = new_model(recipe.arch, tokenizer, recipe.seed)
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=recipe.lr, weight_decay=0.01)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(recipe, step))
+        rng = random.Random(f"{TASK}:train:{recipe.seed}")
+        loss_value = float("nan")
+        for step in range(total):
+            stage = stage_of(recipe, step)
+            loss = model(**_batch(recipe.arch, tokenizer, rng, stage)).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            loss_value = loss.item()
+            if progress is not None and ((step + 1) % 25 == 0 or step + 1 == total):
+                progress(
+                    f"step {step + 1}/{total}  {stage.sentences} sentences x {stage.batch}  "
+                    f"loss {loss_value:.4f}  {time.perf_counter() - started:.0f} s"
+                )
+        model.eval()
+    return TrainedWeights(recipe, distinct_weights(model), time.perf_counter() - started, loss_value)
+
+
+def distinct_weights(model: PreTrainedModel) -> dict[str, torch.Tensor]:
+    """The state dict with each tied tensor once (the embeddings, shared by encoder, decoder and
+    output layer), under its first name."""
+    state: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
+            state[name] = tensor.detach().clone()
+    return state
+
+
+def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    """The weights as shipped: fp16 safetensors (half the size; the model is served in fp32)."""
+    import torch
+    from safetensors.torch import save
+
+    half = {name: tensor.to(torch.float16).contiguous() for name, tensor in sorted(state.items())}
+    return bytes(save(half))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def recipe_json(recipe: Recipe) -> str:
+    return json.dumps(recipe.to_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ShippedWeights:
+    """The trained weights of one architecture as the package ships them, and how they were made."""
+
+    arch: Arch
+    weights: Path
+    recipe: dict[str, Any]
+    sha256: str
+    seconds: float
+    prefix_steps: int
+    prefix_sha256: str
+
+
+def shipped(arch: Arch, directory: Path = TRAINED_DIR) -> ShippedWeights:
+    """The shipped weights' metadata, read from ``<arch>.json`` beside ``<arch>.safetensors``."""
+    meta_path = directory / f"{arch}.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{meta_path}: the trained {arch} weights' record is missing or damaged ({exc}); "
+            "reinstall the package or run `profiler checkpoints train`."
+        ) from exc
+    return ShippedWeights(
+        arch=arch,
+        weights=directory / f"{arch}.safetensors",
+        recipe=meta["recipe"],
+        sha256=meta["sha256"],
+        seconds=meta["seconds"],
+        prefix_steps=meta["prefix_steps"],
+        prefix_sha256=meta["prefix_sha256"],
+    )
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """fp16 weights from ``path``, as fp32 (the precision the model is built, exported and served in)."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return {name: tensor.to(torch.float32) for name, tensor in load_file(path).items()}
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: trained weights missing or corrupt ({exc}); reinstall the package.") from exc
+
+
+def write_trained_checkpoint(
+    arch: str, out_dir: Path, overwrite: bool = False, directory: Path = TRAINED_DIR
+) -> Path:
+    """A complete Hugging Face checkpoint of the shipped trained ``arch`` (config, fp32 weights,
+    generation config, tokenizer: rebuilt, since :func:`train_tokenizer` is deterministic)."""
+    from profiler.checkpoints import _check_output_dir, quiet_progress_bars
+    from profiler.workload import save_tokenizer
+
+    valid = parse_arch(arch)
+    _check_output_dir(out_dir, overwrite)
+    meta = shipped(valid, directory)
+    tokenizer = train_tokenizer(valid, model_shape(valid, TRAINED_SIZE), meta.recipe["tokenizer_seed"])
+    model = new_model(valid, tokenizer, meta.recipe["seed"])
+    state = load_weights(meta.weights)
+    result = model.load_state_dict(state, strict=False)
+    tied = {name for name, tensor in model.state_dict().items() if name not in state and any(
+        tensor.data_ptr() == other.data_ptr() for key, other in model.state_dict().items() if key in state)}
+    untied = set(result.missing_keys) - tied
+    if untied or result.unexpected_keys:
+        raise CheckpointError(
+            f"{meta.weights}: the weights do not fit the {valid} {TRAINED_SIZE} shape (missing "
+            f"{sorted(untied)[:3]}, unexpected {result.unexpected_keys[:3]}); reinstall the package."
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with quiet_progress_bars():
+        model.save_pretrained(out_dir, safe_serialization=True)
+    save_tokenizer(tokenizer, out_dir)
+    return out_dir
+
+
+def save_trained(weights: TrainedWeights, directory: Path, prefix_steps: int, prefix_sha256: str) -> Path:
+    """Write ``<arch>.safetensors`` (fp16) and ``<arch>.json`` (recipe, hashes, time) to ``directory``."""
+    data = weights_bytes(weights.state)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{weights.recipe.arch}.safetensors"
+    path.write_bytes(data)
+    meta = {
+        "recipe": weights.recipe.to_dict(),
+        "sha256": sha256(data),
+        "seconds": round(weights.seconds, 1),
+        "final_loss": round(weights.final_loss, 4),
+        "prefix_steps": prefix_steps,
+        "prefix_sha256": prefix_sha256,
+    }
+    (directory / f"{weights.recipe.arch}.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return path
