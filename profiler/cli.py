@@ -19,7 +19,15 @@ from profiler import __version__
 from profiler.accuracy import TASKS, check_task
 from profiler.artifact import FORMATS, Format
 from profiler.attention_layout import GlobalAttention
-from profiler.checkpoints import ARCHS, DEMO_WORKDIR, MAX_INPUT_TOKENS, SIZES, build_checkpoint
+from profiler.checkpoints import (
+    ARCHS,
+    DEMO_WORKDIR,
+    MAX_INPUT_TOKENS,
+    SIZES,
+    check_output_dir,
+    build_checkpoint,
+    parse_arch,
+)
 from profiler.decoding_config import parse_overrides
 from profiler.doctor import SAMPLE_SECONDS
 from profiler.errors import ProfilerError, file_in_the_way
@@ -105,7 +113,8 @@ app = ProfilerTyper(
 checkpoints_app = ProfilerTyper(
     help=(
         "Demo checkpoints built locally: real Hugging Face directories with random, seeded "
-        "weights and a tokenizer trained on generated text. No download needed."
+        "weights and a tokenizer trained on generated text, or the small ones trained on the "
+        "synthetic codes task (`train`). No download needed."
     ),
 )
 workload_app = ProfilerTyper(
@@ -219,6 +228,62 @@ def checkpoints_build(
         f"{built.arch} {built.size}: {built.parameters:,} parameters, vocabulary {built.vocab_size:,}"
         f"{learned}, built in {built.seconds:.2f} s\n{built.path.resolve()}"
     )
+
+
+@checkpoints_app.command("train")
+def checkpoints_train(
+    arch: Annotated[str, typer.Option(metavar=f"<{'|'.join(ARCHS)}>", help="Model architecture.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write (new or empty).")],
+    steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (default: the whole recipe).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the starting weights and the training data.")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace files in a non-empty directory.")
+    ] = False,
+    ship: Annotated[
+        bool,
+        typer.Option(
+            "--ship",
+            help="Also replace the package's shipped weights and their record (for maintainers).",
+        ),
+    ] = False,
+) -> None:
+    """Train the small checkpoint on the synthetic codes task, as the shipped weights were trained.
+
+    One torch thread, fixed seeds and a fixed data order: the same torch build on any machine
+    writes the same weights, and the command says whether they are the shipped ones. The
+    checkpoint holds the weights rounded to fp16, as shipped, in fp32, as served.
+    """
+    from profiler.training import (
+        Recipe,
+        save_trained,
+        shipped,
+        train,
+        weights_sha256,
+        write_checkpoint,
+    )
+
+    valid = parse_arch(arch)
+    check_output_dir(out, overwrite)
+    recipe = Recipe(arch=valid, seed=seed)
+    total = recipe.steps if steps is None else steps
+    if ship and total != recipe.steps:
+        raise UsageError(f"--ship with --steps {total}: ship only the whole recipe; leave --steps out.")
+    console.print(f"training {valid} small on synthetic codes: {total} steps, seed {seed}")
+    trained = train(recipe, total, progress=console.print)
+    write_checkpoint(recipe, trained.state, out, "the trained weights")
+    digest = weights_sha256(trained.state)
+    record = shipped(valid)
+    same_recipe = record.recipe == recipe.to_dict() and total == recipe.steps
+    verdict = (
+        ("the shipped weights, reproduced" if digest == record.sha256 else "NOT the shipped weights")
+        if same_recipe
+        else "not the shipped recipe"
+    )
+    console.print(f"trained in {trained.seconds:.0f} s, weights sha256 {digest[:16]}: {verdict}\n{out.resolve()}")
+    if ship:
+        console.print(f"shipped: {save_trained(trained)}")
 
 
 @workload_app.command("check")

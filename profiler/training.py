@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 from profiler.checkpoints import (
     Arch,
     CheckpointError,
+    check_output_dir,
     _make_model,
     model_config,
     model_shape,
     parse_arch,
+    quiet_progress_bars,
     train_tokenizer,
 )
 from profiler.synthetic import TASK, make_example
@@ -85,6 +87,11 @@ class Recipe:
         return asdict(self)
 
 
+#: Steps of the recipe that the test suite re-runs to check the shipped recipe still makes the
+#: same weights (the whole recipe takes too long for a test).
+PREFIX_STEPS = 10
+
+
 @dataclass(frozen=True)
 class TrainedWeights:
     """What :func:`train` produced."""
@@ -93,6 +100,8 @@ class TrainedWeights:
     state: dict[str, torch.Tensor]
     seconds: float
     final_loss: float
+    #: :func:`weights_sha256` after :data:`PREFIX_STEPS` steps (None if it stopped before).
+    prefix_sha256: str | None
 
 
 def stage_of(recipe: Recipe, step: int) -> Stage:
@@ -197,6 +206,7 @@ def train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(recipe, step))
         rng = random.Random(f"{TASK}:train:{recipe.seed}")
         loss_value = float("nan")
+        prefix_sha256: str | None = None
         for step in range(total):
             stage = stage_of(recipe, step)
             loss = model(**_batch(recipe.arch, tokenizer, rng, stage)).loss
@@ -206,13 +216,17 @@ def train(
             optimizer.step()
             scheduler.step()
             loss_value = loss.item()
+            if step + 1 == PREFIX_STEPS:
+                prefix_sha256 = weights_sha256(distinct_weights(model))
             if progress is not None and ((step + 1) % 25 == 0 or step + 1 == total):
                 progress(
                     f"step {step + 1}/{total}  {stage.sentences} sentences x {stage.batch}  "
                     f"loss {loss_value:.4f}  {time.perf_counter() - started:.0f} s"
                 )
         model.eval()
-    return TrainedWeights(recipe, distinct_weights(model), time.perf_counter() - started, loss_value)
+    return TrainedWeights(
+        recipe, distinct_weights(model), time.perf_counter() - started, loss_value, prefix_sha256
+    )
 
 
 def distinct_weights(model: PreTrainedModel) -> dict[str, torch.Tensor]:
@@ -236,12 +250,15 @@ def weights_bytes(state: dict[str, torch.Tensor]) -> bytes:
     return bytes(save(half))
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the weights as shipped (:func:`weights_bytes`)."""
+    return hashlib.sha256(weights_bytes(state)).hexdigest()
 
 
-def recipe_json(recipe: Recipe) -> str:
-    return json.dumps(recipe.to_dict(), sort_keys=True)
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    """The :class:`Recipe` a shipped record describes."""
+    stages = tuple(Stage(**stage) for stage in data["stages"])
+    return Recipe(**{**data, "arch": parse_arch(data["arch"]), "stages": stages})
 
 
 @dataclass(frozen=True)
@@ -293,34 +310,44 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 def write_trained_checkpoint(
     arch: str, out_dir: Path, overwrite: bool = False, directory: Path = TRAINED_DIR
 ) -> Path:
-    """A complete Hugging Face checkpoint of the shipped trained ``arch`` (config, fp32 weights,
-    generation config, tokenizer: rebuilt, since :func:`train_tokenizer` is deterministic)."""
-    from profiler.checkpoints import _check_output_dir, quiet_progress_bars
+    """A complete Hugging Face checkpoint of the shipped trained ``arch``: config, its weights in
+    fp32, generation config, and the tokenizer (rebuilt: :func:`train_tokenizer` is deterministic)."""
+    valid = parse_arch(arch)
+    check_output_dir(out_dir, overwrite)
+    meta = shipped(valid, directory)
+    return write_checkpoint(recipe_from_dict(meta.recipe), load_weights(meta.weights), out_dir, str(meta.weights))
+
+
+def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Path, source: str) -> Path:
+    """Write ``state`` (rounded to fp16, as shipped, and served in fp32) as a checkpoint of the
+    recipe's architecture; ``source`` names the weights in an error."""
+    import torch
+
     from profiler.workload import save_tokenizer
 
-    valid = parse_arch(arch)
-    _check_output_dir(out_dir, overwrite)
-    meta = shipped(valid, directory)
-    tokenizer = train_tokenizer(valid, model_shape(valid, TRAINED_SIZE), meta.recipe["tokenizer_seed"])
-    model = new_model(valid, tokenizer, meta.recipe["seed"])
-    state = load_weights(meta.weights)
-    result = model.load_state_dict(state, strict=False)
-    tied = {name for name, tensor in model.state_dict().items() if name not in state and any(
-        tensor.data_ptr() == other.data_ptr() for key, other in model.state_dict().items() if key in state)}
-    untied = set(result.missing_keys) - tied
+    tokenizer = train_tokenizer(recipe.arch, model_shape(recipe.arch, TRAINED_SIZE), recipe.tokenizer_seed)
+    model = new_model(recipe.arch, tokenizer, recipe.seed)
+    rounded = {name: tensor.to(torch.float16).to(torch.float32) for name, tensor in state.items()}
+    result = model.load_state_dict(rounded, strict=False)
+    # The tied embeddings are stored once (distinct_weights); loading one fills them all.
+    loaded = {tensor.data_ptr() for name, tensor in model.state_dict().items() if name in rounded}
+    untied = [name for name in result.missing_keys if model.state_dict()[name].data_ptr() not in loaded]
     if untied or result.unexpected_keys:
         raise CheckpointError(
-            f"{meta.weights}: the weights do not fit the {valid} {TRAINED_SIZE} shape (missing "
-            f"{sorted(untied)[:3]}, unexpected {result.unexpected_keys[:3]}); reinstall the package."
+            f"{source}: the weights do not fit the {recipe.arch} {TRAINED_SIZE} shape (missing "
+            f"{untied[:3]}, unexpected {result.unexpected_keys[:3]}); reinstall the package."
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path.") from exc
     with quiet_progress_bars():
         model.save_pretrained(out_dir, safe_serialization=True)
     save_tokenizer(tokenizer, out_dir)
     return out_dir
 
 
-def save_trained(weights: TrainedWeights, directory: Path, prefix_steps: int, prefix_sha256: str) -> Path:
+def save_trained(weights: TrainedWeights, directory: Path = TRAINED_DIR) -> Path:
     """Write ``<arch>.safetensors`` (fp16) and ``<arch>.json`` (recipe, hashes, time) to ``directory``."""
     data = weights_bytes(weights.state)
     directory.mkdir(parents=True, exist_ok=True)
@@ -328,11 +355,11 @@ def save_trained(weights: TrainedWeights, directory: Path, prefix_steps: int, pr
     path.write_bytes(data)
     meta = {
         "recipe": weights.recipe.to_dict(),
-        "sha256": sha256(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
         "seconds": round(weights.seconds, 1),
         "final_loss": round(weights.final_loss, 4),
-        "prefix_steps": prefix_steps,
-        "prefix_sha256": prefix_sha256,
+        "prefix_steps": PREFIX_STEPS,
+        "prefix_sha256": weights.prefix_sha256,
     }
     (directory / f"{weights.recipe.arch}.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return path

@@ -19,18 +19,17 @@ from profiler.sweep.runner import Sweep
 @pytest.fixture
 def demo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Runs `profiler demo ARGS` up to its sweep and returns the config the sweep was given; the
-    checkpoints are built tiny to keep this quick."""
+    checkpoints are built tiny (random) instead of the trained small ones, to keep this quick."""
     swept: list[SweepConfig] = []
 
-    def build_tiny(arch: str, size: str, out: Path, **options: Any) -> checkpoints.BuiltCheckpoint:
-        assert size == "small"
-        return checkpoints.build_checkpoint(arch, "tiny", out, **options)
+    def build_tiny(arch: str, out: Path, overwrite: bool = False) -> Path:
+        return checkpoints.build_checkpoint(arch, "tiny", out, overwrite=overwrite).path
 
     def record(self: Sweep) -> int:
         swept.append(self.config)
         return 0
 
-    monkeypatch.setattr("profiler.demo.build_checkpoint", build_tiny)
+    monkeypatch.setattr("profiler.demo.write_trained_checkpoint", build_tiny)
     monkeypatch.setattr(Sweep, "run", record)
     monkeypatch.setattr("profiler.report.render_report", lambda *args: None)
 
