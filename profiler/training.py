@@ -71,9 +71,11 @@ class Recipe:
     arch: Arch
     seed: int = 0
     stages: tuple[Stage, ...] = (
-        Stage(steps=250, sentences=12, batch=8),
-        Stage(steps=150, sentences=40, batch=4),
-        Stage(steps=60, sentences=100, batch=2),
+        Stage(steps=150, sentences=2, batch=16),
+        Stage(steps=150, sentences=6, batch=16),
+        Stage(steps=150, sentences=16, batch=8),
+        Stage(steps=100, sentences=40, batch=4),
+        Stage(steps=50, sentences=100, batch=2),
     )
     lr: float = 3e-3
     warmup_steps: int = 30
@@ -172,7 +174,10 @@ def _batch(
 def new_model(arch: Arch, tokenizer: PreTrainedTokenizerFast, seed: int) -> PreTrainedModel:
     """The small shape with fresh weights, LED's encoder position table zeroed and frozen."""
     shape = replace(model_shape(arch, TRAINED_SIZE), init_std=TRAIN_INIT_STD)
-    model = _make_model(model_config(shape, tokenizer), seed)
+    config = model_config(shape, tokenizer)
+    # Every batch is new text, so nothing to overfit: dropout would only slow learning down.
+    config.dropout = 0.0
+    model = _make_model(config, seed)
     if arch == "led":
         positions = model.get_encoder().embed_positions.weight
         positions.data.zero_()
