@@ -24,8 +24,8 @@ from profiler.checkpoints import (
     DEMO_WORKDIR,
     MAX_INPUT_TOKENS,
     SIZES,
-    check_output_dir,
     build_checkpoint,
+    check_checkpoint_dir,
     parse_arch,
 )
 from profiler.decoding_config import parse_overrides
@@ -265,7 +265,7 @@ def checkpoints_train(
     )
 
     valid = parse_arch(arch)
-    check_output_dir(out, overwrite)
+    check_checkpoint_dir(out, overwrite)
     recipe = Recipe(arch=valid, seed=seed)
     total = recipe.steps if steps is None else steps
     if ship and total != recipe.steps:
@@ -281,7 +281,9 @@ def checkpoints_train(
         if same_recipe
         else "not the shipped recipe"
     )
-    console.print(f"trained in {trained.seconds:.0f} s, weights sha256 {digest[:16]}: {verdict}\n{out.resolve()}")
+    console.print(
+        f"trained in {trained.seconds:.0f} s, weights sha256 {digest[:16]}: {verdict}\n{out.resolve()}"
+    )
     if ship:
         console.print(f"shipped: {save_trained(trained)}")
 

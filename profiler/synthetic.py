@@ -30,8 +30,6 @@ CODES = 4
 #: Where the i-th code of a document is drawn from: every number of these ranges is one token in
 #: both demo tokenizers (0 and 96-99 are two).
 CODE_RANGES: tuple[range, ...] = (range(1, 25), range(25, 49), range(49, 73), range(73, 96))
-#: The question the input opens with, as SCROLLS' QA inputs do.
-QUESTION = "Which codes are on record, in increasing order?"
 #: Filler sentences of an evaluation document: about 3,900 tokens of either demo tokenizer, so the
 #: whole document fits in 4,096 and a cut to 1,024 keeps about a quarter of it.
 EVAL_SENTENCES = 250
@@ -68,7 +66,15 @@ def make_example(rng: random.Random, sentences: int) -> Example:
             upcoming = next(planted, None)
         if index < sentences:
             parts.append(_filler(gen))
-    return Example(f"{QUESTION}\n\n{' '.join(parts)}", " ".join(str(code) for code in sorted(codes)))
+    return Example(" ".join(parts), " ".join(str(code) for code in sorted(codes)))
+
+
+def bare_example(rng: random.Random) -> Example:
+    """The codes alone, in random order: where training starts, since a model learns to copy a
+    code far sooner when there is nothing else to look at."""
+    codes = [rng.choice(span) for span in CODE_RANGES]
+    shown = rng.sample(codes, len(codes))
+    return Example(" ".join(map(str, shown)), " ".join(str(code) for code in sorted(codes)))
 
 
 def eval_rows(count: int, seed: int) -> list[dict[str, str]]:

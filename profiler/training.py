@@ -28,22 +28,23 @@ from typing import TYPE_CHECKING, Any
 from profiler.checkpoints import (
     Arch,
     CheckpointError,
-    check_output_dir,
+    Size,
     _make_model,
+    check_checkpoint_dir,
     model_config,
     model_shape,
     parse_arch,
     quiet_progress_bars,
     train_tokenizer,
 )
-from profiler.synthetic import TASK, make_example
+from profiler.synthetic import TASK, bare_example, make_example
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 #: The shape trained: the demo's.
-TRAINED_SIZE = "small"
+TRAINED_SIZE: Size = "small"
 #: Standard deviation of the starting weights: transformers' usual, which trains (the shapes'
 #: INIT_STD 0.3 makes a chaotic model, on purpose, for the parity tests).
 TRAIN_INIT_STD = 0.02
@@ -57,10 +58,10 @@ TRAINED_DIR = Path(__file__).parent / "data" / "trained"
 @dataclass(frozen=True)
 class Stage:
     """A curriculum stage: ``steps`` batches of documents of ``sentences`` filler sentences each
-    (about 15 tokens a sentence)."""
+    (about 15 tokens a sentence), or of the codes alone (None)."""
 
     steps: int
-    sentences: int
+    sentences: int | None
     batch: int
 
 
@@ -71,13 +72,15 @@ class Recipe:
     arch: Arch
     seed: int = 0
     stages: tuple[Stage, ...] = (
-        Stage(steps=150, sentences=2, batch=16),
-        Stage(steps=150, sentences=6, batch=16),
-        Stage(steps=150, sentences=16, batch=8),
-        Stage(steps=100, sentences=40, batch=4),
-        Stage(steps=50, sentences=100, batch=2),
+        Stage(steps=200, sentences=None, batch=16),
+        Stage(steps=100, sentences=0, batch=16),
+        Stage(steps=100, sentences=2, batch=16),
+        Stage(steps=100, sentences=8, batch=16),
+        Stage(steps=100, sentences=24, batch=8),
+        Stage(steps=100, sentences=64, batch=4),
+        Stage(steps=50, sentences=160, batch=2),
     )
-    lr: float = 3e-3
+    lr: float = 1e-3
     warmup_steps: int = 30
     tokenizer_seed: int = 0
 
@@ -113,6 +116,11 @@ def stage_of(recipe: Recipe, step: int) -> Stage:
             return stage
         step -= stage.steps
     raise ValueError(f"step {step} is past the recipe's {recipe.steps} steps")
+
+
+def _describe(stage: Stage) -> str:
+    shown = "codes alone" if stage.sentences is None else f"{stage.sentences} sentences"
+    return f"{shown} x {stage.batch}"
 
 
 def _lr_factor(recipe: Recipe, step: int) -> float:
@@ -159,11 +167,18 @@ def _batch(
 ) -> dict[str, torch.Tensor]:
     import torch
 
-    examples = [make_example(rng, stage.sentences) for _ in range(stage.batch)]
+    examples = [
+        bare_example(rng) if stage.sentences is None else make_example(rng, stage.sentences)
+        for _ in range(stage.batch)
+    ]
     inputs = tokenizer([ex.input for ex in examples], padding=True, return_tensors="pt")
     labels = tokenizer([target_text(arch, ex.output) for ex in examples], padding=True, return_tensors="pt")
     label_ids = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
-    batch = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"], "labels": label_ids}
+    batch = {
+        "input_ids": inputs["input_ids"],
+        "attention_mask": inputs["attention_mask"],
+        "labels": label_ids,
+    }
     if arch == "led":  # global attention on the first token, as the server runs LED by default
         global_mask = torch.zeros_like(inputs["input_ids"])
         global_mask[:, 0] = 1
@@ -225,7 +240,7 @@ def train(
                 prefix_sha256 = weights_sha256(distinct_weights(model))
             if progress is not None and ((step + 1) % 25 == 0 or step + 1 == total):
                 progress(
-                    f"step {step + 1}/{total}  {stage.sentences} sentences x {stage.batch}  "
+                    f"step {step + 1}/{total}  {_describe(stage)}  "
                     f"loss {loss_value:.4f}  {time.perf_counter() - started:.0f} s"
                 )
         model.eval()
@@ -309,7 +324,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return {name: tensor.to(torch.float32) for name, tensor in load_file(path).items()}
     except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"{path}: trained weights missing or corrupt ({exc}); reinstall the package.") from exc
+        raise CheckpointError(
+            f"{path}: trained weights missing or corrupt ({exc}); reinstall the package."
+        ) from exc
 
 
 def write_trained_checkpoint(
@@ -318,9 +335,11 @@ def write_trained_checkpoint(
     """A complete Hugging Face checkpoint of the shipped trained ``arch``: config, its weights in
     fp32, generation config, and the tokenizer (rebuilt: :func:`train_tokenizer` is deterministic)."""
     valid = parse_arch(arch)
-    check_output_dir(out_dir, overwrite)
+    check_checkpoint_dir(out_dir, overwrite)
     meta = shipped(valid, directory)
-    return write_checkpoint(recipe_from_dict(meta.recipe), load_weights(meta.weights), out_dir, str(meta.weights))
+    return write_checkpoint(
+        recipe_from_dict(meta.recipe), load_weights(meta.weights), out_dir, str(meta.weights)
+    )
 
 
 def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Path, source: str) -> Path:
@@ -345,7 +364,9 @@ def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Pa
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CheckpointError(f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path.") from exc
+        raise CheckpointError(
+            f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
+        ) from exc
     with quiet_progress_bars():
         model.save_pretrained(out_dir, safe_serialization=True)
     save_tokenizer(tokenizer, out_dir)
@@ -366,5 +387,7 @@ def save_trained(weights: TrainedWeights, directory: Path = TRAINED_DIR) -> Path
         "prefix_steps": PREFIX_STEPS,
         "prefix_sha256": weights.prefix_sha256,
     }
-    (directory / f"{weights.recipe.arch}.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    (directory / f"{weights.recipe.arch}.json").write_text(
+        json.dumps(meta, indent=1) + "\n", encoding="utf-8"
+    )
     return path

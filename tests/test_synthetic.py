@@ -14,8 +14,8 @@ from profiler.checkpoints import ARCHS, model_shape, train_tokenizer
 from profiler.synthetic import (
     CODE_RANGES,
     CODES,
-    QUESTION,
     TASK,
+    bare_example,
     chance_f1,
     eval_rows,
     make_example,
@@ -38,7 +38,6 @@ def test_the_eval_set_is_scrolls_jsonl_and_the_same_for_the_same_seed(tmp_path: 
 
 def test_the_answer_is_the_documents_codes_in_increasing_order_one_per_range() -> None:
     for row in eval_rows(20, seed=0):
-        assert row["input"].startswith(f"{QUESTION}\n\n")
         planted = [int(code) for code in CODE.findall(row["input"])]
         assert len(planted) == CODES
         answer = [int(code) for code in row["output"].split()]
@@ -97,5 +96,9 @@ def test_chance_is_one_guess_per_range() -> None:
 def test_training_documents_are_drawn_from_the_rng_at_the_length_asked() -> None:
     short = make_example(random.Random(0), 10)
     assert short == make_example(random.Random(0), 10) != make_example(random.Random(1), 10)
-    body = short.input.removeprefix(f"{QUESTION}\n\n")
-    assert body.count(".") == 10 + CODES  # ten filler sentences and the codes' sentences
+    assert short.input.count(".") == 10 + CODES  # ten filler sentences and the codes' sentences
+
+
+def test_training_starts_from_the_codes_alone() -> None:
+    example = bare_example(random.Random(0))
+    assert sorted(example.input.split(), key=int) == example.output.split()

@@ -54,8 +54,12 @@ def test_the_demo_checkpoint_holds_the_shipped_weights_in_fp32(arch: str, tmp_pa
 
 def test_the_curriculum_goes_from_short_documents_to_long_ones() -> None:
     recipe = Recipe(arch="led")
+    # The codes alone (-1 here) first, then ever longer documents.
     lengths = [stage_of(recipe, step).sentences for step in range(recipe.steps)]
-    assert lengths == sorted(lengths) and lengths[0] < lengths[-1]
+    filler = [-1 if length is None else length for length in lengths]
+    assert filler == sorted(filler)
+    assert filler[0] == -1
+    assert filler[-1] >= 100
     with pytest.raises(ValueError, match="past the recipe"):
         stage_of(recipe, recipe.steps)
 
