@@ -74,13 +74,14 @@ def test_every_code_is_one_token_and_a_document_fits_4096(arch: str) -> None:
 
 
 def test_the_task_is_scored_with_token_f1_and_is_not_a_scrolls_task() -> None:
-    assert TASK in TASKS and TASK not in SCROLLS_TASKS
+    assert TASK in TASKS
+    assert TASK not in SCROLLS_TASKS
     rows = eval_rows(2, seed=0)
     references = {row["id"]: [row["output"]] for row in rows}
     perfect = score_task(TASK, {row["id"]: row["output"] for row in rows}, references)
     assert perfect.metrics == {"f1": 100.0}
     # Half the codes found (in any order), the others wrong: F1 0.5 for each example.
-    half = {row["id"]: " ".join(row["output"].split()[:2][::-1] + ["0", "0"]) for row in rows}
+    half = {row["id"]: " ".join([*row["output"].split()[:2][::-1], "0", "0"]) for row in rows}
     assert score_task(TASK, half, references).score == 50.0
 
 
