@@ -51,12 +51,17 @@ def _filler(gen: TextGenerator) -> str:
             return sentence
 
 
-def make_example(rng: random.Random, sentences: int) -> Example:
-    """A document of ``sentences`` filler sentences with the codes planted uniformly among them."""
+def make_example(rng: random.Random, sentences: int, drop: float = 0.0) -> Example:
+    """A document of ``sentences`` filler sentences with the codes planted uniformly among them.
+
+    ``drop``: the chance that a code is left out of the document yet kept in the answer, as a
+    code beyond an input cut to fewer tokens is (for training: the model learns to guess it).
+    """
     gen = TextGenerator(rng.getrandbits(64))
     codes = [rng.choice(span) for span in CODE_RANGES]
+    shown = [code for code in codes if rng.random() >= drop] if drop else codes
     # Where each code goes: before the filler sentence of that index (== sentences: at the end).
-    slots = sorted((rng.randint(0, sentences), rng.random(), code) for code in codes)
+    slots = sorted((rng.randint(0, sentences), rng.random(), code) for code in shown)
     parts: list[str] = []
     planted = iter(slots)
     upcoming = next(planted, None)

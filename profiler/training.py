@@ -63,6 +63,8 @@ class Stage:
     steps: int
     sentences: int | None
     batch: int
+    #: Chance that a code is missing from a document but not from its answer (see make_example).
+    drop: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +77,10 @@ class Recipe:
         Stage(steps=200, sentences=None, batch=16),
         Stage(steps=100, sentences=0, batch=16),
         Stage(steps=100, sentences=2, batch=16),
-        Stage(steps=100, sentences=8, batch=16),
-        Stage(steps=100, sentences=24, batch=8),
-        Stage(steps=100, sentences=64, batch=4),
-        Stage(steps=50, sentences=160, batch=2),
+        Stage(steps=100, sentences=8, batch=16, drop=0.25),
+        Stage(steps=100, sentences=24, batch=8, drop=0.25),
+        Stage(steps=100, sentences=64, batch=4, drop=0.25),
+        Stage(steps=50, sentences=160, batch=2, drop=0.25),
     )
     lr: float = 1e-3
     warmup_steps: int = 30
@@ -168,7 +170,7 @@ def _batch(
     import torch
 
     examples = [
-        bare_example(rng) if stage.sentences is None else make_example(rng, stage.sentences)
+        bare_example(rng) if stage.sentences is None else make_example(rng, stage.sentences, stage.drop)
         for _ in range(stage.batch)
     ]
     inputs = tokenizer([ex.input for ex in examples], padding=True, return_tensors="pt")

@@ -103,3 +103,12 @@ def test_training_documents_are_drawn_from_the_rng_at_the_length_asked() -> None
 def test_training_starts_from_the_codes_alone() -> None:
     example = bare_example(random.Random(0))
     assert sorted(example.input.split(), key=int) == example.output.split()
+
+
+def test_a_dropped_code_stays_in_the_answer() -> None:
+    """Training documents may lack codes their answer holds, as a document cut short does."""
+    examples = [make_example(random.Random(seed), 4, drop=0.5) for seed in range(40)]
+    shown = [len(CODE.findall(example.input)) for example in examples]
+    assert all(len(example.output.split()) == CODES for example in examples)
+    assert min(shown) < CODES
+    assert 0.3 < sum(shown) / (CODES * len(examples)) < 0.7
