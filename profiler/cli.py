@@ -251,8 +251,9 @@ def checkpoints_train(
 ) -> None:
     """Train the small checkpoint on the synthetic codes task, as the shipped weights were trained.
 
-    One torch thread, fixed seeds and a fixed data order: the same torch build on any machine
-    writes the same weights, and the command says whether they are the shipped ones. The
+    One torch thread, fixed seeds and a fixed data order: the same torch build on the same kind of
+    CPU writes the same weights whatever its core count, and the command says whether they are
+    the shipped ones. The
     checkpoint holds the weights rounded to fp16, as shipped, in fp32, as served.
     """
     from profiler.training import (
@@ -786,7 +787,8 @@ def demo(
 ) -> None:
     """Run the whole pipeline on the embedded demo checkpoints: build, export, serve, load, measure.
 
-    Builds the small LED and BigBird-Pegasus checkpoints, exports each to ONNX and TorchScript
+    Writes the small LED and BigBird-Pegasus checkpoints, trained on the synthetic codes task
+    (weights shipped in the package), and that task's eval.jsonl; exports each to ONNX and TorchScript
     (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
     input length and two concurrency levels with locust against a live server, measuring energy in
     the server. Exports are kept in `reports/.artifacts/` and reused by later runs. Results land in
