@@ -11,6 +11,8 @@ import pytest
 
 from profiler import accuracy
 from profiler.accuracy import (
+    SCROLLS_TASKS,
+    SYNTHETIC_TASKS,
     TASKS,
     AccuracyError,
     exact_match,
@@ -300,7 +302,8 @@ def test_unknown_task_and_test_split_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_task_has_a_leaderboard_score() -> None:
-    assert set(TASKS) == {
+    """The seven SCROLLS tasks, unchanged, and the project's synthetic one."""
+    assert set(SCROLLS_TASKS) == {
         "gov_report",
         "summ_screen_fd",
         "qmsum",
@@ -309,6 +312,8 @@ def test_every_task_has_a_leaderboard_score() -> None:
         "quality",
         "contract_nli",
     }
+    assert set(TASKS) == {*SCROLLS_TASKS, *SYNTHETIC_TASKS}
+    assert set(SYNTHETIC_TASKS) == {"synthetic_codes"}
     for task in TASKS:
         assert score_task(task, {"a": "same text"}, {"a": ["same text"]}).score == 100.0
 
