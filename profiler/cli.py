@@ -258,6 +258,7 @@ def checkpoints_train(
     """
     from profiler.training import (
         Recipe,
+        recipe_from_dict,
         save_trained,
         shipped,
         train,
@@ -276,7 +277,7 @@ def checkpoints_train(
     write_checkpoint(recipe, trained.state, out, "the trained weights")
     digest = weights_sha256(trained.state)
     record = shipped(valid)
-    same_recipe = record.recipe == recipe.to_dict() and total == recipe.steps
+    same_recipe = recipe_from_dict(record.recipe) == recipe and total == recipe.steps
     verdict = (
         ("the shipped weights, reproduced" if digest == record.sha256 else "NOT the shipped weights")
         if same_recipe
