@@ -258,9 +258,8 @@ def checkpoints_train(
     """
     from profiler.training import (
         Recipe,
-        recipe_from_dict,
+        compare_with_shipped,
         save_trained,
-        shipped,
         train,
         weights_sha256,
         write_checkpoint,
@@ -276,13 +275,7 @@ def checkpoints_train(
     trained = train(recipe, total, progress=console.print)
     write_checkpoint(recipe, trained.state, out, "the trained weights")
     digest = weights_sha256(trained.state)
-    record = shipped(valid)
-    same_recipe = recipe_from_dict(record.recipe) == recipe and total == recipe.steps
-    verdict = (
-        ("the shipped weights, reproduced" if digest == record.sha256 else "NOT the shipped weights")
-        if same_recipe
-        else "not the shipped recipe"
-    )
+    verdict = compare_with_shipped(recipe, total, digest)
     console.print(
         f"trained in {trained.seconds:.0f} s, weights sha256 {digest[:16]}: {verdict}\n{out.resolve()}"
     )

@@ -317,6 +317,23 @@ def shipped(arch: Arch, directory: Path = TRAINED_DIR) -> ShippedWeights:
     )
 
 
+def compare_with_shipped(recipe: Recipe, steps: int, digest: str) -> str:
+    """Whether weights of SHA-256 ``digest``, trained ``steps`` steps of ``recipe``, are the shipped
+    ones (the whole recipe) or the recorded prefix (its first :data:`PREFIX_STEPS` steps)."""
+    record = shipped(recipe.arch)
+    if recipe_from_dict(record.recipe) != recipe:
+        return "not the shipped recipe, nothing to compare with"
+    if steps == recipe.steps:
+        expected, what = record.sha256, "the shipped weights"
+    elif steps == record.prefix_steps:
+        expected, what = record.prefix_sha256, f"the shipped recipe's first {steps} steps"
+    else:
+        return f"{steps} of the recipe's {recipe.steps} steps, nothing recorded to compare with"
+    if digest == expected:
+        return f"{what}, reproduced"
+    return f"NOT {what} (another torch build or CPU kind rounds differently)"
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """fp16 weights from ``path``, as fp32 (the precision the model is built, exported and served in)."""
     import torch

@@ -71,3 +71,19 @@ def test_train_refuses_a_step_count_outside_the_recipe(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "--steps 0: choose 1 to" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_train_says_whether_it_reproduced_the_shipped_recipes_first_steps(tmp_path: Path) -> None:
+    out = tmp_path / "led"
+    result = CliRunner().invoke(
+        app, ["checkpoints", "train", "--arch", "led", "-o", str(out), "--steps", str(PREFIX_STEPS)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"step {PREFIX_STEPS}/{PREFIX_STEPS}" in result.output
+    assert f"the shipped recipe's first {PREFIX_STEPS} steps, reproduced" in result.output
+    assert load_model(out).new_weights == []
+    other = CliRunner().invoke(
+        app,
+        ["checkpoints", "train", "--arch", "led", "-o", str(tmp_path / "s1"), "--steps", "3", "--seed", "1"],
+    )
+    assert "not the shipped recipe" in other.output
