@@ -4,9 +4,9 @@ Write the ``small`` LED and BigBird-Pegasus checkpoints trained on :mod:`profile
 task (shipped weights, :mod:`profiler.training`) and that task's evaluation set, then sweep them
 as eager PyTorch, ONNX Runtime and TorchScript (exported and parity-checked at every bucket) at
 1024, 2048, 3072 and 4096 tokens and two concurrency levels, with locust against a live server
-(streamed answers, so time to first token is measured) and energy measured in the server, and search LED's ONNX
-capacity under a latency SLO at the shortest and longest length; then report what was measured
-(``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
+(streamed answers, so time to first token is measured) and energy measured in the server, and
+search LED's ONNX capacity under a latency SLO at the shortest and longest length; then report
+what was measured (``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
 (:class:`DemoMatrix`).
 """
 
