@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import random
 import time
@@ -24,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from profiler.checkpoints import (
     Arch,
@@ -37,6 +38,8 @@ from profiler.checkpoints import (
     quiet_progress_bars,
     train_tokenizer,
 )
+from profiler.documents import Document
+from profiler.errors import one_line
 from profiler.synthetic import TASK, bare_example, make_example
 
 if TYPE_CHECKING:
@@ -283,44 +286,45 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     return Recipe(**{**data, "arch": parse_arch(data["arch"]), "stages": stages})
 
 
-@dataclass(frozen=True)
-class ShippedWeights:
-    """The trained weights of one architecture as the package ships them, and how they were made."""
+class TrainedRecord(Document):
+    """``<arch>.json`` beside the shipped ``<arch>.safetensors``: how the weights were made."""
 
-    arch: Arch
-    weights: Path
+    #: :meth:`Recipe.to_dict`; :func:`recipe_from_dict` reads it back.
     recipe: dict[str, Any]
+    #: SHA-256 of the safetensors file (fp16).
     sha256: str
     seconds: float
+    final_loss: float
+    #: :func:`weights_sha256` after the recipe's first ``prefix_steps`` steps.
     prefix_steps: int
     prefix_sha256: str
 
 
+@dataclass(frozen=True)
+class ShippedWeights:
+    """The trained weights of one architecture as the package ships them, and their record."""
+
+    weights: Path
+    record: TrainedRecord
+
+
 def shipped(arch: Arch, directory: Path = TRAINED_DIR) -> ShippedWeights:
-    """The shipped weights' metadata, read from ``<arch>.json`` beside ``<arch>.safetensors``."""
-    meta_path = directory / f"{arch}.json"
+    """The shipped weights' file and record (``<arch>.json`` beside ``<arch>.safetensors``)."""
+    record_path = directory / f"{arch}.json"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        record = TrainedRecord.model_validate_json(record_path.read_bytes())
+    except (OSError, ValidationError) as exc:
         raise CheckpointError(
-            f"{meta_path}: the trained {arch} weights' record is missing or damaged ({exc}); "
-            "reinstall the package or run `profiler checkpoints train`."
+            f"{record_path}: the trained {arch} weights' record is missing or damaged "
+            f"({one_line(exc)}); reinstall the package or run `profiler checkpoints train --ship`."
         ) from exc
-    return ShippedWeights(
-        arch=arch,
-        weights=directory / f"{arch}.safetensors",
-        recipe=meta["recipe"],
-        sha256=meta["sha256"],
-        seconds=meta["seconds"],
-        prefix_steps=meta["prefix_steps"],
-        prefix_sha256=meta["prefix_sha256"],
-    )
+    return ShippedWeights(directory / f"{arch}.safetensors", record)
 
 
 def compare_with_shipped(recipe: Recipe, steps: int, digest: str) -> str:
     """Whether weights of SHA-256 ``digest``, trained ``steps`` steps of ``recipe``, are the shipped
     ones (the whole recipe) or the recorded prefix (its first :data:`PREFIX_STEPS` steps)."""
-    record = shipped(recipe.arch)
+    record = shipped(recipe.arch).record
     if recipe_from_dict(record.recipe) != recipe:
         return "not the shipped recipe, nothing to compare with"
     if steps == recipe.steps:
@@ -357,7 +361,7 @@ def write_trained_checkpoint(
     check_checkpoint_dir(out_dir, overwrite)
     meta = shipped(valid, directory)
     return write_checkpoint(
-        recipe_from_dict(meta.recipe), load_weights(meta.weights), out_dir, str(meta.weights)
+        recipe_from_dict(meta.record.recipe), load_weights(meta.weights), out_dir, str(meta.weights)
     )
 
 
@@ -394,19 +398,21 @@ def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Pa
 
 def save_trained(weights: TrainedWeights, directory: Path = TRAINED_DIR) -> Path:
     """Write ``<arch>.safetensors`` (fp16) and ``<arch>.json`` (recipe, hashes, time) to ``directory``."""
+    if weights.prefix_sha256 is None:
+        raise CheckpointError("only the whole recipe can be shipped; leave --steps out.")
     data = weights_bytes(weights.state)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{weights.recipe.arch}.safetensors"
     path.write_bytes(data)
-    meta = {
-        "recipe": weights.recipe.to_dict(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "seconds": round(weights.seconds, 1),
-        "final_loss": round(weights.final_loss, 4),
-        "prefix_steps": PREFIX_STEPS,
-        "prefix_sha256": weights.prefix_sha256,
-    }
+    record = TrainedRecord(
+        recipe=weights.recipe.to_dict(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        seconds=round(weights.seconds, 1),
+        final_loss=round(weights.final_loss, 4),
+        prefix_steps=PREFIX_STEPS,
+        prefix_sha256=weights.prefix_sha256,
+    )
     (directory / f"{weights.recipe.arch}.json").write_text(
-        json.dumps(meta, indent=1) + "\n", encoding="utf-8"
+        record.model_dump_json(indent=1) + "\n", encoding="utf-8"
     )
     return path

@@ -25,17 +25,17 @@ from profiler.training import (
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_the_shipped_file_is_the_one_its_record_names(arch: str) -> None:
-    record = shipped(arch)  # type: ignore[arg-type]
-    assert hashlib.sha256(record.weights.read_bytes()).hexdigest() == record.sha256
-    assert record.weights.stat().st_size < 20 * 2**20
-    assert recipe_from_dict(record.recipe) == Recipe(arch=arch)  # type: ignore[arg-type]
+    files = shipped(arch)  # type: ignore[arg-type]
+    assert hashlib.sha256(files.weights.read_bytes()).hexdigest() == files.record.sha256
+    assert files.weights.stat().st_size < 20 * 2**20
+    assert recipe_from_dict(files.record.recipe) == Recipe(arch=arch)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_the_committed_recipe_still_makes_the_shipped_weights_first_steps(arch: str) -> None:
     """The whole recipe takes minutes; its first steps are re-run here and their weights' hash
     compared with the one recorded when the shipped weights were trained (same torch build)."""
-    record = shipped(arch)  # type: ignore[arg-type]
+    record = shipped(arch).record  # type: ignore[arg-type]
     assert record.prefix_steps == PREFIX_STEPS
     trained = train(recipe_from_dict(record.recipe), steps=PREFIX_STEPS)
     assert trained.prefix_sha256 == record.prefix_sha256
