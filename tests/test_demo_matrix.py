@@ -11,9 +11,12 @@ from typer.testing import CliRunner
 
 from profiler import checkpoints
 from profiler.cli import app
+from profiler.demo import EVAL_EXAMPLES, EVAL_SEED, EVAL_SET
 from profiler.rundir import RunDirectory
 from profiler.sweep.config import SweepConfig, load_config
 from profiler.sweep.runner import Sweep
+from profiler.synthetic import TASK
+from profiler.workload import load_jsonl
 
 
 @pytest.fixture
@@ -117,3 +120,12 @@ def test_an_unknown_model_or_format_is_refused_in_one_line(
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {message}"
     assert not (tmp_path / "b").exists()
+
+
+def test_the_demo_writes_the_synthetic_tasks_eval_set_beside_its_config(
+    demo_config: Any, tmp_path: Path
+) -> None:
+    demo_config("--quick")
+    records = load_jsonl(tmp_path / "build" / EVAL_SET)
+    assert len(records) == EVAL_EXAMPLES
+    assert all(record.id.startswith(f"{TASK}-{EVAL_SEED}-") for record in records)
