@@ -32,11 +32,12 @@ from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 from profiler.errors import ProfilerError
+from profiler.synthetic import TASK as SYNTHETIC_TASK
 
 MetricKind = Literal["rouge", "f1", "exact_match"]
 
 #: SCROLLS task (the ``tau/scrolls`` config name) -> the metric the official scorer uses for it.
-TASKS: Mapping[str, MetricKind] = MappingProxyType(
+SCROLLS_TASKS: Mapping[str, MetricKind] = MappingProxyType(
     {
         "gov_report": "rouge",
         "summ_screen_fd": "rouge",
@@ -47,6 +48,13 @@ TASKS: Mapping[str, MetricKind] = MappingProxyType(
         "contract_nli": "exact_match",
     }
 )
+
+#: The project's own task (profiler.synthetic, the demo's trained models) -> its metric: a bag of
+#: codes, so token F1 counts each code found whatever the order.
+SYNTHETIC_TASKS: Mapping[str, MetricKind] = MappingProxyType({SYNTHETIC_TASK: "f1"})
+
+#: Every task that can be scored: SCROLLS' and the synthetic one.
+TASKS: Mapping[str, MetricKind] = MappingProxyType({**SCROLLS_TASKS, **SYNTHETIC_TASKS})
 
 #: Metric kind -> the key of the single number the SCROLLS leaderboard shows for the task.
 SCORE_KEYS: Mapping[MetricKind, str] = MappingProxyType(
@@ -258,9 +266,14 @@ def _describe_ids(ids: Iterable[str]) -> str:
     return f"{shown}{more}"
 
 
-def _check_task(task: str) -> None:
+def check_task(task: str) -> None:
+    """Refuse a task name that has no metric here.
+
+    Raises:
+        AccuracyError: the name is not in :data:`TASKS`; the message lists them.
+    """
     if task not in TASKS:
-        raise AccuracyError(f"unknown SCROLLS task {task!r}; choose one of: {', '.join(TASKS)}.")
+        raise AccuracyError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}.")
 
 
 def check_ids(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> None:
@@ -306,7 +319,7 @@ def score_task(
         AccuracyError: unknown task, no references, an example without references, or ids that
             differ between predictions and references.
     """
-    _check_task(task)
+    check_task(task)
     if not references:
         raise AccuracyError(
             f"no references to score {task} against: the records have no outputs (a test split?). "
@@ -403,7 +416,7 @@ def score_predictions(task: str, predictions_path: str | Path, records: Iterable
         AccuracyError: as :func:`load_predictions` and :func:`score_task`; id mismatches name the
             predictions file.
     """
-    _check_task(task)  # before reading anything
+    check_task(task)  # before reading anything
     predictions = load_predictions(predictions_path)
     references = references_from_records(records)
     if references:  # with none, score_task says why (a test split) instead of listing every id

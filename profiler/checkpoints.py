@@ -419,7 +419,8 @@ def restore_attention_type(model: Any) -> None:
         encoder.set_attention_type(configured)
 
 
-def _check_output_dir(out_dir: Path, overwrite: bool) -> None:
+def check_checkpoint_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an output path that is a file, lies under one, or is a non-empty directory."""
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"{out_dir} exists and is a file; choose a directory path with -o.")
     blocker = file_in_the_way(out_dir)
@@ -478,7 +479,7 @@ def build_checkpoint(
     """
     valid_arch, valid_size = parse_arch(arch), parse_size(size)
     shape = model_shape(valid_arch, valid_size)
-    _check_output_dir(out_dir, overwrite)
+    check_checkpoint_dir(out_dir, overwrite)
     started = time.perf_counter()
     tokenizer = train_tokenizer(valid_arch, shape, seed)
     model = _make_model(model_config(shape, tokenizer), seed)

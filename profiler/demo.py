@@ -1,11 +1,12 @@
 """The demo: the whole pipeline on the embedded checkpoints, with no network.
 
-Build the ``small`` LED and BigBird-Pegasus checkpoints, then sweep them as eager PyTorch, ONNX
-Runtime and TorchScript (exported and parity-checked at every bucket) at 1024, 2048, 3072 and
-4096 tokens and two concurrency levels, with locust against a live server (streamed answers, so
-time to first token is measured) and energy measured in the server, and search LED's ONNX
-capacity under a latency SLO at the shortest and longest length; then report what was measured
-(``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
+Write the ``small`` LED and BigBird-Pegasus checkpoints trained on :mod:`profiler.synthetic`'s
+task (shipped weights, :mod:`profiler.training`) and that task's evaluation set, then sweep them
+as eager PyTorch, ONNX Runtime and TorchScript (exported and parity-checked at every bucket) at
+1024, 2048, 3072 and 4096 tokens and two concurrency levels, with locust against a live server
+(streamed answers, so time to first token is measured) and energy measured in the server, and
+search LED's ONNX capacity under a latency SLO at the shortest and longest length; then report
+what was measured (``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
 (:class:`DemoMatrix`).
 """
 
@@ -16,12 +17,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from profiler.checkpoints import ARCHS, build_checkpoint
+from profiler.checkpoints import ARCHS
 from profiler.modelinfo import DEFAULT_LENGTHS
 from profiler.sweep.config import SWEEP_FORMATS
+from profiler.synthetic import TASK as SYNTHETIC_TASK
+from profiler.synthetic import write_eval_set
+from profiler.training import write_trained_checkpoint
 
 #: The checkpoint size the demo builds.
 DEMO_SIZE = "small"
+#: The synthetic task's evaluation set, written beside sweep.toml: its file name, examples, seed.
+EVAL_SET = "eval.jsonl"
+EVAL_EXAMPLES = 50
+EVAL_SEED = 0
 
 DEMO_CONFIG = """\
 # Written by `profiler demo`: the embedded checkpoints at the study's lengths.
@@ -127,13 +135,15 @@ def demo_config_text(matrix: DemoMatrix, checkpoints: dict[str, Path], output_di
 def write_demo_config(
     workdir: Path, output_dir: Path, run_id: str, matrix: DemoMatrix, console: Console
 ) -> Path:
-    """Build the matrix's small checkpoints under ``workdir`` and write the sweep config beside them."""
+    """Write the matrix's trained small checkpoints under ``workdir``, and the sweep config and the
+    synthetic task's evaluation set (:data:`EVAL_SET`) beside them."""
     checkpoints = {}
     for arch in matrix.archs:
-        with console.status(f"building the {DEMO_SIZE} {arch} checkpoint"):
-            built = build_checkpoint(arch, DEMO_SIZE, workdir / model_name(arch), overwrite=True)
-        console.print(f"built {arch} {DEMO_SIZE}: {built.parameters:,} parameters -> {built.path}")
-        checkpoints[arch] = built.path
+        with console.status(f"writing the trained {DEMO_SIZE} {arch} checkpoint"):
+            path = write_trained_checkpoint(arch, workdir / model_name(arch), overwrite=True)
+        console.print(f"wrote {arch} {DEMO_SIZE}, trained on {SYNTHETIC_TASK} -> {path}")
+        checkpoints[arch] = path
+    write_eval_set(workdir / EVAL_SET, EVAL_EXAMPLES, EVAL_SEED)
     config = workdir / "sweep.toml"
     config.write_text(demo_config_text(matrix, checkpoints, output_dir, run_id), encoding="utf-8")
     return config

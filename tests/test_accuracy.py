@@ -11,6 +11,8 @@ import pytest
 
 from profiler import accuracy
 from profiler.accuracy import (
+    SCROLLS_TASKS,
+    SYNTHETIC_TASKS,
     TASKS,
     AccuracyError,
     exact_match,
@@ -291,7 +293,7 @@ def test_missing_and_extra_ids_are_reported_together() -> None:
 
 
 def test_unknown_task_and_test_split_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(AccuracyError, match="unknown SCROLLS task 'squad'; choose one of: gov_report"):
+    with pytest.raises(AccuracyError, match="unknown task 'squad'; choose one of: gov_report"):
         score_task("squad", {}, {})
     test_split = [Record("q0", "q0_0", "question\n\ndocument", None)]
     path = write(tmp_path / "predictions.json", {"q0": "x"})
@@ -300,7 +302,8 @@ def test_unknown_task_and_test_split_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_task_has_a_leaderboard_score() -> None:
-    assert set(TASKS) == {
+    """The seven SCROLLS tasks, unchanged, and the project's synthetic one."""
+    assert set(SCROLLS_TASKS) == {
         "gov_report",
         "summ_screen_fd",
         "qmsum",
@@ -309,6 +312,8 @@ def test_every_task_has_a_leaderboard_score() -> None:
         "quality",
         "contract_nli",
     }
+    assert set(TASKS) == {*SCROLLS_TASKS, *SYNTHETIC_TASKS}
+    assert set(SYNTHETIC_TASKS) == {"synthetic_codes"}
     for task in TASKS:
         assert score_task(task, {"a": "same text"}, {"a": ["same text"]}).score == 100.0
 

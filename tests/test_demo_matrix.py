@@ -11,26 +11,28 @@ from typer.testing import CliRunner
 
 from profiler import checkpoints
 from profiler.cli import app
+from profiler.demo import EVAL_EXAMPLES, EVAL_SEED, EVAL_SET
 from profiler.rundir import RunDirectory
 from profiler.sweep.config import SweepConfig, load_config
 from profiler.sweep.runner import Sweep
+from profiler.synthetic import TASK
+from profiler.workload import load_jsonl
 
 
 @pytest.fixture
 def demo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Runs `profiler demo ARGS` up to its sweep and returns the config the sweep was given; the
-    checkpoints are built tiny to keep this quick."""
+    checkpoints are built tiny (random) instead of the trained small ones, to keep this quick."""
     swept: list[SweepConfig] = []
 
-    def build_tiny(arch: str, size: str, out: Path, **options: Any) -> checkpoints.BuiltCheckpoint:
-        assert size == "small"
-        return checkpoints.build_checkpoint(arch, "tiny", out, **options)
+    def build_tiny(arch: str, out: Path, overwrite: bool = False) -> Path:
+        return checkpoints.build_checkpoint(arch, "tiny", out, overwrite=overwrite).path
 
     def record(self: Sweep) -> int:
         swept.append(self.config)
         return 0
 
-    monkeypatch.setattr("profiler.demo.build_checkpoint", build_tiny)
+    monkeypatch.setattr("profiler.demo.write_trained_checkpoint", build_tiny)
     monkeypatch.setattr(Sweep, "run", record)
     monkeypatch.setattr("profiler.report.render_report", lambda *args: None)
 
@@ -118,3 +120,12 @@ def test_an_unknown_model_or_format_is_refused_in_one_line(
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {message}"
     assert not (tmp_path / "b").exists()
+
+
+def test_the_demo_writes_the_synthetic_tasks_eval_set_beside_its_config(
+    demo_config: Any, tmp_path: Path
+) -> None:
+    demo_config("--quick")
+    records = load_jsonl(tmp_path / "build" / EVAL_SET)
+    assert len(records) == EVAL_EXAMPLES
+    assert all(record.id.startswith(f"{TASK}-{EVAL_SEED}-") for record in records)

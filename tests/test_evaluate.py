@@ -133,3 +133,12 @@ def test_eval_needs_a_target_or_predictions(tmp_path: Path) -> None:
     result = invoke(["eval", "--dataset", str(tmp_path / "one.jsonl"), "--task", "qasper"])
     assert result.exit_code == 2
     assert "give a TARGET" in result.output
+
+
+def test_an_unknown_task_is_refused_before_the_model_runs(tmp_path: Path) -> None:
+    result = invoke(["eval", str(tmp_path / "no-model"), "--dataset", str(SAMPLE), "--task", "squad"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: unknown task 'squad'; choose one of: gov_report, summ_screen_fd, qmsum, qasper, "
+        "narrative_qa, quality, contract_nli, synthetic_codes."
+    )
