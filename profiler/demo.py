@@ -53,6 +53,11 @@ warmup_seconds = 1
 repeats = 1
 idle_seconds = 2
 {capacity}
+[accuracy]
+# Each model and format scored on the synthetic codes task at every length, on its live server.
+dataset = "{eval_set}"
+task = "{task}"
+max_new_tokens = 16
 [server]
 max_batch_size = 4
 max_wait_ms = 5
@@ -105,8 +110,11 @@ def model_name(arch: str) -> str:
     return f"{arch}-{DEMO_SIZE}"
 
 
-def demo_config_text(matrix: DemoMatrix, checkpoints: dict[str, Path], output_dir: Path, run_id: str) -> str:
-    """The sweep config for ``matrix``; ``checkpoints`` maps each architecture to its directory."""
+def demo_config_text(
+    matrix: DemoMatrix, checkpoints: dict[str, Path], workdir: Path, output_dir: Path, run_id: str
+) -> str:
+    """The sweep config for ``matrix``; ``checkpoints`` maps each architecture to its directory,
+    and the eval set is in ``workdir``."""
     quoted = ", ".join(f'"{fmt}"' for fmt in matrix.formats)
     entries = [
         MODEL_ENTRY.format(name=model_name(arch), checkpoint=checkpoints[arch].resolve(), formats=quoted)
@@ -129,6 +137,8 @@ def demo_config_text(matrix: DemoMatrix, checkpoints: dict[str, Path], output_di
         stage_seconds=f"{matrix.stage_seconds:g}",
         max_stage_seconds=max(matrix.stage_seconds, matrix.max_stage_seconds),
         capacity=capacity,
+        eval_set=(workdir / EVAL_SET).resolve(),
+        task=SYNTHETIC_TASK,
     )
 
 
@@ -145,5 +155,5 @@ def write_demo_config(
         checkpoints[arch] = path
     write_eval_set(workdir / EVAL_SET, EVAL_EXAMPLES, EVAL_SEED)
     config = workdir / "sweep.toml"
-    config.write_text(demo_config_text(matrix, checkpoints, output_dir, run_id), encoding="utf-8")
+    config.write_text(demo_config_text(matrix, checkpoints, workdir, output_dir, run_id), encoding="utf-8")
     return config

@@ -122,10 +122,18 @@ def test_an_unknown_model_or_format_is_refused_in_one_line(
     assert not (tmp_path / "b").exists()
 
 
-def test_the_demo_writes_the_synthetic_tasks_eval_set_beside_its_config(
+def test_the_demo_writes_the_synthetic_tasks_eval_set_and_scores_every_model_on_it(
     demo_config: Any, tmp_path: Path
 ) -> None:
     demo_config("--quick")
     records = load_jsonl(tmp_path / "build" / EVAL_SET)
     assert len(records) == EVAL_EXAMPLES
     assert all(record.id.startswith(f"{TASK}-{EVAL_SEED}-") for record in records)
+    # ... and scores every model and format on it, at every length, on the live servers.
+    config = demo_config("--models", "led,bigbird-pegasus")
+    assert config.accuracy is not None
+    assert (config.accuracy.dataset, config.accuracy.task) == (
+        (tmp_path / "build" / EVAL_SET).resolve(),
+        TASK,
+    )
+    assert config.accuracy_lengths() == config.load.input_lengths

@@ -218,7 +218,8 @@ def test_the_documented_and_demo_configs_parse(tmp_path: Path, tiny_checkpoints:
     from profiler.demo import DemoMatrix, demo_config_text
 
     matrix = DemoMatrix(archs=("led",), lengths=(1024, 2048), stage_seconds=2)
-    path.write_text(demo_config_text(matrix, {"led": tiny_checkpoints["led"]}, tmp_path, "demo"))
+    (tmp_path / "eval.jsonl").write_text("")
+    path.write_text(demo_config_text(matrix, {"led": tiny_checkpoints["led"]}, tmp_path, tmp_path, "demo"))
     demo = load_config(path)
     assert (demo.server.max_batch_size, demo.load.input_lengths) == (4, (1024, 2048))
     assert demo.capacity is not None
