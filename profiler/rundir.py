@@ -21,6 +21,8 @@ CAPACITY_NAME = "capacity.jsonl"
 ACCURACY_NAME = "accuracy.jsonl"
 ENVIRONMENT_NAME = "environment.json"
 CONFIG_NAME = "config.toml"
+#: The folder the copied config's relative paths are read from: the original config's.
+CONFIG_FOLDER_NAME = "config-folder.txt"
 #: Where a running locust writes its results; deleted once the sweep has read them.
 LOCUST_RESULTS_NAME = "locust-results.json"
 #: Where a running locust rewrites its live status every second (the sweep's progress reads it).
@@ -53,6 +55,11 @@ class RunDirectory:
     def capacity(self) -> RecordFile[CapacityRecord]:
         """One record per capacity search (model, format, input length)."""
         return RecordFile(self.path / CAPACITY_NAME, CapacityRecord)
+
+    @property
+    def config_folder(self) -> Path:
+        """The file naming the folder :attr:`config`'s relative paths are read from."""
+        return self.path / CONFIG_FOLDER_NAME
 
     @property
     def accuracy(self) -> RecordFile[AccuracyRecord]:

@@ -348,15 +348,16 @@ def parse_config(raw: dict[str, Any], base: Path) -> SweepConfig:
     return config
 
 
-def load_config(path: Path) -> SweepConfig:
-    """Read and check a sweep config file."""
+def load_config(path: Path, base: Path | None = None) -> SweepConfig:
+    """Read and check a sweep config file; relative paths are read from ``base``, by default the
+    file's own folder."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; pass a sweep config (see docs/sweeps.md).")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}).") from exc
-    return parse_config(raw, path.parent)
+    return parse_config(raw, path.parent if base is None else base)
 
 
 #: The paths the example config names, as written in it: the demo's LED and the reports folder.

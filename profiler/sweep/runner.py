@@ -121,15 +121,24 @@ def new_run_dir(config: SweepConfig, config_path: Path) -> Path:
     run_dir = RunDirectory(free_run_dir(config))
     run_dir.path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, run_dir.config)
+    run_dir.config_folder.write_text(f"{config_path.resolve().parent}\n", encoding="utf-8")
     return run_dir.path
 
 
 def resume_config(run_dir: Path) -> SweepConfig:
-    """The config a run was started with (its copy in the run directory)."""
-    path = RunDirectory(run_dir).config
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: no {path.name}; pass a directory made by `profiler sweep`.")
-    return load_config(path).model_copy(update={"run_id": run_dir.name, "output_dir": run_dir.parent})
+    """The config a run was started with (its copy in the run directory), its relative paths read
+    from the original config's folder, as they were when the run started."""
+    files = RunDirectory(run_dir)
+    if not files.config.is_file():
+        raise ConfigError(f"{run_dir}: no {files.config.name}; pass a directory made by `profiler sweep`.")
+    # Runs made before the folder was recorded read their paths from the run directory.
+    base = (
+        Path(files.config_folder.read_text(encoding="utf-8").strip())
+        if files.config_folder.is_file()
+        else run_dir
+    )
+    config = load_config(files.config, base)
+    return config.model_copy(update={"run_id": run_dir.name, "output_dir": run_dir.parent})
 
 
 class Sweep:

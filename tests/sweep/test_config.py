@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
@@ -349,3 +350,25 @@ def test_a_bad_accuracy_section_is_one_line(
         parse_config(_config(tiny_checkpoints["led"], accuracy=accuracy), tmp_path)
     assert line in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_resumed_run_reads_relative_paths_from_the_original_configs_folder(
+    tmp_path: Path, tiny_checkpoints: dict[str, Path]
+) -> None:
+    """`checkpoint = "../ckpt"` from a config in cfg/ still names the same checkpoint when the run
+    is resumed from the copy in reports/<run-id>/."""
+    shutil.copytree(tiny_checkpoints["led"], tmp_path / "ckpt")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "eval.jsonl").write_text("")
+    path = tmp_path / "cfg" / "sweep.toml"
+    path.write_text(
+        'run_id = "r"\noutput_dir = "../reports"\n[[models]]\nname = "led"\ncheckpoint = "../ckpt"\n'
+        "[load]\ninput_lengths = [1024]\nconcurrency = [1]\n"
+        '[accuracy]\ndataset = "../eval.jsonl"\ntask = "qasper"\n'
+    )
+    started = load_config(path)
+    resumed = resume_config(new_run_dir(started, path))
+    assert resumed.models[0].checkpoint == (tmp_path / "ckpt").resolve()
+    assert resumed.accuracy is not None
+    assert resumed.accuracy.dataset == (tmp_path / "eval.jsonl").resolve()
+    assert resumed.output_dir == (tmp_path / "reports").resolve()
