@@ -354,15 +354,19 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) -> Figure:
-    """Task score against gross J/query per model/format/length, one panel per task, Pareto front marked."""
+    """Task score against gross J/query per model/format/length, one panel per task, one colour
+    per model and format (the legend), the Pareto front drawn and only its points labelled (with
+    every point labelled, cells of equal score write over each other)."""
     tasks = sorted({a.task for a in scores})
     chosen = seed_cells(cells)
-    figure, axes = _figure(len(tasks), width=4.8, height=3.6)
+    colours = _colours(series_name(cell.key.series) for cell in chosen)
+    figure, axes = _figure(len(tasks), width=6.4, height=4.0)
     any_estimate = False
     entries: dict[str, Artist] = {}
     for task, ax in zip(tasks, axes, strict=False):
         points: list[tuple[float, float]] = []
-        labels: list[str] = []
+        names: list[str] = []
+        lengths: list[int] = []
         for cell in chosen:
             s = cell.key.series
             matches = [
@@ -375,35 +379,41 @@ def accuracy_vs_energy(cells: Sequence[Cell], scores: Sequence[AccuracyRecord]) 
             ]
             if matches and cell.gross_j_per_query is not None and cell.gross_j_per_query > 0:
                 points.append((cell.gross_j_per_query, matches[-1]))
-                labels.append(f"{series_name(s)} {cell.key.length}")
+                names.append(series_name(s))
+                lengths.append(cell.key.length)
                 any_estimate |= cell.is_estimate
         ax.set_title(task)
         if not points:
             _empty(ax, f"{task}: no cell with both a score and J/query")
             continue
+        for name in sorted(set(names)):
+            mine = [point for point, owner in zip(points, names, strict=True) if owner == name]
+            scatter = ax.scatter(*zip(*mine, strict=True), color=colours[name], zorder=2)
+            entries.setdefault(name, scatter)
         xs, ys = zip(*points, strict=True)
-        entries.setdefault("scored cell", ax.scatter(xs, ys, color="tab:blue", zorder=2))
+        front = pareto_front(points)
         middle = math.sqrt(min(xs) * max(xs))
-        for x, y, label in zip(xs, ys, labels, strict=True):
-            right = x > middle  # labels point inwards, so they stay inside the panel
+        for order, index in enumerate(front):
+            right = xs[index] > middle  # labels point inwards, so they stay inside the panel
             ax.annotate(
-                label,
-                (x, y),
+                f"{names[index]} {lengths[index]}",
+                (xs[index], ys[index]),
                 textcoords="offset points",
-                xytext=(-4 if right else 4, 4),
+                # Neighbours on the front alternate above and below, so close ones do not collide.
+                xytext=(-6 if right else 6, 5 if order % 2 == 0 else -11),
                 ha="right" if right else "left",
                 fontsize="small",
             )
-        front = pareto_front(points)
         line = ax.plot(
             [xs[i] for i in front],
             [ys[i] for i in front],
             color="tab:red",
             marker="o",
+            markerfacecolor="none",
             drawstyle="steps-post",
             zorder=3,
         )[0]
-        entries.setdefault("Pareto frontier: no other cell is cheaper and better", line)
+        entries.setdefault("Pareto frontier (labelled)", line)
         _log_axis(ax, "x", xs)
         _linear_axis(ax, "y", ys)
         ax.set_xlabel("gross energy per query (J" + (f", {ESTIMATE})" if any_estimate else ")"))
