@@ -460,6 +460,23 @@ def model_shape(arch: Arch, size: Size) -> ModelShape:
     return shape
 
 
+def write_checkpoint_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, out_dir: Path) -> None:
+    """Save ``model`` (safetensors) and ``tokenizer`` as a Hugging Face directory at ``out_dir``.
+
+    Raises:
+        CheckpointError: ``out_dir`` cannot be created.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(
+            f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
+        ) from exc
+    with quiet_progress_bars():
+        model.save_pretrained(out_dir, safe_serialization=True)
+    save_tokenizer(tokenizer, out_dir)
+
+
 def build_checkpoint(
     arch: str, size: str, out_dir: Path, seed: int = 0, overwrite: bool = False
 ) -> BuiltCheckpoint:
@@ -483,15 +500,7 @@ def build_checkpoint(
     started = time.perf_counter()
     tokenizer = train_tokenizer(valid_arch, shape, seed)
     model = _make_model(model_config(shape, tokenizer), seed)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(
-            f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
-        ) from exc
-    with quiet_progress_bars():
-        model.save_pretrained(out_dir, safe_serialization=True)
-    save_tokenizer(tokenizer, out_dir)
+    write_checkpoint_dir(model, tokenizer, out_dir)
     return BuiltCheckpoint(
         path=out_dir,
         arch=valid_arch,

@@ -35,8 +35,8 @@ from profiler.checkpoints import (
     model_config,
     model_shape,
     parse_arch,
-    quiet_progress_bars,
     train_tokenizer,
+    write_checkpoint_dir,
 )
 from profiler.documents import Document
 from profiler.errors import one_line
@@ -370,8 +370,6 @@ def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Pa
     recipe's architecture; ``source`` names the weights in an error."""
     import torch
 
-    from profiler.workload import save_tokenizer
-
     tokenizer = train_tokenizer(recipe.arch, model_shape(recipe.arch, TRAINED_SIZE), recipe.tokenizer_seed)
     model = new_model(recipe.arch, tokenizer, recipe.seed)
     rounded = {name: tensor.to(torch.float16).to(torch.float32) for name, tensor in state.items()}
@@ -384,15 +382,7 @@ def write_checkpoint(recipe: Recipe, state: dict[str, torch.Tensor], out_dir: Pa
             f"{source}: the weights do not fit the {recipe.arch} {TRAINED_SIZE} shape (missing "
             f"{untied[:3]}, unexpected {result.unexpected_keys[:3]}); reinstall the package."
         )
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(
-            f"{out_dir}: cannot create it ({exc.strerror}); choose another -o path."
-        ) from exc
-    with quiet_progress_bars():
-        model.save_pretrained(out_dir, safe_serialization=True)
-    save_tokenizer(tokenizer, out_dir)
+    write_checkpoint_dir(model, tokenizer, out_dir)
     return out_dir
 
 
