@@ -8,11 +8,21 @@ by a blank line (the WHATWG ``text/event-stream`` format, as OpenAI-style server
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 MEDIA_TYPE = "text/event-stream"
+#: The events this API sends: a token as it is made, then the answer, or the engine's failure.
+EventName = Literal["token", "done", "error"]
+#: One event as an OpenAPI schema, in the shape SSE-aware clients and schemathesis parse each event
+#: into (its ``event`` name and ``data`` line); a response's schema describes each event.
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {"event": {"enum": list(get_args(EventName))}, "data": {"type": "string"}},
+    "required": ["event", "data"],
+}
 
 
-def event(name: str, data: str) -> bytes:
+def event(name: EventName, data: str) -> bytes:
     """One event; ``data`` must be a single line (compact JSON is)."""
     return f"event: {name}\ndata: {data}\n\n".encode()
 

@@ -690,7 +690,7 @@ def create_app(engine: Engine, tokenizer: Any, settings: ServeSettings) -> FastA
             200: {
                 "description": "The answer; with `stream: true`, server-sent events: `token` "
                 "(a TokenEvent) per generated token, then `done` (this answer) or `error`.",
-                "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+                "content": {sse.MEDIA_TYPE: {"schema": sse.EVENT_SCHEMA}},
             },
             **ERROR_RESPONSES,
         },

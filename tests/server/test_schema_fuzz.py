@@ -46,3 +46,15 @@ def test_the_api_honours_its_schema(case: schemathesis.Case[Any], live: ServerPr
     case.call_and_validate(
         base_url=live.url, checks=[not_a_server_error, response_schema_conformance], timeout=120
     )
+
+
+def test_a_streamed_answer_honours_its_schema(
+    api_schema: schemathesis.BaseSchema, live: ServerProcess
+) -> None:
+    """Every server-sent event of a streamed answer matches the documented event schema (the fuzz
+    above draws ``stream: true`` only now and then)."""
+    operation = api_schema["/v1/generate"]["POST"]
+    case = operation.Case(body={"text": "Where is it?\n\nThe office is in Varn.", "stream": True})
+    response = case.call(base_url=live.url, timeout=120)
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
