@@ -60,34 +60,7 @@ def test_eval_in_process_scores_and_records_beside_the_run(
 def test_eval_against_a_live_server(tmp_path: Path, tiny_checkpoints: dict[str, Path]) -> None:
     artifact = tmp_path / "onnx"
     export(tiny_checkpoints["bigbird-pegasus"], "onnx", artifact, lengths=[1024], skip_parity=True)
-    server = start_server(artifact, log=tmp_path / "serve.log")
-    try:
-        result = invoke(
-            [
-                "eval",
-                server.url,
-                "--dataset",
-                str(SAMPLE),
-                "--task",
-                "gov_report",
-                "--max-new-tokens",
-                "3",
-                "--input-length",
-                "1024",
-                "--batch-size",
-                "4",
-                "--out",
-                str(tmp_path / "p.json"),
-            ]
-        )
-    finally:
-        assert server.stop() == 0
-    assert result.exit_code == 0, result.output
-    assert "rouge/geometric_mean" in result.output
-    remote = json.loads((tmp_path / "p.json").read_text())
-    assert len(remote) == 8
-    # Four requests in flight, batched by the server: each answer is still its own example's, as
-    # the same artifact gives it in-process.
+    # The remote and the in-process runs below are asked the same.
     same = [
         "--dataset",
         str(SAMPLE),
@@ -98,6 +71,17 @@ def test_eval_against_a_live_server(tmp_path: Path, tiny_checkpoints: dict[str, 
         "--input-length",
         "1024",
     ]
+    server = start_server(artifact, log=tmp_path / "serve.log")
+    try:
+        result = invoke(["eval", server.url, *same, "--batch-size", "4", "--out", str(tmp_path / "p.json")])
+    finally:
+        assert server.stop() == 0
+    assert result.exit_code == 0, result.output
+    assert "rouge/geometric_mean" in result.output
+    remote = json.loads((tmp_path / "p.json").read_text())
+    assert len(remote) == 8
+    # Four requests in flight, batched by the server: each answer is still its own example's, as
+    # the same artifact gives it in-process.
     local = invoke(["eval", str(artifact), *same, "--out", str(tmp_path / "local.json")])
     assert local.exit_code == 0, local.output
     assert json.loads((tmp_path / "local.json").read_text()) == remote
