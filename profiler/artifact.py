@@ -26,10 +26,11 @@ from profiler.validation import pydantic_problems
 #: 3: one copy of the weights: ONNX graphs share :data:`ONNX_WEIGHTS`; TorchScript is one module.
 #: 4: ``decoding.max_length`` is null when unset; 20 is 20 tokens in all, as transformers 5.x reads it.
 #: 5: ``precision``, ``min_token_agreement`` and each parity case's ``token_agreement``.
-SCHEMA_VERSION = 5
-#: Schemas :meth:`Manifest.read` still reads: a version 4 manifest is an fp32 artifact whose
-#: fields are all still defined (the new ones take their defaults).
-READABLE_SCHEMAS = (4, SCHEMA_VERSION)
+#: 6: each parity case's ``ties``.
+SCHEMA_VERSION = 6
+#: Schemas :meth:`Manifest.read` still reads: a version 4 or 5 manifest's fields are all still
+#: defined (the newer ones take their defaults: fp32, no ties).
+READABLE_SCHEMAS = (4, 5, SCHEMA_VERSION)
 MANIFEST_NAME = "manifest.json"
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -202,6 +203,10 @@ class ParityCase(Document):
     max_rel_diff: float
     new_tokens: int
     tokens_match: bool
+    #: The greedy step at which each row that first differs from transformers there does so at a
+    #: near-tie: transformers' own scores for its token and the exported one within the parity
+    #: tolerance, so fp32 rounding picks between them (the row is compared up to that step).
+    ties: list[int] = Field(default_factory=list)
     #: Fraction of the greedy tokens, over every row, identical to transformers' at the same
     #: position: 1.0 when ``tokens_match``; what reduced precision is judged by.
     token_agreement: float = 1.0
@@ -286,7 +291,7 @@ class Manifest(Document):
         if raw.get("schema_version") not in READABLE_SCHEMAS:
             raise ArtifactError(
                 f"{path}: schema version {raw.get('schema_version')!r}, this profiler reads "
-                f"{' and '.join(map(str, READABLE_SCHEMAS))}; export the artifact again with this version."
+                f"{', '.join(map(str, READABLE_SCHEMAS[:-1]))} and {READABLE_SCHEMAS[-1]}; export the artifact again with this version."
             )
         try:
             manifest = cls.model_validate_json(text)

@@ -113,7 +113,7 @@ def test_an_unknown_schema_version_is_refused_before_the_fields(artifact: Path) 
     with pytest.raises(ArtifactError) as info:
         Manifest.read(artifact)
     assert str(info.value) == (
-        f"{path}: schema version {SCHEMA_VERSION + 1}, this profiler reads 4 and {SCHEMA_VERSION}; "
+        f"{path}: schema version {SCHEMA_VERSION + 1}, this profiler reads 4, 5 and {SCHEMA_VERSION}; "
         "export the artifact again with this version."
     )
 
