@@ -289,9 +289,10 @@ class Manifest(Document):
         if not isinstance(raw, dict):
             raise ArtifactError(f"{path}: not a JSON object; export the artifact again.")
         if raw.get("schema_version") not in READABLE_SCHEMAS:
+            readable = f"{', '.join(map(str, READABLE_SCHEMAS[:-1]))} and {READABLE_SCHEMAS[-1]}"
             raise ArtifactError(
                 f"{path}: schema version {raw.get('schema_version')!r}, this profiler reads "
-                f"{', '.join(map(str, READABLE_SCHEMAS[:-1]))} and {READABLE_SCHEMAS[-1]}; export the artifact again with this version."
+                f"{readable}; export the artifact again with this version."
             )
         try:
             manifest = cls.model_validate_json(text)

@@ -29,6 +29,7 @@ from profiler.checkpoints import (
     parse_arch,
 )
 from profiler.decoding_config import parse_overrides
+from profiler.demo import DemoMatrix
 from profiler.doctor import SAMPLE_SECONDS
 from profiler.errors import ProfilerError, file_in_the_way
 from profiler.validation import parse_numbers
@@ -801,21 +802,24 @@ def demo(
             help="Comma-separated input lengths in tokens. Default: 1024,2048,3072,4096 (quick: 1024,4096)."
         ),
     ] = None,
-    stage_seconds: Annotated[float, typer.Option(min=1, help="Load per input length and level.")] = 4.0,
+    stage_seconds: Annotated[
+        float, typer.Option(min=1, help="Load per input length and level, at least.")
+    ] = DemoMatrix.stage_seconds,
 ) -> None:
     """Run the whole pipeline on the embedded demo checkpoints: build, export, serve, load, measure.
 
     Writes the small LED and BigBird-Pegasus checkpoints, trained on the synthetic codes task
-    (weights shipped in the package), and that task's eval.jsonl; exports each to ONNX and TorchScript
-    (verified against PyTorch at every bucket), and sweeps eager, ONNX and TorchScript at each
-    input length and two concurrency levels with locust against a live server, measuring energy in
-    the server. Exports are kept in `reports/.artifacts/` and reused by later runs. Results land in
-    `reports/demo-<time>/`; a summary is printed at the end.
+    (weights shipped in the package), and that task's eval.jsonl; exports each to ONNX (verified
+    against PyTorch at every bucket), and sweeps eager and ONNX at each input length and two
+    concurrency levels with locust against a live server, measuring energy in the server, scores
+    each on the task, and searches LED's ONNX capacity under a latency SLO (--formats
+    eager,onnx,torchscript adds TorchScript). Exports are kept in `reports/.artifacts/` and reused
+    by later runs. Results land in `reports/demo-<time>/`; a summary is printed at the end.
     """
     from dataclasses import replace
     from datetime import UTC, datetime
 
-    from profiler.demo import QUICK, DemoMatrix, write_demo_config
+    from profiler.demo import QUICK, write_demo_config
     from profiler.report import render_report
     from profiler.sweep.config import SWEEP_FORMATS, load_config
     from profiler.sweep.runner import Sweep, new_run_dir

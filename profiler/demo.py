@@ -2,12 +2,12 @@
 
 Write the ``small`` LED and BigBird-Pegasus checkpoints trained on :mod:`profiler.synthetic`'s
 task (shipped weights, :mod:`profiler.training`) and that task's evaluation set, then sweep them
-as eager PyTorch, ONNX Runtime and TorchScript (exported and parity-checked at every bucket) at
-1024, 2048, 3072 and 4096 tokens and two concurrency levels, with locust against a live server
-(streamed answers, so time to first token is measured) and energy measured in the server, and
-search LED's ONNX capacity under a latency SLO at the shortest and longest length; then report
-what was measured (``profiler report``). ``--quick``, ``--models`` and ``--formats`` cut the matrix
-(:class:`DemoMatrix`).
+as eager PyTorch and ONNX Runtime (exported and parity-checked at every bucket; ``--formats``
+adds TorchScript) at 1024, 2048, 3072 and 4096 tokens and two concurrency levels, with locust
+against a live server (streamed answers, so time to first token is measured) and energy measured
+in the server, score each on the task, and search LED's ONNX capacity under a latency SLO at the
+shortest and longest length; then report what was measured (``profiler report``). ``--quick``,
+``--models`` and ``--formats`` cut the matrix (:class:`DemoMatrix`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from rich.console import Console
 
 from profiler.checkpoints import ARCHS
 from profiler.modelinfo import DEFAULT_LENGTHS
-from profiler.sweep.config import SWEEP_FORMATS
 from profiler.synthetic import TASK as SYNTHETIC_TASK
 from profiler.synthetic import write_eval_set
 from profiler.training import write_trained_checkpoint
@@ -49,7 +48,7 @@ min_requests = 20
 max_stage_seconds = {max_stage_seconds:g}
 window_requests = 5
 stability = 0.25
-warmup_seconds = 1
+warmup_seconds = {warmup_seconds:g}
 repeats = 1
 idle_seconds = 2
 {capacity}
@@ -84,16 +83,25 @@ formats = [{formats}]
 """
 
 
+#: The formats the demo serves unless ``--formats`` says otherwise: the eager baseline and the
+#: export that serves fastest on a CPU. TorchScript (``--formats eager,onnx,torchscript``) adds two
+#: exports, two servers and 16 cells: about 3 minutes on a 2-core CPU.
+DEMO_FORMATS: tuple[str, ...] = ("eager", "onnx")
+
+
 @dataclass(frozen=True)
 class DemoMatrix:
     """What the demo sweeps: architectures, formats, input lengths, users, stage length, and
     whether it searches capacity (the first model in ONNX, or in its first format)."""
 
     archs: tuple[str, ...] = ARCHS
-    formats: tuple[str, ...] = SWEEP_FORMATS
+    formats: tuple[str, ...] = DEMO_FORMATS
     lengths: tuple[int, ...] = DEFAULT_LENGTHS
     concurrency: tuple[int, ...] = (1, 4)
-    stage_seconds: float = 4.0
+    #: Each stage's minimum; it also runs until it has ``min_requests`` and stable windows.
+    stage_seconds: float = 3.0
+    #: Load left out of the figures before each stage (the closed loop reaches its steady state).
+    warmup_seconds: float = 0.5
     #: A stage that has not met its rules by then ends, marked as cut short.
     max_stage_seconds: float = 40.0
     capacity: bool = True
@@ -135,6 +143,7 @@ def demo_config_text(
         lengths=", ".join(map(str, matrix.lengths)),
         concurrency=", ".join(map(str, matrix.concurrency)),
         stage_seconds=f"{matrix.stage_seconds:g}",
+        warmup_seconds=matrix.warmup_seconds,
         max_stage_seconds=max(matrix.stage_seconds, matrix.max_stage_seconds),
         capacity=capacity,
         eval_set=(workdir / EVAL_SET).resolve(),

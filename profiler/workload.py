@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from profiler.errors import ProfilerError, file_in_the_way, one_line
 from profiler.textgen import TextGenerator
@@ -125,16 +125,22 @@ def write_jsonl(records: Iterable[Record], path: str | Path) -> None:
 TOKENIZER_FILES = ("tokenizer.json", "vocab.*", "*.model", "*.spm")
 #: Read as JSON by transformers; a damaged one fails inside ``tokenizers`` with a bare Exception.
 TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+#: The class name transformers 5.x writes for a tokenizer built from a ``tokenizers`` object, and
+#: the alias of it that 4.57 (which the ``[optimum]`` extra installs) loads too.
+_BACKEND_CLASS, _PORTABLE_CLASS = "TokenizersBackend", "PreTrainedTokenizerFast"
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a local checkpoint or artifact directory, never from a hub.
 
+    A tokenizer saved as the generic fast class (:func:`save_tokenizer` names it so, as every
+    checkpoint and export of this project has it) loads through that class itself: ``AutoTokenizer``
+    would resolve to the same class, but only after importing torch (3 s of every load test's start
+    on a 2-core CPU). Any other class goes through ``AutoTokenizer``.
+
     Raises:
         WorkloadError: the directory is missing, holds no tokenizer files, or one is damaged.
     """
-    from transformers import AutoTokenizer  # seconds to import: only when a tokenizer is needed
-
     path = Path(path)
     if not path.is_dir():
         raise WorkloadError(f"{path}: no such directory; pass a checkpoint or artifact directory.")
@@ -144,28 +150,33 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
             "spiece.model); pass a checkpoint or artifact directory that has its tokenizer, e.g. "
             "one written by `profiler checkpoints build` or `profiler export`."
         )
+    read: dict[str, Any] = {}
     for name in TOKENIZER_JSON:
         if (path / name).is_file():
             try:
-                json.loads((path / name).read_text(encoding="utf-8"))
+                read[name] = json.loads((path / name).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError
                 raise WorkloadError(
                     f"{path / name}: damaged ({one_line(exc)}); copy the tokenizer files again "
                     "from the checkpoint."
                 ) from exc
+    settings = read.get("tokenizer_config.json")
+    named = settings.get("tokenizer_class") if isinstance(settings, dict) else None
+    if "tokenizer.json" in read and named in (
+        _BACKEND_CLASS,
+        _PORTABLE_CLASS,
+    ):  # seconds to import either: only when a tokenizer is needed
+        from transformers import PreTrainedTokenizerFast as loader
+    else:
+        from transformers import AutoTokenizer as loader  # type: ignore[assignment]
     try:
-        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer: PreTrainedTokenizerBase = loader.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise WorkloadError(
             f"{path}: no usable tokenizer there ({one_line(exc)}); pass a directory with tokenizer.json "
             "and tokenizer_config.json, e.g. one written by `profiler checkpoints build`."
         ) from exc
     return tokenizer
-
-
-#: The class name transformers 5.x writes for a tokenizer built from a ``tokenizers`` object, and
-#: the alias of it that 4.57 (which the ``[optimum]`` extra installs) loads too.
-_BACKEND_CLASS, _PORTABLE_CLASS = "TokenizersBackend", "PreTrainedTokenizerFast"
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:

@@ -172,6 +172,8 @@ def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
             "1024",
             "--stage-seconds",
             "1",
+            "--formats",
+            "eager,onnx,torchscript",
         ]
     )
     assert result.exit_code == 0, result.output

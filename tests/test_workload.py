@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,36 @@ def test_load_tokenizer_errors(tmp_path: Path) -> None:
         load_tokenizer(tmp_path / "nope")
     with pytest.raises(WorkloadError, match="no tokenizer files"):
         load_tokenizer(tmp_path)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_projects_tokenizers_load_as_autotokenizer_loads_them_without_torch(
+    arch: str, tiny_checkpoints: dict[str, Path]
+) -> None:
+    # A load test's start pays for the imports: AutoTokenizer imports torch, the class it resolves
+    # this tokenizer to does not.
+    probe = (
+        "import sys; from profiler.workload import load_tokenizer; "
+        f"t = load_tokenizer({str(tiny_checkpoints[arch])!r}); "
+        "print(type(t).__name__, 'torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    expected = AutoTokenizer.from_pretrained(tiny_checkpoints[arch])
+    assert shown.stdout.split() == [type(expected).__name__, "False"]
+    loaded = load_tokenizer(tiny_checkpoints[arch])
+    for record in load_sample():
+        assert loaded(record.input)["input_ids"] == expected(record.input)["input_ids"]
+    assert loaded.all_special_ids == expected.all_special_ids
+
+
+def test_a_tokenizer_of_another_class_loads_through_autotokenizer(
+    tiny_checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((tiny_checkpoints["led"] / name).read_bytes())
+    settings = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps(settings | {"tokenizer_class": "LEDTokenizer"})
+    )
+    assert type(load_tokenizer(tmp_path)).__name__ == type(AutoTokenizer.from_pretrained(tmp_path)).__name__
+    assert type(load_tokenizer(tmp_path)).__name__ != type(load_tokenizer(tiny_checkpoints["led"])).__name__

@@ -201,10 +201,18 @@ class StageResult(Document):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def windows(self) -> list[MeasurementWindow]:
-        """The stability windows of the stage's successful requests (none without rules)."""
+        """The stability windows of the successful requests answered while the stage sent load
+        (none without rules), as its end was judged: the drain after it, fewer requests in flight
+        each moment, is no steady state, and would make the last window of a closed loop with
+        several users look slower than the rest."""
         if self.rules is None or len(self.completed_s) != len(self.latency_ms):
             return []
-        return measurement_windows(self.completed_s, self.latency_ms, self.rules.window_requests)
+        loaded = [
+            (at, ms) for at, ms in zip(self.completed_s, self.latency_ms, strict=True) if at <= self.load_s
+        ]
+        return measurement_windows(
+            [at for at, _ in loaded], [ms for _, ms in loaded], self.rules.window_requests
+        )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -4,8 +4,9 @@ stability, with a cap.
 A fixed stage length gives a slow cell two requests and a fast one thousands, and a percentile
 from two samples says nothing. So a stage runs until it has lasted ``stage_seconds`` *and*
 answered ``min_requests`` requests successfully *and* is stable, or until ``max_stage_seconds``.
-Stability is judged as Triton's perf_analyzer judges it: the stage's successful requests, in the
-order they completed, are cut into consecutive windows of ``window_requests``; the last
+Stability is judged as Triton's perf_analyzer judges it: the stage's successful requests answered
+while it sent load (not those its drain waits for), in the order they completed, are cut into
+consecutive windows of ``window_requests``; the last
 :data:`STABLE_WINDOWS` windows are stable when each one's throughput and each one's p50 latency lie
 within ``stability`` (a fraction) of those windows' mean. Windows count requests rather than
 seconds so that a cell whose requests take seconds still gets windows worth comparing.

@@ -183,3 +183,18 @@ def test_a_stable_stage_ends_at_its_minimum_an_unstable_one_at_its_cap_an_overlo
         assert (stage.end_reason, stage.stable) == (reason, reason == "measured")
         assert stage.load_s == pytest.approx(load_s)
         assert [w.requests for w in stage.windows] == [10, 10, 10]
+
+
+def test_stability_is_judged_on_the_requests_answered_under_load_not_the_drain() -> None:
+    # Four users, a request answered every 0.1 s while the stage sends load; then the drain: the
+    # last requests in flight come back one by one, slower (as a batch of four empties), after the
+    # end. They count in the latencies, not in the stability windows.
+    from profiler.loadgen.results import StageRun, stage_result
+
+    loaded = [dataclasses.replace(ok_sample(0, 50.0), sent_wall_s=0.1 * (i + 1) - 0.05) for i in range(30)]
+    drained = [dataclasses.replace(ok_sample(0, 300.0), sent_wall_s=3.0 + 0.3 * i) for i in range(10)]
+    run = StageRun(index=0, name="generate@1024", length=1024, duration_s=6.3, load_s=3.0)
+    stage = stage_result(run, loaded + drained, "estimate", RULES.model_copy(update={"min_requests": 30}))
+    assert len(stage.latency_ms) == 40
+    assert [w.requests for w in stage.windows] == [10, 10, 10]
+    assert stage.stable is True
