@@ -85,7 +85,7 @@ formats = [{formats}]
 
 #: The formats the demo serves unless ``--formats`` says otherwise: the eager baseline and the
 #: export that serves fastest on a CPU. TorchScript (``--formats eager,onnx,torchscript``) adds two
-#: exports, two servers and 16 cells: about 3 minutes on a 2-core CPU.
+#: exports, two servers and 16 cells.
 DEMO_FORMATS: tuple[str, ...] = ("eager", "onnx")
 
 
