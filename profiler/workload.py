@@ -130,6 +130,11 @@ TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map
 _BACKEND_CLASS, _PORTABLE_CLASS = "TokenizersBackend", "PreTrainedTokenizerFast"
 
 
+def has_tokenizer_files(directory: Path) -> bool:
+    """Whether ``directory`` holds one of :data:`TOKENIZER_FILES`."""
+    return any(file.is_file() for pattern in TOKENIZER_FILES for file in directory.glob(pattern))
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a local checkpoint or artifact directory, never from a hub.
 
@@ -144,7 +149,7 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     path = Path(path)
     if not path.is_dir():
         raise WorkloadError(f"{path}: no such directory; pass a checkpoint or artifact directory.")
-    if not any(file.is_file() for pattern in TOKENIZER_FILES for file in path.glob(pattern)):
+    if not has_tokenizer_files(path):
         raise WorkloadError(
             f"{path}: no tokenizer files (tokenizer.json, or a vocabulary such as vocab.json or "
             "spiece.model); pass a checkpoint or artifact directory that has its tokenizer, e.g. "

@@ -28,12 +28,11 @@ from profiler.loadgen.stopping import STABLE_WINDOWS, StageRules
 from profiler.modelinfo import DEFAULT_LENGTHS, MAX_DECODE_TOKENS, decode_limit
 from profiler.modes import MODES, Mode
 from profiler.validation import Count, TupleOf, flag, parse_numbers, validated
+from profiler.workload import TOKENIZER_FILES, has_tokenizer_files
 
 Arrival = Literal["closed", "poisson"]
 ARRIVALS: tuple[Arrival, ...] = get_args(Arrival)
 
-#: A tokenizer directory holds at least one of these (Hugging Face's fast and slow formats).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "spiece.model")
 #: The server measures idle power for at most this long.
 MAX_IDLE_SECONDS = 600.0
 #: The flags that bound how many tokens a request decodes (generate) or feeds the decoder
@@ -322,7 +321,7 @@ def config_from_options(options: Any) -> LoadConfig:
             f"--tokenizer {tokenizer}: no such directory; pass the served model's checkpoint or "
             "artifact directory."
         )
-    if tokenizer is not None and not any((tokenizer / name).is_file() for name in TOKENIZER_FILES):
+    if tokenizer is not None and not has_tokenizer_files(tokenizer):
         raise ConfigError(
             f"--tokenizer {tokenizer}: no tokenizer files there (none of {', '.join(TOKENIZER_FILES)}); "
             "pass the served model's checkpoint or artifact directory."
