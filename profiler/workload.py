@@ -167,10 +167,9 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
                 ) from exc
     settings = read.get("tokenizer_config.json")
     named = settings.get("tokenizer_class") if isinstance(settings, dict) else None
-    if "tokenizer.json" in read and named in (
-        _BACKEND_CLASS,
-        _PORTABLE_CLASS,
-    ):  # seconds to import either: only when a tokenizer is needed
+    generic = "tokenizer.json" in read and named in (_BACKEND_CLASS, _PORTABLE_CLASS)
+    # Seconds to import either: only once a tokenizer is needed.
+    if generic:
         from transformers import PreTrainedTokenizerFast as loader
     else:
         from transformers import AutoTokenizer as loader  # type: ignore[assignment]
